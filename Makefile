@@ -1,0 +1,38 @@
+# lfg: PGXS build. `make` builds the extension and runs the core unit tests.
+PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
+
+EXTENSION = lfg
+MODULE_big = lfg
+DATA = lfg--0.1.0.sql
+CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
+	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c
+OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_store.o src/lfg_data.o \
+	$(CORE_SRCS:.c=.o)
+
+REGRESS = setup train input model_io parallel predict
+REGRESS_OPTS = --load-extension=lfg
+
+PG_CPPFLAGS = -I$(srcdir)/src
+# the SGD kernels need -O3 to vectorise (see src/core/lfg_blas.c)
+PG_CFLAGS = -O3
+SHLIB_LINK = -llapacke -lopenblas -lm
+EXTRA_CLEAN = test/unit/test_core test/unit/.passed test/fuzz/fuzz_decode
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The core unit tests: built without any PostgreSQL header, run by `make`.
+UNIT_CC ?= cc
+UNIT_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
+test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_core.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+test/unit/.passed: test/unit/test_core
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
+	@touch $@
+
+all: test/unit/.passed
+
+.PHONY: unitcheck
+unitcheck: test/unit/test_core
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core

@@ -1,0 +1,147 @@
+/* lfg--0.1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION lfg" to load this file. \quit
+
+-- Functions live in the extension's schema (@extschema@); the model table
+-- lives in the schema lfg. Every reference is schema-qualified.
+CREATE SCHEMA lfg;
+GRANT USAGE ON SCHEMA lfg TO PUBLIC;
+
+------------------------------------------------------------------------
+-- Training: the lfg_fit aggregate
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_fit_trans(internal, bigint, bigint, double precision)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_trans(internal, bigint, bigint, double precision, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_trans' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_combine(internal, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_combine' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_serial(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'lfg_fit_serial' LANGUAGE C STRICT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_deserial(bytea, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_deserial' LANGUAGE C STRICT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_final(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'lfg_fit_final' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE AGGREGATE @extschema@.lfg_fit(user_id bigint, item_id bigint, rating double precision) (
+	SFUNC = @extschema@.lfg_fit_trans,
+	STYPE = internal,
+	FINALFUNC = @extschema@.lfg_fit_final,
+	COMBINEFUNC = @extschema@.lfg_fit_combine,
+	SERIALFUNC = @extschema@.lfg_fit_serial,
+	DESERIALFUNC = @extschema@.lfg_fit_deserial,
+	PARALLEL = SAFE
+);
+
+CREATE AGGREGATE @extschema@.lfg_fit(user_id bigint, item_id bigint, rating double precision, options jsonb) (
+	SFUNC = @extschema@.lfg_fit_trans,
+	STYPE = internal,
+	FINALFUNC = @extschema@.lfg_fit_final,
+	COMBINEFUNC = @extschema@.lfg_fit_combine,
+	SERIALFUNC = @extschema@.lfg_fit_serial,
+	DESERIALFUNC = @extschema@.lfg_fit_deserial,
+	PARALLEL = SAFE
+);
+
+COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision) IS
+'train a BiasSVD model with default options over (user_id, item_id, rating) rows; returns the model bytes';
+COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision, jsonb) IS
+'train an SVD or BiasSVD model over (user_id, item_id, rating) rows with options; returns the model bytes';
+
+------------------------------------------------------------------------
+-- Model bytes
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_model_info(model bytea,
+	OUT kind text, OUT n_users int, OUT n_items int, OUT factors int,
+	OUT bytes bigint, OUT options jsonb, OUT metrics jsonb)
+RETURNS record AS 'MODULE_PATHNAME', 'lfg_model_info'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
+'check model bytes (magic, version, lengths, CRC32C) and describe the model';
+
+------------------------------------------------------------------------
+-- The model table
+------------------------------------------------------------------------
+
+CREATE TABLE lfg.models (
+	name text NOT NULL CHECK (name <> '' AND length(name) <= 200),
+	version integer NOT NULL CHECK (version > 0),
+	kind text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	options jsonb NOT NULL,
+	metrics jsonb NOT NULL,
+	model bytea NOT NULL,
+	PRIMARY KEY (name, version)
+);
+ALTER TABLE lfg.models ALTER COLUMN model SET STORAGE EXTERNAL;
+COMMENT ON TABLE lfg.models IS
+'trained lfg models, one row per version; INSERT (name, model) fills the other columns';
+
+-- Fill kind, options and metrics from the bytes (which are checked), and
+-- number versions 1, 2, 3... per name unless a version is given (restore).
+CREATE FUNCTION lfg.models_fill() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	info record;
+BEGIN
+	SELECT i.kind, i.options, i.metrics INTO info
+	  FROM @extschema@.lfg_model_info(NEW.model) AS i;
+	NEW.kind := info.kind;
+	NEW.options := info.options;
+	NEW.metrics := info.metrics;
+	IF TG_OP = 'INSERT' AND NEW.version IS NULL THEN
+		-- serialise version numbering per name until commit
+		PERFORM pg_catalog.pg_advisory_xact_lock(4998727, pg_catalog.hashtext(NEW.name));
+		SELECT coalesce(max(m.version), 0) + 1 INTO NEW.version
+		  FROM lfg.models AS m WHERE m.name = NEW.name;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER models_fill BEFORE INSERT OR UPDATE ON lfg.models
+	FOR EACH ROW EXECUTE FUNCTION lfg.models_fill();
+
+CREATE FUNCTION lfg.models_invalidate() RETURNS trigger
+AS 'MODULE_PATHNAME', 'lfg_models_invalidate' LANGUAGE C;
+
+CREATE TRIGGER models_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lfg.models
+	FOR EACH STATEMENT EXECUTE FUNCTION lfg.models_invalidate();
+
+SELECT pg_catalog.pg_extension_config_dump('lfg.models', '');
+
+------------------------------------------------------------------------
+-- Prediction
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_predict(model_name text, user_id bigint, item_id bigint)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_predict'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_predict(text, bigint, bigint) IS
+'predicted rating of item_id by user_id with the newest version of a model';
+
+CREATE FUNCTION @extschema@.lfg_predict(model_name text, version integer, user_id bigint, item_id bigint)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_predict_version'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_predict(text, integer, bigint, bigint) IS
+'predicted rating of item_id by user_id with a given version of a model';
+
+------------------------------------------------------------------------
+-- Synthetic data
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_synthetic_ratings(n_users integer, n_items integer,
+	n_ratings bigint, seed bigint DEFAULT 42)
+RETURNS TABLE (user_id bigint, item_id bigint, rating real)
+AS 'MODULE_PATHNAME', 'lfg_synthetic_ratings'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100000;
+COMMENT ON FUNCTION @extschema@.lfg_synthetic_ratings(integer, integer, bigint, bigint) IS
+'seeded synthetic ratings 1..5 with user and item effects and low-rank structure';

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL clusters for the demo, the tests and the benchmarks.
+# Source this file, then: lfg_cluster_start [port]; ...; lfg_cluster_stop
+# The server runs as the postgres user (PostgreSQL refuses root); clients
+# (psql, pg_regress) connect through the socket in $LFG_CLUSTER_DIR.
+
+LFG_PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+lfg_cluster_start() {
+  local port=${1:-54329}
+  LFG_CLUSTER_DIR=$(mktemp -d /tmp/lfgpg.XXXXXX)
+  chmod 755 "$LFG_CLUSTER_DIR"
+  local as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres:postgres "$LFG_CLUSTER_DIR"
+    as_pg=(runuser -u postgres --)
+  fi
+  export PGHOST=$LFG_CLUSTER_DIR PGPORT=$port PGUSER=${LFG_PGUSER:-postgres}
+  [ "$(id -u)" = 0 ] || PGUSER=$(id -un)
+  (cd / && "${as_pg[@]}" "$LFG_PG_BIN/initdb" -D "$LFG_CLUSTER_DIR/data" -U "$PGUSER" \
+      --no-sync -E UTF8 --locale=C >/dev/null) || return 1
+  cat >> "$LFG_CLUSTER_DIR/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$LFG_CLUSTER_DIR'
+port = $port
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_parallel_workers_per_gather = 2
+${LFG_EXTRA_CONF:-}
+CONF
+  (cd / && OPENBLAS_NUM_THREADS=1 "${as_pg[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" \
+      -l "$LFG_CLUSTER_DIR/server.log" -w start >/dev/null) || { cat "$LFG_CLUSTER_DIR/server.log"; return 1; }
+  LFG_AS_PG=("${as_pg[@]}")
+}
+
+lfg_cluster_stop() {
+  [ -n "${LFG_CLUSTER_DIR:-}" ] && [ -d "$LFG_CLUSTER_DIR" ] || return 0
+  (cd / && "${LFG_AS_PG[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1) ||
+    (cd / && "${LFG_AS_PG[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
+  rm -rf "$LFG_CLUSTER_DIR"
+  LFG_CLUSTER_DIR=
+}

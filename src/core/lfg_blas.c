@@ -1,0 +1,46 @@
+/*
+ * lfg_blas.c
+ *	  Thin wrappers over OpenBLAS, and the few vector kernels BLAS has no
+ *	  fast form for.
+ */
+#include <cblas.h>
+
+#include "lfg_blas.h"
+
+/* One BLAS thread per process: concurrency comes from backends */
+void
+lfg_blas_single_thread(void)
+{
+	openblas_set_num_threads(1);
+}
+
+/* x . y */
+float
+lfg_dot(const float *x, const float *y, int n)
+{
+	return cblas_sdot(n, x, 1, y, 1);
+}
+
+/*
+ * See lfg_blas.h. This is exactly cblas_srotm with the full matrix
+ * (flag -1), but OpenBLAS 0.3.21's srotm is a scalar loop that made a
+ * BiasSVD fit 3x slower (0.47 s against 0.15 s on ml-100k u1.base), so the
+ * loop is written out here and compiled for AVX2 where the CPU has it.
+ */
+__attribute__((target_clones("avx2", "default")))
+void
+lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
+					float err, float reg)
+{
+	float		keep = 1.0f - lr * reg;
+	float		mix = lr * err;
+
+	for (int f = 0; f < n; f++)
+	{
+		float		pf = p[f];
+		float		qf = q[f];
+
+		p[f] = keep * pf + mix * qf;
+		q[f] = mix * pf + keep * qf;
+	}
+}

@@ -1,0 +1,86 @@
+/*
+ * lfg_mf.h
+ *	  Matrix factorization (SVD and BiasSVD, Funk style) trained by SGD.
+ */
+#ifndef LFG_MF_H
+#define LFG_MF_H
+
+#include "lfg_core.h"
+
+/* Limits and Surprise-compatible defaults */
+#define LFG_MIN_FACTORS		1
+#define LFG_MAX_FACTORS		1024
+#define LFG_DEFAULT_FACTORS 100
+#define LFG_MIN_EPOCHS		1
+#define LFG_MAX_EPOCHS		10000
+#define LFG_DEFAULT_EPOCHS	20
+#define LFG_DEFAULT_LR		0.005
+#define LFG_MAX_LR			1.0
+#define LFG_DEFAULT_REG		0.02
+#define LFG_MAX_REG			1000.0
+#define LFG_DEFAULT_INIT_STD 0.1
+#define LFG_MAX_INIT_STD	10.0
+#define LFG_DEFAULT_SEED	42
+#define LFG_MAX_IDS			(INT32_MAX / 2)
+
+typedef struct LfgMfOptions
+{
+	int			kind;			/* LFG_KIND_SVD or LFG_KIND_BIASSVD */
+	int			factors;
+	int			epochs;
+	double		lr;
+	double		reg;
+	double		init_std;
+	uint64_t	seed;
+	bool		verbose;
+} LfgMfOptions;
+
+/* Ratings with dense user and item indexes */
+typedef struct LfgRatings
+{
+	size_t		n;
+	int32_t		n_users;
+	int32_t		n_items;
+	const int32_t *user;
+	const int32_t *item;
+	const float *rating;
+} LfgRatings;
+
+/* Called after each epoch; may raise (longjmp) to cancel training */
+typedef void (*LfgEpochFn) (void *ctx, int epoch, double train_rmse);
+/* Called every few thousand ratings; may raise to cancel training */
+typedef void (*LfgCheckFn) (void *ctx);
+
+typedef struct LfgCallbacks
+{
+	LfgEpochFn	on_epoch;
+	LfgCheckFn	check;
+	void	   *ctx;
+} LfgCallbacks;
+
+/* The trained parameters; bu and bi are NULL for kind svd */
+typedef struct LfgMfParams
+{
+	int			kind;
+	int32_t		n_users;
+	int32_t		n_items;
+	int32_t		k;
+	float		mu;
+	float		rating_min;
+	float		rating_max;
+	float	   *P;				/* n_users x k, row major */
+	float	   *Q;				/* n_items x k, row major */
+	float	   *bu;
+	float	   *bi;
+} LfgMfParams;
+
+extern void lfg_mf_options_default(LfgMfOptions *opts);
+extern LfgStatus lfg_mf_options_check(const LfgMfOptions *opts, LfgError *err);
+extern LfgStatus lfg_mf_train(const LfgRatings *data, const LfgMfOptions *opts,
+							  const LfgCallbacks *cb, const LfgAllocator *a,
+							  LfgMfParams *out, double *train_rmse,
+							  LfgError *err);
+extern double lfg_mf_predict(const LfgMfParams *m, int32_t u, int32_t i);
+extern double lfg_mf_rmse(const LfgMfParams *m, const LfgRatings *data);
+
+#endif							/* LFG_MF_H */

@@ -1,0 +1,365 @@
+/*
+ * lfg_model.c
+ *	  Encode and decode the model bytes.
+ *
+ * Layout (all integers and floats little-endian, doc/model-format.md):
+ *	 header (64 bytes) | section table (24 bytes each) | sections, each at an
+ *	 8-byte aligned offset | CRC32C of everything before it (4 bytes)
+ * The decoder checks, in this order: the magic, the byte-order marker, the
+ * total length, the CRC, the format version, then every dimension, offset
+ * and length before it reads a section, and finally the contents (sorted
+ * ids, finite floats). It never reads outside [buf, buf + len).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lfg_model.h"
+
+typedef struct ModelHeader
+{
+	char		magic[4];
+	uint32_t	byte_order;
+	uint16_t	version;
+	uint16_t	kind;
+	uint32_t	n_sections;
+	uint64_t	total_len;
+	int32_t		n_users;
+	int32_t		n_items;
+	int32_t		k;
+	uint32_t	flags;
+	float		mu;
+	float		rating_min;
+	float		rating_max;
+	uint32_t	reserved1;
+	uint64_t	reserved2;
+} ModelHeader;
+
+typedef struct SectionEntry
+{
+	uint32_t	tag;
+	uint32_t	reserved;
+	uint64_t	offset;
+	uint64_t	length;
+} SectionEntry;
+
+_Static_assert(sizeof(ModelHeader) == LFG_MODEL_HEADER_SIZE, "header size");
+_Static_assert(sizeof(SectionEntry) == LFG_MODEL_SECTION_SIZE, "section size");
+
+/* The sections a model of this kind has, in the order they are written */
+typedef struct SectionSpec
+{
+	uint32_t	tag;
+	uint64_t	length;
+	const void *data;
+} SectionSpec;
+
+static size_t
+align8(size_t x)
+{
+	return (x + 7) & ~(size_t) 7;
+}
+
+/* List the sections of m with their lengths; returns the count */
+static int
+model_sections(const LfgModel *m, SectionSpec *s)
+{
+	const LfgMfParams *p = &m->mf;
+	uint64_t	nu = (uint64_t) p->n_users,
+				ni = (uint64_t) p->n_items,
+				k = (uint64_t) p->k;
+	int			n = 0;
+
+	s[n++] = (SectionSpec) {LFG_SEC_USER_IDS, nu * 8, m->user_ids};
+	s[n++] = (SectionSpec) {LFG_SEC_ITEM_IDS, ni * 8, m->item_ids};
+	s[n++] = (SectionSpec) {LFG_SEC_P, nu * k * 4, p->P};
+	s[n++] = (SectionSpec) {LFG_SEC_Q, ni * k * 4, p->Q};
+	if (p->kind == LFG_KIND_BIASSVD)
+	{
+		s[n++] = (SectionSpec) {LFG_SEC_BU, nu * 4, p->bu};
+		s[n++] = (SectionSpec) {LFG_SEC_BI, ni * 4, p->bi};
+	}
+	s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
+	s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
+	return n;
+}
+
+/* Check the dimensions a header declares */
+static LfgStatus
+check_dims(int kind, int64_t nu, int64_t ni, int64_t k, LfgError *err)
+{
+	if (lfg_kind_name(kind) == NULL)
+		return lfg_error(err, LFG_EFORMAT, NULL, "unknown model kind %d", kind);
+	if (nu < 1 || nu > LFG_MAX_IDS || ni < 1 || ni > LFG_MAX_IDS ||
+		k < LFG_MIN_FACTORS || k > LFG_MAX_FACTORS)
+		return lfg_error(err, LFG_EFORMAT, NULL,
+						 "model dimensions out of range (%lld users, %lld items, %lld factors)",
+						 (long long) nu, (long long) ni, (long long) k);
+	return LFG_OK;
+}
+
+/* The encoded size of m */
+LfgStatus
+lfg_model_encoded_size(const LfgModel *m, size_t *size, LfgError *err)
+{
+	SectionSpec s[LFG_MODEL_MAX_SECTIONS];
+	int			n;
+	uint64_t	total;
+	LfgStatus	st;
+
+	if ((st = check_dims(m->mf.kind, m->mf.n_users, m->mf.n_items, m->mf.k, err)) != LFG_OK)
+		return st;
+	if (m->options_len > LFG_MODEL_MAX_JSON || m->metrics_len > LFG_MODEL_MAX_JSON)
+		return lfg_error(err, LFG_ELIMIT, NULL, "model metadata too large");
+	n = model_sections(m, s);
+	total = LFG_MODEL_HEADER_SIZE + (uint64_t) n * LFG_MODEL_SECTION_SIZE;
+	for (int j = 0; j < n; j++)
+		total = align8(total) + s[j].length;
+	total += 4;
+	if (total > SIZE_MAX / 2)
+		return lfg_error(err, LFG_ELIMIT, NULL, "model too large");
+	*size = (size_t) total;
+	return LFG_OK;
+}
+
+/* Write m into buf, which holds exactly lfg_model_encoded_size bytes */
+LfgStatus
+lfg_model_encode(const LfgModel *m, LfgCrcFn crc, uint8_t *buf, size_t size,
+				 LfgError *err)
+{
+	SectionSpec s[LFG_MODEL_MAX_SECTIONS];
+	ModelHeader h;
+	size_t		expected,
+				pos;
+	int			n;
+	uint32_t	c;
+	LfgStatus	st;
+
+	if ((st = lfg_model_encoded_size(m, &expected, err)) != LFG_OK)
+		return st;
+	if (size != expected)
+		return lfg_error(err, LFG_EPARAM, NULL, "model buffer has the wrong size");
+	n = model_sections(m, s);
+	memset(buf, 0, size);
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, LFG_MODEL_MAGIC, 4);
+	h.byte_order = LFG_MODEL_BYTE_ORDER;
+	h.version = LFG_MODEL_VERSION;
+	h.kind = (uint16_t) m->mf.kind;
+	h.n_sections = (uint32_t) n;
+	h.total_len = size;
+	h.n_users = m->mf.n_users;
+	h.n_items = m->mf.n_items;
+	h.k = m->mf.k;
+	h.mu = m->mf.mu;
+	h.rating_min = m->mf.rating_min;
+	h.rating_max = m->mf.rating_max;
+	memcpy(buf, &h, sizeof(h));
+
+	pos = LFG_MODEL_HEADER_SIZE + (size_t) n * LFG_MODEL_SECTION_SIZE;
+	for (int j = 0; j < n; j++)
+	{
+		SectionEntry e = {s[j].tag, 0, 0, s[j].length};
+
+		pos = align8(pos);
+		e.offset = pos;
+		memcpy(buf + LFG_MODEL_HEADER_SIZE + (size_t) j * LFG_MODEL_SECTION_SIZE, &e, sizeof(e));
+		if (s[j].length > 0)
+			memcpy(buf + pos, s[j].data, s[j].length);
+		pos += s[j].length;
+	}
+	c = crc(buf, size - 4);
+	memcpy(buf + size - 4, &c, 4);
+	return LFG_OK;
+}
+
+/* Check that ids are strictly ascending (the lookup is a binary search) */
+static bool
+ids_sorted(const int64_t *ids, int32_t n)
+{
+	for (int32_t j = 1; j < n; j++)
+		if (ids[j - 1] >= ids[j])
+			return false;
+	return true;
+}
+
+/* Check that every float is finite */
+static bool
+all_finite(const float *x, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (!isfinite(x[j]))
+			return false;
+	return true;
+}
+
+/* Check a JSON text section: non-empty, an object, no NUL bytes */
+static bool
+json_plausible(const char *s, uint64_t len)
+{
+	return len >= 2 && len <= LFG_MODEL_MAX_JSON && s[0] == '{' &&
+		s[len - 1] == '}' && memchr(s, '\0', len) == NULL;
+}
+
+/* Read and check the section table; fill the pointers of out */
+static LfgStatus
+decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
+				LfgModel *out, LfgError *err)
+{
+	SectionSpec want[LFG_MODEL_MAX_SECTIONS];
+	SectionEntry e[LFG_MODEL_MAX_SECTIONS];
+	int			nwant = model_sections(out, want);
+	uint64_t	table_end = LFG_MODEL_HEADER_SIZE +
+		(uint64_t) h->n_sections * LFG_MODEL_SECTION_SIZE;
+
+	if (h->n_sections != (uint32_t) nwant || table_end > body_end)
+		return lfg_error(err, LFG_EFORMAT, NULL,
+						 "model has %u sections where %d are expected", h->n_sections, nwant);
+	for (int j = 0; j < nwant; j++)
+	{
+		memcpy(&e[j], buf + LFG_MODEL_HEADER_SIZE + (size_t) j * LFG_MODEL_SECTION_SIZE,
+			   sizeof(SectionEntry));
+		if (e[j].tag != want[j].tag)
+			return lfg_error(err, LFG_EFORMAT, NULL, "model section %d has an unexpected tag", j);
+		if (e[j].length != want[j].length && want[j].tag != LFG_SEC_OPTIONS &&
+			want[j].tag != LFG_SEC_METRICS)
+			return lfg_error(err, LFG_EFORMAT, NULL,
+							 "model section %d has length %llu where %llu is expected",
+							 j, (unsigned long long) e[j].length,
+							 (unsigned long long) want[j].length);
+		if (e[j].offset % 8 != 0 || e[j].offset < table_end ||
+			e[j].offset > body_end || e[j].length > body_end - e[j].offset ||
+			(j > 0 && e[j].offset < e[j - 1].offset + e[j - 1].length))
+			return lfg_error(err, LFG_EFORMAT, NULL, "model section %d lies outside the model", j);
+	}
+	for (int j = 0; j < nwant; j++)
+	{
+		const void *p = buf + e[j].offset;
+
+		switch (e[j].tag)
+		{
+			case LFG_SEC_USER_IDS:
+				out->user_ids = p;
+				break;
+			case LFG_SEC_ITEM_IDS:
+				out->item_ids = p;
+				break;
+			case LFG_SEC_P:
+				out->mf.P = (float *) p;
+				break;
+			case LFG_SEC_Q:
+				out->mf.Q = (float *) p;
+				break;
+			case LFG_SEC_BU:
+				out->mf.bu = (float *) p;
+				break;
+			case LFG_SEC_BI:
+				out->mf.bi = (float *) p;
+				break;
+			case LFG_SEC_OPTIONS:
+				out->options_json = p;
+				out->options_len = (uint32_t) e[j].length;
+				if (!json_plausible(p, e[j].length))
+					return lfg_error(err, LFG_EFORMAT, NULL, "model options are not a JSON object");
+				break;
+			case LFG_SEC_METRICS:
+				out->metrics_json = p;
+				out->metrics_len = (uint32_t) e[j].length;
+				if (!json_plausible(p, e[j].length))
+					return lfg_error(err, LFG_EFORMAT, NULL, "model metrics are not a JSON object");
+				break;
+		}
+	}
+	return LFG_OK;
+}
+
+/* Check the contents: ids sorted, parameters finite */
+static LfgStatus
+check_contents(const LfgModel *m, LfgError *err)
+{
+	const LfgMfParams *p = &m->mf;
+	size_t		k = (size_t) p->k;
+
+	if (!ids_sorted(m->user_ids, p->n_users) || !ids_sorted(m->item_ids, p->n_items))
+		return lfg_error(err, LFG_EFORMAT, NULL, "model id maps are not strictly ascending");
+	if (!all_finite(p->P, (size_t) p->n_users * k) || !all_finite(p->Q, (size_t) p->n_items * k) ||
+		(p->bu && !all_finite(p->bu, (size_t) p->n_users)) ||
+		(p->bi && !all_finite(p->bi, (size_t) p->n_items)))
+		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+	return LFG_OK;
+}
+
+/* Decode and check model bytes; see the file header for the order of checks */
+LfgStatus
+lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc, LfgModel *out,
+				 LfgError *err)
+{
+	static const char *hint = "The bytes are not an lfg model: store only values returned by lfg_fit.";
+	ModelHeader h;
+	uint32_t	stored,
+				actual;
+	LfgStatus	st;
+
+	memset(out, 0, sizeof(*out));
+	if (((uintptr_t) buf & 7) != 0)
+		return lfg_error(err, LFG_EPARAM, NULL, "model buffer is not 8-byte aligned");
+	if (len < 4 || memcmp(buf, LFG_MODEL_MAGIC, 4) != 0)
+		return lfg_error(err, LFG_EFORMAT, hint, "invalid lfg model: wrong magic number");
+	if (len < LFG_MODEL_HEADER_SIZE + 4)
+		return lfg_error(err, LFG_EFORMAT, hint,
+						 "invalid lfg model: %zu bytes is shorter than the header", len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.byte_order != LFG_MODEL_BYTE_ORDER)
+		return lfg_error(err, LFG_EFORMAT, hint,
+						 "invalid lfg model: byte order marker 0x%08x does not match this machine",
+						 h.byte_order);
+	if (h.total_len != len)
+		return lfg_error(err, LFG_EFORMAT, "The model bytes were truncated or extended.",
+						 "invalid lfg model: header says %llu bytes but %zu are present",
+						 (unsigned long long) h.total_len, len);
+	memcpy(&stored, buf + len - 4, 4);
+	actual = crc(buf, len - 4);
+	if (stored != actual)
+		return lfg_error(err, LFG_ECORRUPT, "Restore the model from a backup or train it again.",
+						 "lfg model checksum mismatch: stored %08x, computed %08x",
+						 stored, actual);
+	if (h.version != LFG_MODEL_VERSION)
+		return lfg_error(err, LFG_EFORMAT, "Upgrade the lfg extension to read this model.",
+						 "unsupported lfg model format version %u (this build reads version %d)",
+						 h.version, LFG_MODEL_VERSION);
+	if ((st = check_dims(h.kind, h.n_users, h.n_items, h.k, err)) != LFG_OK)
+		return st;
+	if (!isfinite(h.mu) || !isfinite(h.rating_min) || !isfinite(h.rating_max) ||
+		h.rating_min > h.rating_max)
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad rating statistics");
+	out->mf.kind = h.kind;
+	out->mf.n_users = h.n_users;
+	out->mf.n_items = h.n_items;
+	out->mf.k = h.k;
+	out->mf.mu = h.mu;
+	out->mf.rating_min = h.rating_min;
+	out->mf.rating_max = h.rating_max;
+	if ((st = decode_sections(buf, len - 4, &h, out, err)) != LFG_OK)
+		return st;
+	return check_contents(out, err);
+}
+
+/* Dense index of id in a strictly ascending array, or -1 */
+int32_t
+lfg_find_id(const int64_t *ids, int32_t n, int64_t id)
+{
+	int32_t		lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int32_t		mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] == id)
+			return mid;
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}

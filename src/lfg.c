@@ -1,0 +1,101 @@
+/*
+ * lfg.c
+ *	  Module entry point and the glue between the numeric core and
+ *	  PostgreSQL: allocation, checksums, interrupts and error reporting.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+
+#include "lfg.h"
+#include "core/lfg_blas.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Called when the library is loaded */
+void
+_PG_init(void)
+{
+	/* concurrency comes from backends and parallel workers, not BLAS threads */
+	lfg_blas_single_thread();
+}
+
+/* Map a core status to an SQLSTATE */
+static int
+LfgErrcode(LfgStatus status)
+{
+	switch (status)
+	{
+		case LFG_EPARAM:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case LFG_EDATA:
+			return ERRCODE_DATA_EXCEPTION;
+		case LFG_EFORMAT:
+			return ERRCODE_INVALID_BINARY_REPRESENTATION;
+		case LFG_ECORRUPT:
+			return ERRCODE_DATA_CORRUPTED;
+		case LFG_ELIMIT:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case LFG_ENOMEM:
+			return ERRCODE_OUT_OF_MEMORY;
+		case LFG_OK:
+			break;
+	}
+	return ERRCODE_INTERNAL_ERROR;
+}
+
+/* Raise a core error as a PostgreSQL ERROR */
+void
+LfgRaise(const LfgError *err)
+{
+	ereport(ERROR,
+			(errcode(LfgErrcode(err->status)),
+			 errmsg("%s", err->msg),
+			 err->detail[0] ? errdetail("%s", err->detail) : 0,
+			 err->hint[0] ? errhint("%s", err->hint) : 0));
+	pg_unreachable();
+}
+
+static void *
+PallocAlloc(void *ctx, size_t size)
+{
+	return MemoryContextAllocExtended((MemoryContext) ctx, size, MCXT_ALLOC_HUGE);
+}
+
+static void
+PallocFree(void *ctx, void *ptr)
+{
+	pfree(ptr);
+}
+
+/* An allocator for the core that allocates in cxt (huge allocations allowed) */
+LfgAllocator
+LfgPallocAllocator(MemoryContext cxt)
+{
+	LfgAllocator a = {PallocAlloc, PallocFree, cxt};
+
+	return a;
+}
+
+/* PostgreSQL's CRC32C, for the model codec */
+uint32_t
+LfgCrc32c(const void *data, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, data, len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/* Core callback: honour query cancel and statement_timeout */
+void
+LfgCheckInterrupts(void *ctx)
+{
+	CHECK_FOR_INTERRUPTS();
+}

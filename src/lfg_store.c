@@ -1,0 +1,260 @@
+/*
+ * lfg_store.c
+ *	  The model table lfg.models and the backend's cache of decoded models.
+ *
+ * Decoding a model means a detoast, a CRC over every byte and a bounds
+ * check of every section, so each backend keeps the models it has used,
+ * decoded, in CacheMemoryContext. A statement-level trigger on lfg.models
+ * sends a relcache invalidation for the table on every INSERT, UPDATE,
+ * DELETE and TRUNCATE; it reaches every backend when the writing
+ * transaction commits (and the writer itself at its next command), and our
+ * relcache callback then drops the cache. So a new model is used by the
+ * first transaction that starts after the commit, while lookups between
+ * changes cost no query at all.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "lfg.h"
+
+typedef struct CacheEntry
+{
+	LfgCachedModel pub;
+	bool		latest;			/* resolved as "newest version of name" */
+	MemoryContext cxt;			/* holds the entry, its name and the bytes */
+	struct CacheEntry *next;
+} CacheEntry;
+
+static CacheEntry *cache_head = NULL;
+static bool cache_stale = false;
+static bool callback_registered = false;
+static Oid	models_relid = InvalidOid;
+
+/* Relcache callback: drop the cache when lfg.models (or everything) changes */
+static void
+InvalidateCallback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == models_relid)
+	{
+		cache_stale = true;
+		models_relid = InvalidOid;
+	}
+}
+
+/* Free every cached model if an invalidation arrived */
+static void
+FlushIfStale(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(InvalidateCallback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (!OidIsValid(models_relid))
+	{
+		Oid			nsp = get_namespace_oid("lfg", true);
+
+		models_relid = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+	}
+	if (!cache_stale)
+		return;
+	while (cache_head != NULL)
+	{
+		CacheEntry *e = cache_head;
+
+		cache_head = e->next;
+		MemoryContextDelete(e->cxt);
+	}
+	cache_stale = false;
+}
+
+/* Decode bytes (copied to an aligned buffer in cxt) or raise the codec's error */
+static void
+DecodeInto(bytea *b, MemoryContext cxt, LfgModel *m)
+{
+	size_t		len = VARSIZE_ANY_EXHDR(b);
+	uint8_t    *buf = MemoryContextAllocExtended(cxt, Max(len, 1), MCXT_ALLOC_HUGE);
+	LfgError	err;
+
+	memcpy(buf, VARDATA_ANY(b), len);
+	if (lfg_model_decode(buf, len, LfgCrc32c, m, &err) != LFG_OK)
+		LfgRaise(&err);
+}
+
+/* Read (version, model) of name from lfg.models; version 0 means the newest */
+static CacheEntry *
+LoadEntry(const char *name, int32 version)
+{
+	static const char *q_latest =
+		"SELECT version, model FROM lfg.models WHERE name = $1 ORDER BY version DESC LIMIT 1";
+	static const char *q_version =
+		"SELECT version, model FROM lfg.models WHERE name = $1 AND version = $2";
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		vals[2];
+	MemoryContext cxt;
+	CacheEntry *e;
+	bool		isnull;
+	int			rc;
+
+	if (!OidIsValid(models_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table lfg.models does not exist"),
+				 errhint("Run CREATE EXTENSION lfg.")));
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg cached model", ALLOCSET_DEFAULT_SIZES);
+	e = MemoryContextAllocZero(cxt, sizeof(CacheEntry));
+	e->cxt = cxt;
+	e->latest = version == 0;
+	e->pub.name = MemoryContextStrdup(cxt, name);
+
+	vals[0] = CStringGetTextDatum(name);
+	vals[1] = Int32GetDatum(version);
+	SPI_connect();
+	rc = SPI_execute_with_args(version == 0 ? q_latest : q_version, version == 0 ? 1 : 2,
+							   types, vals, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %d", rc);
+	if (SPI_processed == 0)
+	{
+		if (version == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", name),
+					 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" does not exist", version, name),
+				 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
+	}
+	e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	/* detoast in SPI's memory; only the aligned copy is kept in cxt */
+	DecodeInto(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull)),
+			   cxt, &e->pub.model);
+	SPI_finish();
+
+	/* only a fully decoded model joins the cache */
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	e->next = cache_head;
+	cache_head = e;
+	return e;
+}
+
+/*
+ * The decoded model name (version 0: the newest), from the cache or loaded.
+ * The result stays valid until the next call.
+ */
+const LfgCachedModel *
+LfgGetModel(text *name, int32 version)
+{
+	const char *n = VARDATA_ANY(name);
+	int			len = VARSIZE_ANY_EXHDR(name);
+	char	   *cname;
+
+	FlushIfStale();
+	for (CacheEntry *e = cache_head; e != NULL; e = e->next)
+		if ((version == 0 ? e->latest : (!e->latest && e->pub.version == version)) &&
+			strncmp(e->pub.name, n, len) == 0 && e->pub.name[len] == '\0')
+			return &e->pub;
+	cname = text_to_cstring(name);
+	return &LoadEntry(cname, version)->pub;
+}
+
+/* Predict one rating with a model (see doc/reference.md for the fallbacks) */
+static double
+PredictIds(const LfgModel *m, int64 user, int64 item)
+{
+	int32		u = lfg_find_id(m->user_ids, m->mf.n_users, user);
+	int32		i = lfg_find_id(m->item_ids, m->mf.n_items, item);
+
+	return lfg_mf_predict(&m->mf, u, i);
+}
+
+PG_FUNCTION_INFO_V1(lfg_predict);
+/* lfg_predict(model_name, user_id, item_id): the newest version */
+Datum
+lfg_predict(PG_FUNCTION_ARGS)
+{
+	const LfgCachedModel *c = LfgGetModel(PG_GETARG_TEXT_PP(0), 0);
+
+	PG_RETURN_FLOAT8(PredictIds(&c->model, PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
+}
+
+PG_FUNCTION_INFO_V1(lfg_predict_version);
+/* lfg_predict(model_name, version, user_id, item_id) */
+Datum
+lfg_predict_version(PG_FUNCTION_ARGS)
+{
+	int32		version = PG_GETARG_INT32(1);
+	const LfgCachedModel *c;
+
+	if (version < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive"),
+				 errhint("Versions are numbered 1, 2, 3... per model name.")));
+	c = LfgGetModel(PG_GETARG_TEXT_PP(0), version);
+	PG_RETURN_FLOAT8(PredictIds(&c->model, PG_GETARG_INT64(2), PG_GETARG_INT64(3)));
+}
+
+/* A JSON text section as jsonb */
+static Datum
+JsonbFromText(const char *s, uint32 len)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(s, len)));
+}
+
+PG_FUNCTION_INFO_V1(lfg_model_info);
+/* lfg_model_info(model bytea): check the bytes and describe the model */
+Datum
+lfg_model_info(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg model info",
+											  ALLOCSET_DEFAULT_SIZES);
+	TupleDesc	tupdesc;
+	LfgModel	m;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+	HeapTuple	tuple;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	DecodeInto(b, cxt, &m);
+	values[0] = CStringGetTextDatum(lfg_kind_name(m.mf.kind));
+	values[1] = Int32GetDatum(m.mf.n_users);
+	values[2] = Int32GetDatum(m.mf.n_items);
+	values[3] = Int32GetDatum(m.mf.k);
+	values[4] = Int64GetDatum((int64) VARSIZE_ANY_EXHDR(b));
+	values[5] = JsonbFromText(m.options_json, m.options_len);
+	values[6] = JsonbFromText(m.metrics_json, m.metrics_len);
+	tuple = heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls);
+	MemoryContextDelete(cxt);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+PG_FUNCTION_INFO_V1(lfg_models_invalidate);
+/* Statement trigger on lfg.models: make every backend drop its cache */
+Datum
+lfg_models_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "lfg_models_invalidate must be called as a trigger");
+	CacheInvalidateRelcache(trig->tg_relation);
+	return PointerGetDatum(NULL);
+}

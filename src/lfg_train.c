@@ -1,0 +1,417 @@
+/*
+ * lfg_train.c
+ *	  The lfg_fit aggregate: collect ratings, then train in the final
+ *	  function.
+ *
+ * The transition function only appends (user, item, rating) to arrays in
+ * the aggregate context, so the aggregate can run in parallel: partial
+ * states are serialized, concatenated by the combine function and trained
+ * once. The final function sorts the rows by (user, item, rating) before it
+ * assigns dense indexes and trains, which makes the model independent of
+ * the order in which rows arrive: a parallel plan, a serial plan and a
+ * shuffled input give byte-identical models under the same seed.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "lfg.h"
+#include "lfg_options.h"
+#include "core/lfg_mf.h"
+#include "core/lfg_model.h"
+
+#define INITIAL_CAPACITY 1024
+
+typedef struct FitState
+{
+	int64		n;				/* rows collected */
+	int64		capacity;
+	int64		skipped;		/* rows with a NULL id or rating */
+	int64	   *user;
+	int64	   *item;
+	float	   *rating;
+	Jsonb	   *options;		/* NULL: defaults */
+} FitState;
+
+typedef struct FitRow
+{
+	int64		user;
+	int64		item;
+	float		rating;
+} FitRow;
+
+/* A new empty state in cxt */
+static FitState *
+NewState(MemoryContext cxt)
+{
+	FitState   *s = MemoryContextAllocZero(cxt, sizeof(FitState));
+
+	return s;
+}
+
+/* Make room for extra more rows; memory comes from the state's context */
+static void
+Reserve(FitState *s, int64 extra)
+{
+	int64		need = s->n + extra;
+	int64		cap = s->capacity;
+
+	if (need <= cap)
+		return;
+	if (need > (int64) UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many ratings for lfg_fit"),
+				 errdetail("At most %u ratings can be trained on at once.", UINT32_MAX),
+				 errhint("Train on a sample of the ratings.")));
+	cap = Max(cap, INITIAL_CAPACITY);
+	while (cap < need)
+		cap *= 2;
+	if (s->user == NULL)
+	{
+		MemoryContext cxt = GetMemoryChunkContext(s);
+
+		s->user = MemoryContextAllocHuge(cxt, mul_size(cap, sizeof(int64)));
+		s->item = MemoryContextAllocHuge(cxt, mul_size(cap, sizeof(int64)));
+		s->rating = MemoryContextAllocHuge(cxt, mul_size(cap, sizeof(float)));
+	}
+	else
+	{
+		s->user = repalloc_huge(s->user, mul_size(cap, sizeof(int64)));
+		s->item = repalloc_huge(s->item, mul_size(cap, sizeof(int64)));
+		s->rating = repalloc_huge(s->rating, mul_size(cap, sizeof(float)));
+	}
+	s->capacity = cap;
+}
+
+/* Remember the options of the first row; every row must carry the same */
+static void
+SetOptions(FitState *s, Jsonb *opts)
+{
+	if (s->options == NULL)
+	{
+		LfgMfOptions check;
+
+		LfgParseOptions(opts, &check);	/* fail on the first row, not the last */
+		s->options = MemoryContextAlloc(GetMemoryChunkContext(s), VARSIZE(opts));
+		memcpy(s->options, opts, VARSIZE(opts));
+	}
+	else if (VARSIZE(opts) != VARSIZE(s->options) ||
+			 memcmp(opts, s->options, VARSIZE(opts)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lfg_fit options differ between rows"),
+				 errhint("Pass the same options value for every row, e.g. a constant.")));
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_trans);
+/* lfg_fit transition: (state, user_id, item_id, rating [, options]) */
+Datum
+lfg_fit_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FitState   *s;
+	float8		r;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lfg_fit_trans called in non-aggregate context");
+	s = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+		SetOptions(s, PG_GETARG_JSONB_P(4));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	{
+		s->skipped++;
+		PG_RETURN_POINTER(s);
+	}
+	r = PG_GETARG_FLOAT8(3);
+	if (isnan(r) || isinf(r))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("rating must be a finite number"),
+				 errdetail("User " INT64_FORMAT " rated item " INT64_FORMAT " with %g.",
+						   PG_GETARG_INT64(1), PG_GETARG_INT64(2), r),
+				 errhint("Filter out NaN and infinite ratings, e.g. WHERE rating <> 'NaN'.")));
+	if (fabs(r) > FLT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("rating %g is out of range for lfg_fit", r),
+				 errhint("Ratings are stored as real; rescale them.")));
+	Reserve(s, 1);
+	s->user[s->n] = PG_GETARG_INT64(1);
+	s->item[s->n] = PG_GETARG_INT64(2);
+	s->rating[s->n] = (float) r;
+	s->n++;
+	PG_RETURN_POINTER(s);
+}
+
+/* Append the rows of src to dst */
+static void
+AppendState(FitState *dst, const FitState *src)
+{
+	Reserve(dst, src->n);
+	memcpy(dst->user + dst->n, src->user, src->n * sizeof(int64));
+	memcpy(dst->item + dst->n, src->item, src->n * sizeof(int64));
+	memcpy(dst->rating + dst->n, src->rating, src->n * sizeof(float));
+	dst->n += src->n;
+	dst->skipped += src->skipped;
+	if (src->options != NULL)
+		SetOptions(dst, src->options);
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_combine);
+/* lfg_fit combine: concatenate two partial states; either may be NULL */
+Datum
+lfg_fit_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FitState   *a,
+			   *b;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lfg_fit_combine called in non-aggregate context");
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	b = (FitState *) PG_GETARG_POINTER(1);
+	a = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
+	AppendState(a, b);
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_serial);
+/* lfg_fit serialize: counts, options, then the three arrays */
+Datum
+lfg_fit_serial(PG_FUNCTION_ARGS)
+{
+	FitState   *s = (FitState *) PG_GETARG_POINTER(0);
+	int32		optlen = s->options ? VARSIZE(s->options) : 0;
+	Size		size;
+	StringInfoData buf;
+
+	size = add_size(add_size(20 + optlen, mul_size(s->n, 2 * sizeof(int64))),
+					mul_size(s->n, sizeof(float)));
+	if (size > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many ratings for a parallel lfg_fit"),
+				 errhint("SET max_parallel_workers_per_gather = 0 for the training query.")));
+	pq_begintypsend(&buf);
+	enlargeStringInfo(&buf, (int) size);
+	pq_sendint64(&buf, s->n);
+	pq_sendint64(&buf, s->skipped);
+	pq_sendint32(&buf, optlen);
+	if (optlen > 0)
+		pq_sendbytes(&buf, (const char *) s->options, optlen);
+	pq_sendbytes(&buf, (const char *) s->user, s->n * sizeof(int64));
+	pq_sendbytes(&buf, (const char *) s->item, s->n * sizeof(int64));
+	pq_sendbytes(&buf, (const char *) s->rating, s->n * sizeof(float));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_deserial);
+/* lfg_fit deserialize: the inverse of lfg_fit_serial */
+Datum
+lfg_fit_deserial(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+	FitState   *s;
+	int64		n;
+	int32		optlen;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lfg_fit_deserial called in non-aggregate context");
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	s = NewState(aggcxt);
+	n = pq_getmsgint64(&buf);
+	s->skipped = pq_getmsgint64(&buf);
+	optlen = pq_getmsgint(&buf, 4);
+	if (optlen > 0)
+	{
+		s->options = MemoryContextAlloc(aggcxt, optlen);
+		pq_copymsgbytes(&buf, (char *) s->options, optlen);
+	}
+	if (n < 0 || n > (int64) (buf.len - buf.cursor) / 20)
+		elog(ERROR, "invalid lfg_fit state");
+	Reserve(s, n);
+	pq_copymsgbytes(&buf, (char *) s->user, n * sizeof(int64));
+	pq_copymsgbytes(&buf, (char *) s->item, n * sizeof(int64));
+	pq_copymsgbytes(&buf, (char *) s->rating, n * sizeof(float));
+	s->n = n;
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(s);
+}
+
+static int
+CompareRows(const void *a, const void *b)
+{
+	const FitRow *x = a,
+			   *y = b;
+
+	if (x->user != y->user)
+		return x->user < y->user ? -1 : 1;
+	if (x->item != y->item)
+		return x->item < y->item ? -1 : 1;
+	if (x->rating != y->rating)
+		return x->rating < y->rating ? -1 : 1;
+	return 0;
+}
+
+static int
+CompareIds(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Sorted distinct values of ids[0..n) into a new array; returns the count */
+static int32
+DistinctIds(const int64 *ids, int64 n, int64 **out)
+{
+	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+	int64		m = 0;
+
+	memcpy(d, ids, n * sizeof(int64));
+	qsort(d, n, sizeof(int64), CompareIds);
+	for (int64 j = 0; j < n; j++)
+		if (m == 0 || d[m - 1] != d[j])
+			d[m++] = d[j];
+	if (m > LFG_MAX_IDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many distinct ids for lfg_fit"),
+				 errdetail("At most %d distinct users and %d distinct items are supported.",
+						   LFG_MAX_IDS, LFG_MAX_IDS)));
+	*out = d;
+	return (int32) m;
+}
+
+/* Training inputs built from the state: dense indexes in canonical order */
+typedef struct DenseData
+{
+	LfgRatings	r;
+	int64	   *user_ids;
+	int64	   *item_ids;
+} DenseData;
+
+/* Sort the rows and map ids to dense indexes (see the file header) */
+static void
+Densify(const FitState *s, DenseData *d)
+{
+	int64		n = s->n;
+	FitRow	   *rows = palloc_extended(mul_size(n, sizeof(FitRow)), MCXT_ALLOC_HUGE);
+	int32	   *u = palloc_extended(mul_size(n, sizeof(int32)), MCXT_ALLOC_HUGE);
+	int32	   *i = palloc_extended(mul_size(n, sizeof(int32)), MCXT_ALLOC_HUGE);
+	float	   *r = palloc_extended(mul_size(n, sizeof(float)), MCXT_ALLOC_HUGE);
+
+	for (int64 j = 0; j < n; j++)
+		rows[j] = (FitRow) {s->user[j], s->item[j], s->rating[j]};
+	qsort(rows, n, sizeof(FitRow), CompareRows);
+	CHECK_FOR_INTERRUPTS();
+	d->r.n_users = DistinctIds(s->user, n, &d->user_ids);
+	d->r.n_items = DistinctIds(s->item, n, &d->item_ids);
+	for (int64 j = 0; j < n; j++)
+	{
+		u[j] = lfg_find_id(d->user_ids, d->r.n_users, rows[j].user);
+		i[j] = lfg_find_id(d->item_ids, d->r.n_items, rows[j].item);
+		r[j] = rows[j].rating;
+	}
+	pfree(rows);
+	d->r.n = (size_t) n;
+	d->r.user = u;
+	d->r.item = i;
+	d->r.rating = r;
+}
+
+/* Core callback after each epoch: progress at DEBUG1, NOTICE when verbose */
+static void
+ReportEpoch(void *ctx, int epoch, double rmse)
+{
+	const LfgMfOptions *o = ctx;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_final);
+/* lfg_fit final: train and return the model bytes */
+Datum
+lfg_fit_final(PG_FUNCTION_ARGS)
+{
+	FitState   *s = PG_ARGISNULL(0) ? NULL : (FitState *) PG_GETARG_POINTER(0);
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext train;
+	LfgMfOptions opts;
+	LfgCallbacks cb;
+	LfgAllocator alloc;
+	DenseData	d;
+	LfgModel	m;
+	LfgError	err;
+	double		t0 = lfg_clock_seconds(),
+				rmse;
+	size_t		size;
+	bytea	   *result;
+	StringInfoData metrics;
+
+	if (s == NULL || s->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("no ratings to train on"),
+				 errdetail(INT64_FORMAT " rows had a NULL user, item or rating.",
+						   s ? s->skipped : 0),
+				 errhint("Check that the query passed to lfg_fit returns rows.")));
+	LfgParseOptions(s->options, &opts);
+
+	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(train);
+	Densify(s, &d);
+	alloc = LfgPallocAllocator(train);
+	cb = (LfgCallbacks) {ReportEpoch, LfgCheckInterrupts, &opts};
+	memset(&m, 0, sizeof(m));
+	if (lfg_mf_train(&d.r, &opts, &cb, &alloc, &m.mf, &rmse, &err) != LFG_OK)
+		LfgRaise(&err);
+
+	m.user_ids = d.user_ids;
+	m.item_ids = d.item_ids;
+	m.options_json = LfgOptionsJson(&opts);
+	m.options_len = strlen(m.options_json);
+	initStringInfo(&metrics);
+	appendStringInfo(&metrics,
+					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f"
+					 ", \"train_seconds\": %.4f}",
+					 s->n, s->skipped, d.r.n_users, d.r.n_items, rmse,
+					 lfg_clock_seconds() - t0);
+	m.metrics_json = metrics.data;
+	m.metrics_len = metrics.len;
+	if (lfg_model_encoded_size(&m, &size, &err) != LFG_OK)
+		LfgRaise(&err);
+	if (size > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model of %zu bytes is too large to store", size),
+				 errdetail("A bytea value holds at most 1 GB."),
+				 errhint("Use fewer factors.")));
+	result = MemoryContextAlloc(caller, size + VARHDRSZ);
+	SET_VARSIZE(result, size + VARHDRSZ);
+	if (lfg_model_encode(&m, LfgCrc32c, (uint8_t *) VARDATA(result), size, &err) != LFG_OK)
+		LfgRaise(&err);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(train);
+	PG_RETURN_BYTEA_P(result);
+}
