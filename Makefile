@@ -21,6 +21,9 @@ EXTRA_CLEAN = test/unit/test_core test/unit/.passed test/fuzz/fuzz_decode
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track headers: rebuild every object when one changes
+$(OBJS): $(wildcard src/*.h src/core/*.h)
+
 # The core unit tests: built without any PostgreSQL header, run by `make`.
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror

@@ -278,26 +278,58 @@ CompareIds(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* Sorted distinct values of ids[0..n) into a new array; returns the count */
-static int32
-DistinctIds(const int64 *ids, int64 n, int64 **out)
+/* Raise the error for too many distinct ids */
+static void
+CheckIdCount(int64 m)
 {
-	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
-	int64		m = 0;
-
-	memcpy(d, ids, n * sizeof(int64));
-	qsort(d, n, sizeof(int64), CompareIds);
-	for (int64 j = 0; j < n; j++)
-		if (m == 0 || d[m - 1] != d[j])
-			d[m++] = d[j];
 	if (m > LFG_MAX_IDS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many distinct ids for lfg_fit"),
 				 errdetail("At most %d distinct users and %d distinct items are supported.",
 						   LFG_MAX_IDS, LFG_MAX_IDS)));
+}
+
+/* Sorted distinct item ids of the rows into a new array; returns the count */
+static int32
+DistinctItems(const FitState *s, int64 **out)
+{
+	int64		n = s->n;
+	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+	int64		m = 0;
+
+	memcpy(d, s->item, n * sizeof(int64));
+	qsort(d, n, sizeof(int64), CompareIds);
+	for (int64 j = 0; j < n; j++)
+		if (m == 0 || d[m - 1] != d[j])
+			d[m++] = d[j];
+	CheckIdCount(m);
 	*out = d;
 	return (int32) m;
+}
+
+/*
+ * Dense index of each row's item. When the ids span a small range (the
+ * usual 1..n catalogue) a direct table replaces the binary search.
+ */
+static void
+MapItems(const FitRow *rows, int64 n, const int64 *ids, int32 nids, int32 *out)
+{
+	uint64		span = (uint64) ids[nids - 1] - (uint64) ids[0];
+
+	if (span < (uint64) nids * 4 + 1024)
+	{
+		int32	   *table = palloc_extended(mul_size(span + 1, sizeof(int32)), MCXT_ALLOC_HUGE);
+
+		for (int32 j = 0; j < nids; j++)
+			table[(uint64) ids[j] - (uint64) ids[0]] = j;
+		for (int64 j = 0; j < n; j++)
+			out[j] = table[(uint64) rows[j].item - (uint64) ids[0]];
+		pfree(table);
+	}
+	else
+		for (int64 j = 0; j < n; j++)
+			out[j] = lfg_find_id(ids, nids, rows[j].item);
 }
 
 /* Training inputs built from the state: dense indexes in canonical order */
@@ -317,20 +349,27 @@ Densify(const FitState *s, DenseData *d)
 	int32	   *u = palloc_extended(mul_size(n, sizeof(int32)), MCXT_ALLOC_HUGE);
 	int32	   *i = palloc_extended(mul_size(n, sizeof(int32)), MCXT_ALLOC_HUGE);
 	float	   *r = palloc_extended(mul_size(n, sizeof(float)), MCXT_ALLOC_HUGE);
+	int64	   *uids = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+	int64		nu = 0;
 
 	for (int64 j = 0; j < n; j++)
 		rows[j] = (FitRow) {s->user[j], s->item[j], s->rating[j]};
 	qsort(rows, n, sizeof(FitRow), CompareRows);
 	CHECK_FOR_INTERRUPTS();
-	d->r.n_users = DistinctIds(s->user, n, &d->user_ids);
-	d->r.n_items = DistinctIds(s->item, n, &d->item_ids);
+	/* rows are sorted by user: users get dense indexes in one pass */
 	for (int64 j = 0; j < n; j++)
 	{
-		u[j] = lfg_find_id(d->user_ids, d->r.n_users, rows[j].user);
-		i[j] = lfg_find_id(d->item_ids, d->r.n_items, rows[j].item);
+		if (nu == 0 || uids[nu - 1] != rows[j].user)
+			uids[nu++] = rows[j].user;
+		u[j] = (int32) (nu - 1);
 		r[j] = rows[j].rating;
 	}
+	CheckIdCount(nu);
+	d->r.n_items = DistinctItems(s, &d->item_ids);
+	MapItems(rows, n, d->item_ids, d->r.n_items, i);
 	pfree(rows);
+	d->user_ids = uids;
+	d->r.n_users = (int32) nu;
 	d->r.n = (size_t) n;
 	d->r.user = u;
 	d->r.item = i;

@@ -35,7 +35,8 @@ lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 	float		keep = 1.0f - lr * reg;
 	float		mix = lr * err;
 
-	for (int f = 0; f < n; f++)
+	/* a size_t index: with -fwrapv (PGXS) an int index blocks vectorisation */
+	for (size_t f = 0; f < (size_t) n; f++)
 	{
 		float		pf = p[f];
 		float		qf = q[f];

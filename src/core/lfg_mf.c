@@ -19,6 +19,14 @@
 
 #define CHECK_EVERY 8192
 
+/* One rating, packed so that an epoch reads its ratings sequentially */
+typedef struct Triple
+{
+	int32_t		u;
+	int32_t		i;
+	float		r;
+} Triple;
+
 /* Surprise's defaults, and our fixed default seed */
 void
 lfg_mf_options_default(LfgMfOptions *opts)
@@ -126,20 +134,33 @@ init_params(LfgMfParams *m, const LfgMfOptions *o, const LfgAllocator *a, LfgErr
 	return LFG_OK;
 }
 
-/* One SGD epoch over the ratings in the order perm; returns the running RMSE */
+/* Fisher-Yates shuffle of the ratings */
+static void
+shuffle_triples(LfgRng *rng, Triple *t, size_t n)
+{
+	for (size_t j = n; j > 1; j--)
+	{
+		size_t		l = (size_t) lfg_rng_below(rng, j);
+		Triple		x = t[j - 1];
+
+		t[j - 1] = t[l];
+		t[l] = x;
+	}
+}
+
+/* One SGD epoch over the ratings in the order given; returns the running RMSE */
 static double
-sgd_epoch(LfgMfParams *m, const LfgRatings *d, const uint32_t *perm,
-		  float lr, float reg, const LfgCallbacks *cb)
+sgd_epoch(LfgMfParams *m, const Triple *t, size_t n, float lr, float reg,
+		  const LfgCallbacks *cb)
 {
 	double		sse = 0.0;
 	int			k = m->k;
 	bool		biased = m->bu != NULL;
 
-	for (size_t j = 0; j < d->n; j++)
+	for (size_t j = 0; j < n; j++)
 	{
-		uint32_t	t = perm[j];
-		int32_t		u = d->user[t];
-		int32_t		i = d->item[t];
+		int32_t		u = t[j].u;
+		int32_t		i = t[j].i;
 		float	   *pu = m->P + (size_t) u * k;
 		float	   *qi = m->Q + (size_t) i * k;
 		float		est = lfg_dot(pu, qi, k);
@@ -147,7 +168,7 @@ sgd_epoch(LfgMfParams *m, const LfgRatings *d, const uint32_t *perm,
 
 		if (biased)
 			est += m->mu + m->bu[u] + m->bi[i];
-		e = d->rating[t] - est;
+		e = t[j].r - est;
 		sse += (double) e * e;
 		if (biased)
 		{
@@ -158,7 +179,7 @@ sgd_epoch(LfgMfParams *m, const LfgRatings *d, const uint32_t *perm,
 		if (cb && cb->check && (j % CHECK_EVERY) == CHECK_EVERY - 1)
 			cb->check(cb->ctx);
 	}
-	return sqrt(sse / (double) d->n);
+	return sqrt(sse / (double) n);
 }
 
 /*
@@ -171,7 +192,7 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 			 LfgError *err)
 {
 	LfgStatus	st;
-	uint32_t   *perm;
+	Triple	   *t;
 	LfgRng		rng;
 
 	memset(out, 0, sizeof(*out));
@@ -186,11 +207,11 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 	if ((st = init_params(out, o, a, err)) != LFG_OK)
 		return st;
 
-	perm = lfg_alloc_array(a, d->n, sizeof(uint32_t));
-	if (perm == NULL)
+	t = lfg_alloc_array(a, d->n, sizeof(Triple));
+	if (t == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating order");
 	for (size_t j = 0; j < d->n; j++)
-		perm[j] = (uint32_t) j;
+		t[j] = (Triple) {d->user[j], d->item[j], d->rating[j]};
 	/* the order stream is separate from the initialisation stream */
 	lfg_rng_seed(&rng, o->seed ^ UINT64_C(0x5DEECE66D));
 
@@ -198,12 +219,12 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 	{
 		double		rmse;
 
-		lfg_rng_shuffle_u32(&rng, perm, d->n);
-		rmse = sgd_epoch(out, d, perm, (float) o->lr, (float) o->reg, cb);
+		shuffle_triples(&rng, t, d->n);
+		rmse = sgd_epoch(out, t, d->n, (float) o->lr, (float) o->reg, cb);
 		if (cb && cb->on_epoch)
 			cb->on_epoch(cb->ctx, epoch, rmse);
 	}
-	lfg_free(a, perm);
+	lfg_free(a, t);
 	*train_rmse = lfg_mf_rmse(out, d);
 	return LFG_OK;
 }

@@ -32,6 +32,8 @@ lfg_rng_seed(LfgRng *rng, uint64_t seed)
 
 	for (int i = 0; i < 4; i++)
 		rng->s[i] = splitmix64(&x);
+	rng->spare = 0.0;
+	rng->has_spare = 0;
 }
 
 /* Next 64 random bits */
@@ -76,14 +78,25 @@ lfg_rng_below(LfgRng *rng, uint64_t n)
 	}
 }
 
-/* Standard normal deviate by the Box-Muller transform */
+/* Standard normal deviate by the Box-Muller transform (both deviates used) */
 double
 lfg_rng_normal(LfgRng *rng)
 {
-	double		u1 = 1.0 - lfg_rng_uniform(rng);	/* (0, 1] */
-	double		u2 = lfg_rng_uniform(rng);
+	double		u1,
+				u2,
+				radius;
 
-	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+	if (rng->has_spare)
+	{
+		rng->has_spare = 0;
+		return rng->spare;
+	}
+	u1 = 1.0 - lfg_rng_uniform(rng);	/* (0, 1] */
+	u2 = lfg_rng_uniform(rng);
+	radius = sqrt(-2.0 * log(u1));
+	rng->spare = radius * sin(2.0 * M_PI * u2);
+	rng->has_spare = 1;
+	return radius * cos(2.0 * M_PI * u2);
 }
 
 /* Fisher-Yates shuffle of an index array */

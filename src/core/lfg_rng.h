@@ -12,6 +12,8 @@
 typedef struct LfgRng
 {
 	uint64_t	s[4];
+	double		spare;			/* second Box-Muller deviate */
+	int			has_spare;
 } LfgRng;
 
 extern void lfg_rng_seed(LfgRng *rng, uint64_t seed);
