@@ -67,6 +67,12 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
 'check model bytes (magic, version, lengths, CRC32C) and describe the model';
 
+CREATE FUNCTION @extschema@.lfg_fit_seconds(model bytea)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_fit_seconds'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.lfg_fit_seconds(bytea) IS
+'seconds this backend spent training the model, if it trained it recently; NULL otherwise';
+
 ------------------------------------------------------------------------
 -- The model table
 ------------------------------------------------------------------------
@@ -92,11 +98,25 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	info record;
 BEGIN
+	IF NEW.model IS NULL THEN
+		RAISE EXCEPTION 'model bytes must not be NULL'
+			USING ERRCODE = 'not_null_violation',
+			      HINT = 'Insert the result of lfg_fit, e.g. INSERT INTO lfg.models (name, model) SELECT ''m'', lfg_fit(...) FROM ratings.';
+	END IF;
+	IF NEW.name IS NULL OR NEW.name = '' OR pg_catalog.length(NEW.name) > 200 THEN
+		RAISE EXCEPTION 'model name must be between 1 and 200 characters'
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name the model, e.g. ''movies''.';
+	END IF;
 	SELECT i.kind, i.options, i.metrics INTO info
 	  FROM @extschema@.lfg_model_info(NEW.model) AS i;
 	NEW.kind := info.kind;
 	NEW.options := info.options;
-	NEW.metrics := info.metrics;
+	-- the training time is not part of the bytes (they are deterministic):
+	-- take it from the backend that trained the model, or keep the given one
+	NEW.metrics := pg_catalog.jsonb_strip_nulls(info.metrics || pg_catalog.jsonb_build_object(
+		'train_seconds', coalesce(@extschema@.lfg_fit_seconds(NEW.model),
+		                          (NEW.metrics->>'train_seconds')::float8)));
 	IF TG_OP = 'INSERT' AND NEW.version IS NULL THEN
 		-- serialise version numbering per name until commit
 		PERFORM pg_catalog.pg_advisory_xact_lock(4998727, pg_catalog.hashtext(NEW.name));

@@ -56,13 +56,14 @@ IntegerValue(const char *key, JsonbValue *v, int64 min, int64 max)
 	s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	x = strtoll(s, &end, 10);
-	if (*end != '\0' || errno == ERANGE)
+	if (*end != '\0')
 		WrongType(key, "an integer");
-	if (x < min || x > max)
+	if (errno == ERANGE || x < min || x > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be between " INT64_FORMAT " and " INT64_FORMAT,
-						key, min, max)));
+						key, min, max),
+				 errhint("The defaults are listed in doc/reference.md.")));
 	return (int64) x;
 }
 

@@ -387,6 +387,60 @@ ReportEpoch(void *ctx, int epoch, double rmse)
 			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
 }
 
+/*
+ * The training time of the last few models this backend trained, keyed by
+ * their CRC and length, so that the INSERT trigger of lfg.models can record
+ * it in the metrics column without putting a varying number in the bytes.
+ */
+#define FIT_MEMORY 16
+typedef struct FitRecord
+{
+	uint32		crc;
+	uint32		len;
+	double		seconds;
+} FitRecord;
+static FitRecord fit_memory[FIT_MEMORY];
+static int	fit_next = 0;
+
+/* The CRC stored in the last four bytes of a model */
+static uint32
+ModelCrc(bytea *model)
+{
+	uint32		crc = 0;
+	int			len = VARSIZE_ANY_EXHDR(model);
+
+	if (len >= 4)
+		memcpy(&crc, VARDATA_ANY(model) + len - 4, 4);
+	return crc;
+}
+
+/* Remember how long the model took to train */
+static void
+RememberFit(bytea *model, double seconds)
+{
+	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds};
+	fit_next = (fit_next + 1) % FIT_MEMORY;
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_seconds);
+/* lfg_fit_seconds(model): training time if this backend trained it lately, else NULL */
+Datum
+lfg_fit_seconds(PG_FUNCTION_ARGS)
+{
+	bytea	   *model = PG_GETARG_BYTEA_PP(0);
+	uint32		crc = ModelCrc(model);
+	uint32		len = VARSIZE_ANY_EXHDR(model);
+
+	for (int j = 0; j < FIT_MEMORY; j++)
+	{
+		int			at = (fit_next - 1 - j + 2 * FIT_MEMORY) % FIT_MEMORY;
+
+		if (fit_memory[at].len == len && fit_memory[at].crc == crc && len > 0)
+			PG_RETURN_FLOAT8(fit_memory[at].seconds);
+	}
+	PG_RETURN_NULL();
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_final);
 /* lfg_fit final: train and return the model bytes */
 Datum
@@ -429,13 +483,12 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	m.item_ids = d.item_ids;
 	m.options_json = LfgOptionsJson(&opts);
 	m.options_len = strlen(m.options_json);
+	/* no timing in the bytes: the same data and seed give the same bytes */
 	initStringInfo(&metrics);
 	appendStringInfo(&metrics,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
-					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f"
-					 ", \"train_seconds\": %.4f}",
-					 s->n, s->skipped, d.r.n_users, d.r.n_items, rmse,
-					 lfg_clock_seconds() - t0);
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
+					 s->n, s->skipped, d.r.n_users, d.r.n_items, rmse);
 	m.metrics_json = metrics.data;
 	m.metrics_len = metrics.len;
 	if (lfg_model_encoded_size(&m, &size, &err) != LFG_OK)
@@ -452,5 +505,6 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 		LfgRaise(&err);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(train);
+	RememberFit(result, lfg_clock_seconds() - t0);
 	PG_RETURN_BYTEA_P(result);
 }

@@ -319,9 +319,12 @@ lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc, LfgModel *out,
 	memcpy(&stored, buf + len - 4, 4);
 	actual = crc(buf, len - 4);
 	if (stored != actual)
-		return lfg_error(err, LFG_ECORRUPT, "Restore the model from a backup or train it again.",
-						 "lfg model checksum mismatch: stored %08x, computed %08x",
-						 stored, actual);
+	{
+		lfg_error(err, LFG_ECORRUPT, "Restore the model from a backup or train it again.",
+				  "lfg model checksum mismatch");
+		lfg_error_detail(err, "The stored CRC32C is %08x, the bytes give %08x.", stored, actual);
+		return LFG_ECORRUPT;
+	}
 	if (h.version != LFG_MODEL_VERSION)
 		return lfg_error(err, LFG_EFORMAT, "Upgrade the lfg extension to read this model.",
 						 "unsupported lfg model format version %u (this build reads version %d)",
