@@ -18,7 +18,7 @@ lfg_cluster_start() {
   export PGHOST=$LFG_CLUSTER_DIR PGPORT=$port PGUSER=${LFG_PGUSER:-postgres}
   [ "$(id -u)" = 0 ] || PGUSER=$(id -un)
   (cd / && "${as_pg[@]}" "$LFG_PG_BIN/initdb" -D "$LFG_CLUSTER_DIR/data" -U "$PGUSER" \
-      --no-sync -E UTF8 --locale=C >/dev/null) || return 1
+      --no-sync -E UTF8 --locale=C --auth=trust >/dev/null) || return 1
   cat >> "$LFG_CLUSTER_DIR/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$LFG_CLUSTER_DIR'
