@@ -39,3 +39,12 @@ all: test/unit/.passed
 .PHONY: unitcheck
 unitcheck: test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
+
+# Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
+test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-Isrc/core -Itest/unit -o $@ test/fuzz/fuzz_decode.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+.PHONY: fuzzcheck
+fuzzcheck: test/fuzz/fuzz_decode
+	OPENBLAS_NUM_THREADS=1 ./test/fuzz/fuzz_decode $(or $(FUZZ_ITERATIONS),200000)

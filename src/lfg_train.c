@@ -93,20 +93,24 @@ Reserve(FitState *s, int64 extra)
 	s->capacity = cap;
 }
 
-/* Remember the options of the first row; every row must carry the same */
+/*
+ * Remember the options of the first row; every row must carry the same.
+ * opts may be a packed (short-header) datum: it is compared without a copy.
+ */
 static void
-SetOptions(FitState *s, Jsonb *opts)
+SetOptions(FitState *s, struct varlena *opts)
 {
 	if (s->options == NULL)
 	{
+		Jsonb	   *jb = (Jsonb *) PG_DETOAST_DATUM(PointerGetDatum(opts));
 		LfgMfOptions check;
 
-		LfgParseOptions(opts, &check);	/* fail on the first row, not the last */
-		s->options = MemoryContextAlloc(GetMemoryChunkContext(s), VARSIZE(opts));
-		memcpy(s->options, opts, VARSIZE(opts));
+		LfgParseOptions(jb, &check);	/* fail on the first row, not the last */
+		s->options = MemoryContextAlloc(GetMemoryChunkContext(s), VARSIZE(jb));
+		memcpy(s->options, jb, VARSIZE(jb));
 	}
-	else if (VARSIZE(opts) != VARSIZE(s->options) ||
-			 memcmp(opts, s->options, VARSIZE(opts)) != 0)
+	else if (VARSIZE_ANY_EXHDR(opts) != VARSIZE_ANY_EXHDR(s->options) ||
+			 memcmp(VARDATA_ANY(opts), VARDATA_ANY(s->options), VARSIZE_ANY_EXHDR(opts)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lfg_fit options differ between rows"),
@@ -126,7 +130,7 @@ lfg_fit_trans(PG_FUNCTION_ARGS)
 		elog(ERROR, "lfg_fit_trans called in non-aggregate context");
 	s = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
 	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
-		SetOptions(s, PG_GETARG_JSONB_P(4));
+		SetOptions(s, PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(4)));
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 	{
 		s->skipped++;
@@ -164,7 +168,7 @@ AppendState(FitState *dst, const FitState *src)
 	dst->n += src->n;
 	dst->skipped += src->skipped;
 	if (src->options != NULL)
-		SetOptions(dst, src->options);
+		SetOptions(dst, (struct varlena *) src->options);
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_combine);

@@ -78,25 +78,30 @@ lfg_rng_below(LfgRng *rng, uint64_t n)
 	}
 }
 
-/* Standard normal deviate by the Box-Muller transform (both deviates used) */
+/* Standard normal deviate by Marsaglia's polar method (both deviates used) */
 double
 lfg_rng_normal(LfgRng *rng)
 {
-	double		u1,
-				u2,
-				radius;
+	double		u,
+				v,
+				s,
+				f;
 
 	if (rng->has_spare)
 	{
 		rng->has_spare = 0;
 		return rng->spare;
 	}
-	u1 = 1.0 - lfg_rng_uniform(rng);	/* (0, 1] */
-	u2 = lfg_rng_uniform(rng);
-	radius = sqrt(-2.0 * log(u1));
-	rng->spare = radius * sin(2.0 * M_PI * u2);
+	do
+	{
+		u = 2.0 * lfg_rng_uniform(rng) - 1.0;
+		v = 2.0 * lfg_rng_uniform(rng) - 1.0;
+		s = u * u + v * v;
+	} while (s >= 1.0 || s == 0.0);
+	f = sqrt(-2.0 * log(s) / s);
+	rng->spare = v * f;
 	rng->has_spare = 1;
-	return radius * cos(2.0 * M_PI * u2);
+	return u * f;
 }
 
 /* Fisher-Yates shuffle of an index array */
