@@ -15,6 +15,8 @@ make clean >/dev/null
 make COPT="-Werror -DUSE_ASSERT_CHECKING" UNIT_CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror" >/dev/null
 echo "== core unit tests"
 make unitcheck
+echo "== model decoder fuzzing (AddressSanitizer, UBSan)"
+make fuzzcheck
 echo "== install"
 make install >/dev/null
 
