@@ -5,8 +5,9 @@ EXTENSION = lfg
 MODULE_big = lfg
 DATA = lfg--0.1.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
-	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c
-OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_store.o src/lfg_data.o \
+	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
+	src/core/lfg_optim.c src/core/lfg_net.c
+OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o \
 	$(CORE_SRCS:.c=.o)
 
 REGRESS = train input model_io parallel predict cache
@@ -16,7 +17,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # the SGD kernels need -O3 to vectorise (see src/core/lfg_blas.c)
 PG_CFLAGS = -O3
 SHLIB_LINK = -llapacke -lopenblas -lm
-EXTRA_CLEAN = test/unit/test_core test/unit/.passed test/fuzz/fuzz_decode
+EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/.passed test/fuzz/fuzz_decode
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -30,15 +31,20 @@ UNIT_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
 test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_core.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
-test/unit/.passed: test/unit/test_core
+test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+test/unit/.passed: test/unit/test_core test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	@touch $@
 
 all: test/unit/.passed
 
 .PHONY: unitcheck
-unitcheck: test/unit/test_core
+unitcheck: test/unit/test_core test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h

@@ -50,6 +50,41 @@ CREATE AGGREGATE @extschema@.lfg_fit(user_id bigint, item_id bigint, rating doub
 	PARALLEL = SAFE
 );
 
+CREATE FUNCTION @extschema@.lfg_fit_trans_demo(internal, bigint, bigint, double precision,
+	double precision, text, text)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_trans_demo' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE FUNCTION @extschema@.lfg_fit_trans_demo(internal, bigint, bigint, double precision,
+	double precision, text, text, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'lfg_fit_trans_demo' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+
+CREATE AGGREGATE @extschema@.lfg_fit(user_id bigint, item_id bigint, rating double precision,
+	age double precision, gender text, job text) (
+	SFUNC = @extschema@.lfg_fit_trans_demo,
+	STYPE = internal,
+	FINALFUNC = @extschema@.lfg_fit_final,
+	COMBINEFUNC = @extschema@.lfg_fit_combine,
+	SERIALFUNC = @extschema@.lfg_fit_serial,
+	DESERIALFUNC = @extschema@.lfg_fit_deserial,
+	PARALLEL = SAFE
+);
+
+CREATE AGGREGATE @extschema@.lfg_fit(user_id bigint, item_id bigint, rating double precision,
+	age double precision, gender text, job text, options jsonb) (
+	SFUNC = @extschema@.lfg_fit_trans_demo,
+	STYPE = internal,
+	FINALFUNC = @extschema@.lfg_fit_final,
+	COMBINEFUNC = @extschema@.lfg_fit_combine,
+	SERIALFUNC = @extschema@.lfg_fit_serial,
+	DESERIALFUNC = @extschema@.lfg_fit_deserial,
+	PARALLEL = SAFE
+);
+
+COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision, double precision, text, text) IS
+'train an LFG model (paper preset) over ratings joined to the users'' age, gender and job; returns the model bytes';
+COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision, double precision, text, text, jsonb) IS
+'train an LFG, SVD or BiasSVD model over ratings with demographics, with options; returns the model bytes';
+
 COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision) IS
 'train a BiasSVD model with default options over (user_id, item_id, rating) rows; returns the model bytes';
 COMMENT ON AGGREGATE @extschema@.lfg_fit(bigint, bigint, double precision, jsonb) IS
@@ -67,11 +102,11 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
 'check model bytes (magic, version, lengths, CRC32C) and describe the model';
 
-CREATE FUNCTION @extschema@.lfg_fit_seconds(model bytea)
-RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_fit_seconds'
+CREATE FUNCTION @extschema@.lfg_fit_timing(model bytea)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'lfg_fit_timing'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION @extschema@.lfg_fit_seconds(bytea) IS
-'seconds this backend spent training the model, if it trained it recently; NULL otherwise';
+COMMENT ON FUNCTION @extschema@.lfg_fit_timing(bytea) IS
+'training time (and, for lfg models, seconds and GFLOP per epoch) if this backend trained the model recently; NULL otherwise';
 
 ------------------------------------------------------------------------
 -- The model table
@@ -114,9 +149,12 @@ BEGIN
 	NEW.options := info.options;
 	-- the training time is not part of the bytes (they are deterministic):
 	-- take it from the backend that trained the model, or keep the given one
-	NEW.metrics := pg_catalog.jsonb_strip_nulls(info.metrics || pg_catalog.jsonb_build_object(
-		'train_seconds', coalesce(@extschema@.lfg_fit_seconds(NEW.model),
-		                          (NEW.metrics->>'train_seconds')::float8)));
+	NEW.metrics := info.metrics || coalesce(@extschema@.lfg_fit_timing(NEW.model),
+		pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'train_seconds', NEW.metrics->'train_seconds',
+			'seconds_per_epoch', NEW.metrics->'seconds_per_epoch',
+			'gflop_per_epoch', NEW.metrics->'gflop_per_epoch',
+			'gflops', NEW.metrics->'gflops')));
 	IF TG_OP = 'INSERT' AND NEW.version IS NULL THEN
 		-- serialise version numbering per name until commit
 		PERFORM pg_catalog.pg_advisory_xact_lock(4998727, pg_catalog.hashtext(NEW.name));

@@ -2,6 +2,10 @@
  * lfg_options.c
  *	  The options jsonb of lfg_fit: parsing, validation, and the JSON text
  *	  stored in the model.
+ *
+ * "kind" and "preset" are read first, since they choose the defaults of
+ * everything else; then every key is applied and checked against the keys
+ * of that kind.
  */
 #include "postgres.h"
 
@@ -15,14 +19,11 @@
 #include "lfg.h"
 #include "lfg_options.h"
 
-#define VALID_KEYS "kind, factors, epochs, lr, reg, init_std, seed, verbose"
-
-/* Name of a key as a NUL-terminated string */
-static char *
-KeyName(JsonbValue *k)
-{
-	return pnstrdup(k->val.string.val, k->val.string.len);
-}
+#define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, verbose"
+#define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
+	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
+	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
+	"pretrain_epochs, verbose"
 
 /* Raise the error for an option value of the wrong type */
 static void
@@ -67,98 +68,260 @@ IntegerValue(const char *key, JsonbValue *v, int64 min, int64 max)
 	return (int64) x;
 }
 
-/* Apply one key/value pair to opts */
-static void
-ApplyOption(LfgMfOptions *opts, JsonbValue *k, JsonbValue *v)
+/* A JSON boolean */
+static bool
+BoolValue(const char *key, JsonbValue *v)
 {
-	char	   *key = KeyName(k);
+	if (v->type != jbvBool)
+		WrongType(key, "true or false");
+	return v->val.boolean;
+}
 
-	if (strcmp(key, "kind") == 0)
-	{
-		if (v->type != jbvString)
-			WrongType(key, "a string");
-		opts->kind = lfg_kind_from_name(v->val.string.val, v->val.string.len);
-		if (opts->kind == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown model kind \"%s\"",
-							pnstrdup(v->val.string.val, v->val.string.len)),
-					 errhint("Valid kinds are: svd, biassvd.")));
-	}
-	else if (strcmp(key, "factors") == 0)
-		opts->factors = (int) IntegerValue(key, v, LFG_MIN_FACTORS, LFG_MAX_FACTORS);
+/* A JSON string that is one of the choices; returns its index */
+static int
+ChoiceValue(const char *key, JsonbValue *v, const char *const *choices, const char *hint)
+{
+	if (v->type != jbvString)
+		WrongType(key, "a string");
+	for (int j = 0; choices[j] != NULL; j++)
+		if (strlen(choices[j]) == (size_t) v->val.string.len &&
+			memcmp(choices[j], v->val.string.val, v->val.string.len) == 0)
+			return j;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\"", key, pnstrdup(v->val.string.val, v->val.string.len)),
+			 errhint("%s", hint)));
+	return -1;
+}
+
+/* "hidden": an array of two sizes */
+static void
+HiddenValue(JsonbValue *v, LfgNetOptions *net)
+{
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			n = 0;
+	int			h[2] = {0, 0};
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		if (tok == WJB_ELEM)
+		{
+			if (n >= 2)
+				WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+			h[n++] = (int) IntegerValue("hidden", &e, 1, 4096);
+		}
+	if (n != 2)
+		WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+	net->h1 = h[0];
+	net->h2 = h[1];
+}
+
+static const char *const kinds[] = {"", "svd", "biassvd", "lfg", NULL};
+static const char *const presets[] = {"paper", "new_user", NULL};
+static const char *const inits[] = {"svd", "random", NULL};
+static const char *const inputs[] = {"raw", "centered", NULL};
+
+/* Apply one key of an svd or biassvd options object */
+static bool
+ApplyMfOption(LfgMfOptions *o, const char *key, JsonbValue *v)
+{
+	if (strcmp(key, "factors") == 0)
+		o->factors = (int) IntegerValue(key, v, LFG_MIN_FACTORS, LFG_MAX_FACTORS);
 	else if (strcmp(key, "epochs") == 0)
-		opts->epochs = (int) IntegerValue(key, v, LFG_MIN_EPOCHS, LFG_MAX_EPOCHS);
+		o->epochs = (int) IntegerValue(key, v, LFG_MIN_EPOCHS, LFG_MAX_EPOCHS);
 	else if (strcmp(key, "lr") == 0)
-		opts->lr = NumberValue(key, v);
+		o->lr = NumberValue(key, v);
 	else if (strcmp(key, "reg") == 0)
-		opts->reg = NumberValue(key, v);
+		o->reg = NumberValue(key, v);
 	else if (strcmp(key, "init_std") == 0)
-		opts->init_std = NumberValue(key, v);
+		o->init_std = NumberValue(key, v);
 	else if (strcmp(key, "seed") == 0)
-		opts->seed = (uint64_t) IntegerValue(key, v, 0, PG_INT64_MAX);
+		o->seed = (uint64_t) IntegerValue(key, v, 0, PG_INT64_MAX);
 	else if (strcmp(key, "verbose") == 0)
-	{
-		if (v->type != jbvBool)
-			WrongType(key, "true or false");
-		opts->verbose = v->val.boolean;
-	}
+		o->verbose = BoolValue(key, v);
 	else
+		return false;
+	return true;
+}
+
+/* Apply one key of an lfg options object */
+static bool
+ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
+{
+	if (strcmp(key, "factors") == 0)
+		o->factors = (int) IntegerValue(key, v, LFG_MIN_FACTORS, LFG_MAX_FACTORS);
+	else if (strcmp(key, "hidden") == 0)
+		HiddenValue(v, o);
+	else if (strcmp(key, "epochs") == 0)
+		o->epochs = (int) IntegerValue(key, v, LFG_MIN_EPOCHS, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "patience") == 0)
+		o->patience = (int) IntegerValue(key, v, 0, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "lr") == 0)
+		o->lr = NumberValue(key, v);
+	else if (strcmp(key, "lr_decays") == 0)
+		o->lr_decays = (int) IntegerValue(key, v, 0, 10);
+	else if (strcmp(key, "lr_decay") == 0)
+		o->lr_decay = NumberValue(key, v);
+	else if (strcmp(key, "batch_size") == 0)
+		o->batch_size = (int) IntegerValue(key, v, 1, 65536);
+	else if (strcmp(key, "mask_prob") == 0)
+		o->mask_prob = NumberValue(key, v);
+	else if (strcmp(key, "dropout") == 0)
+		o->dropout = NumberValue(key, v);
+	else if (strcmp(key, "weight_decay") == 0)
+		o->weight_decay = NumberValue(key, v);
+	else if (strcmp(key, "leaky_slope") == 0)
+		o->leaky_slope = NumberValue(key, v);
+	else if (strcmp(key, "seed") == 0)
+		o->seed = (uint64_t) IntegerValue(key, v, 0, PG_INT64_MAX);
+	else if (strcmp(key, "val_fraction") == 0)
+		o->val_fraction = NumberValue(key, v);
+	else if (strcmp(key, "batchnorm") == 0)
+		o->batchnorm = BoolValue(key, v);
+	else if (strcmp(key, "aux") == 0)
+		o->aux = BoolValue(key, v);
+	else if (strcmp(key, "init") == 0)
+		o->init = ChoiceValue(key, v, inits, "Use \"svd\" or \"random\".");
+	else if (strcmp(key, "train_items") == 0)
+		o->train_items = BoolValue(key, v);
+	else if (strcmp(key, "input") == 0)
+		o->input = ChoiceValue(key, v, inputs, "Use \"raw\" or \"centered\".");
+	else if (strcmp(key, "episodes") == 0)
+		o->episodes = BoolValue(key, v);
+	else if (strcmp(key, "revealed_weight") == 0)
+		o->revealed_weight = NumberValue(key, v);
+	else if (strcmp(key, "pretrain_epochs") == 0)
+		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "verbose") == 0)
+		o->verbose = BoolValue(key, v);
+	else
+		return false;
+	return true;
+}
+
+/* Find kind and preset, which choose the defaults */
+static void
+ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
+{
+	JsonbValue *v;
+
+	v = getKeyJsonValueFromContainer(&jb->root, "kind", 4, NULL);
+	if (v != NULL)
+		*kind = ChoiceValue("kind", v, kinds, "Valid kinds are: svd, biassvd, lfg.");
+	if (*kind == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown option \"%s\"", key),
-				 errhint("Valid options are: " VALID_KEYS ".")));
-	pfree(key);
+				 errmsg("unknown kind \"\""),
+				 errhint("Valid kinds are: svd, biassvd, lfg.")));
+	v = getKeyJsonValueFromContainer(&jb->root, "preset", 6, NULL);
+	if (v != NULL)
+	{
+		if (*kind != LFG_KIND_LFG)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"preset\" applies only to kind \"lfg\"")));
+		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user.");
+	}
 }
 
 /*
- * Parse an options object into opts (which starts from the defaults) and
- * check the ranges. A NULL jsonb leaves the defaults.
+ * Parse an options object into opts, starting from the defaults of its kind
+ * (default_kind unless "kind" is given) and preset, and check the ranges. A
+ * NULL jsonb gives the defaults.
  */
 void
-LfgParseOptions(Jsonb *jb, LfgMfOptions *opts)
+LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 {
 	JsonbIterator *it;
 	JsonbValue	k,
 				v;
 	JsonbIteratorToken tok;
 	LfgError	err;
+	int			preset = LFG_PRESET_PAPER;
 
-	lfg_mf_options_default(opts);
-	if (jb == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(jb))
+	opts->kind = default_kind;
+	if (jb != NULL && !JB_ROOT_IS_OBJECT(jb))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object"),
 				 errhint("For example: '{\"factors\": 50}'.")));
-	it = JsonbIteratorInit(&jb->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	if (jb != NULL)
+		ReadKindAndPreset(jb, &opts->kind, &preset);
+	lfg_mf_options_default(&opts->mf);
+	if (opts->kind != LFG_KIND_LFG)
+		opts->mf.kind = opts->kind;
+	lfg_net_options_preset(&opts->net, preset);
+	if (jb != NULL)
 	{
-		if (tok != WJB_KEY)
-			continue;
-		tok = JsonbIteratorNext(&it, &v, true);
-		if (tok != WJB_VALUE)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be a scalar", KeyName(&k))));
-		ApplyOption(opts, &k, &v);
+		it = JsonbIteratorInit(&jb->root);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key;
+			bool		known;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (strcmp(key, "kind") == 0 || strcmp(key, "preset") == 0)
+				continue;
+			known = opts->kind == LFG_KIND_LFG ? ApplyNetOption(&opts->net, key, &v) :
+				ApplyMfOption(&opts->mf, key, &v);
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown option \"%s\" for kind \"%s\"", key,
+								lfg_kind_name(opts->kind)),
+						 errhint("Valid options are: %s.",
+								 opts->kind == LFG_KIND_LFG ? LFG_KEYS : MF_KEYS)));
+			pfree(key);
+		}
 	}
-	if (lfg_mf_options_check(opts, &err) != LFG_OK)
+	if (opts->kind == LFG_KIND_LFG ? lfg_net_options_check(&opts->net, &err) != LFG_OK :
+		lfg_mf_options_check(&opts->mf, &err) != LFG_OK)
 		LfgRaise(&err);
 }
 
 /* The options as the JSON text stored in the model (every key, defaults filled) */
 char *
-LfgOptionsJson(const LfgMfOptions *o)
+LfgOptionsJson(const LfgFitOptions *opts)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s,
-					 "{\"kind\": \"%s\", \"factors\": %d, \"epochs\": %d, \"lr\": %.15g, "
-					 "\"reg\": %.15g, \"init_std\": %.15g, \"seed\": " UINT64_FORMAT "}",
-					 lfg_kind_name(o->kind), o->factors, o->epochs, o->lr, o->reg,
-					 o->init_std, (uint64) o->seed);
+	if (opts->kind != LFG_KIND_LFG)
+	{
+		const LfgMfOptions *o = &opts->mf;
+
+		appendStringInfo(&s,
+						 "{\"kind\": \"%s\", \"factors\": %d, \"epochs\": %d, \"lr\": %.15g, "
+						 "\"reg\": %.15g, \"init_std\": %.15g, \"seed\": " UINT64_FORMAT "}",
+						 lfg_kind_name(o->kind), o->factors, o->epochs, o->lr, o->reg,
+						 o->init_std, (uint64) o->seed);
+	}
+	else
+	{
+		const LfgNetOptions *o = &opts->net;
+
+		appendStringInfo(&s,
+						 "{\"kind\": \"lfg\", \"preset\": \"%s\", \"factors\": %d, \"hidden\": [%d, %d], "
+						 "\"epochs\": %d, \"patience\": %d, \"lr\": %.15g, \"lr_decays\": %d, "
+						 "\"lr_decay\": %.15g, \"batch_size\": %d, \"mask_prob\": %.15g, "
+						 "\"dropout\": %.15g, \"weight_decay\": %.15g, \"leaky_slope\": %.15g, "
+						 "\"seed\": " UINT64_FORMAT ", \"val_fraction\": %.15g, \"batchnorm\": %s, "
+						 "\"aux\": %s, \"init\": \"%s\", \"train_items\": %s, \"input\": \"%s\", "
+						 "\"episodes\": %s, \"revealed_weight\": %.15g, \"pretrain_epochs\": %d}",
+						 presets[o->preset], o->factors, o->h1, o->h2, o->epochs, o->patience,
+						 o->lr, o->lr_decays, o->lr_decay, o->batch_size, o->mask_prob,
+						 o->dropout, o->weight_decay, o->leaky_slope, (uint64) o->seed,
+						 o->val_fraction, o->batchnorm ? "true" : "false",
+						 o->aux ? "true" : "false", inits[o->init],
+						 o->train_items ? "true" : "false", inputs[o->input],
+						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs);
+	}
 	return s.data;
 }

@@ -8,8 +8,16 @@
 #include "utils/jsonb.h"
 
 #include "core/lfg_mf.h"
+#include "core/lfg_net.h"
 
-extern void LfgParseOptions(Jsonb *jb, LfgMfOptions *opts);
-extern char *LfgOptionsJson(const LfgMfOptions *o);
+typedef struct LfgFitOptions
+{
+	int			kind;			/* LFG_KIND_SVD, LFG_KIND_BIASSVD or LFG_KIND_LFG */
+	LfgMfOptions mf;			/* kinds svd and biassvd */
+	LfgNetOptions net;			/* kind lfg */
+} LfgFitOptions;
+
+extern void LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts);
+extern char *LfgOptionsJson(const LfgFitOptions *o);
 
 #endif							/* LFG_OPTIONS_H */

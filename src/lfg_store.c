@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -26,19 +27,29 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "storage/proc.h"
 
 #include "lfg.h"
+
+#if PG_VERSION_NUM >= 170000
+#define CurrentLxid() (MyProc->vxid.lxid)
+#else
+#define CurrentLxid() (MyProc->lxid)
+#endif
 
 typedef struct CacheEntry
 {
 	LfgCachedModel pub;
 	bool		latest;			/* resolved as "newest version of name" */
+	bool		provisional;	/* valid only in the transaction that loaded it */
+	LocalTransactionId lxid;
 	MemoryContext cxt;			/* holds the entry, its name and the bytes */
 	struct CacheEntry *next;
 } CacheEntry;
 
 static CacheEntry *cache_head = NULL;
 static bool cache_stale = false;
+static uint64 inval_generation = 0;
 static bool callback_registered = false;
 static Oid	models_relid = InvalidOid;
 
@@ -49,14 +60,20 @@ InvalidateCallback(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == models_relid)
 	{
 		cache_stale = true;
+		inval_generation++;
 		models_relid = InvalidOid;
 	}
 }
 
-/* Free every cached model if an invalidation arrived */
+/*
+ * Free every cached model if an invalidation arrived, and the provisional
+ * entries of earlier transactions.
+ */
 static void
 FlushIfStale(void)
 {
+	CacheEntry **link = &cache_head;
+
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(InvalidateCallback, (Datum) 0);
@@ -68,14 +85,17 @@ FlushIfStale(void)
 
 		models_relid = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
 	}
-	if (!cache_stale)
-		return;
-	while (cache_head != NULL)
+	while (*link != NULL)
 	{
-		CacheEntry *e = cache_head;
+		CacheEntry *e = *link;
 
-		cache_head = e->next;
-		MemoryContextDelete(e->cxt);
+		if (cache_stale || (e->provisional && e->lxid != CurrentLxid()))
+		{
+			*link = e->next;
+			MemoryContextDelete(e->cxt);
+		}
+		else
+			link = &e->next;
 	}
 	cache_stale = false;
 }
@@ -107,6 +127,7 @@ LoadEntry(const char *name, int32 version)
 	CacheEntry *e;
 	bool		isnull;
 	int			rc;
+	uint64		generation;
 
 	if (!OidIsValid(models_relid))
 		ereport(ERROR,
@@ -121,6 +142,7 @@ LoadEntry(const char *name, int32 version)
 
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
+	generation = inval_generation;
 	SPI_connect();
 	rc = SPI_execute_with_args(version == 0 ? q_latest : q_version, version == 0 ? 1 : 2,
 							   types, vals, NULL, true, 1);
@@ -146,6 +168,17 @@ LoadEntry(const char *name, int32 version)
 			   cxt, &e->pub.model);
 	SPI_finish();
 
+	/*
+	 * A load whose snapshot may predate a commit it was told about (an
+	 * invalidation arrived while loading) or that reads through a
+	 * transaction snapshot (REPEATABLE READ, SERIALIZABLE) may have read an
+	 * older version than the newest committed one: it serves this
+	 * transaction only.
+	 */
+	e->provisional = generation != inval_generation || IsolationUsesXactSnapshot();
+	e->lxid = CurrentLxid();
+	/* apply an invalidation that arrived during the load now, not to this entry */
+	FlushIfStale();
 	/* only a fully decoded model joins the cache */
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	e->next = cache_head;

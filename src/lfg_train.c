@@ -26,6 +26,7 @@
 
 #include "lfg.h"
 #include "lfg_options.h"
+#include "lfg_users.h"
 #include "core/lfg_mf.h"
 #include "core/lfg_model.h"
 
@@ -40,6 +41,7 @@ typedef struct FitState
 	int64	   *item;
 	float	   *rating;
 	Jsonb	   *options;		/* NULL: defaults */
+	LfgUserMap *demo;			/* demographics (the 6- and 7-argument forms) */
 } FitState;
 
 typedef struct FitRow
@@ -103,9 +105,10 @@ SetOptions(FitState *s, struct varlena *opts)
 	if (s->options == NULL)
 	{
 		Jsonb	   *jb = (Jsonb *) PG_DETOAST_DATUM(PointerGetDatum(opts));
-		LfgMfOptions check;
+		LfgFitOptions check;
 
-		LfgParseOptions(jb, &check);	/* fail on the first row, not the last */
+		/* fail on the first row, not the last */
+		LfgParseOptions(jb, s->demo ? LFG_KIND_LFG : LFG_KIND_BIASSVD, &check);
 		s->options = MemoryContextAlloc(GetMemoryChunkContext(s), VARSIZE(jb));
 		memcpy(s->options, jb, VARSIZE(jb));
 	}
@@ -117,32 +120,16 @@ SetOptions(FitState *s, struct varlena *opts)
 				 errhint("Pass the same options value for every row, e.g. a constant.")));
 }
 
-PG_FUNCTION_INFO_V1(lfg_fit_trans);
-/* lfg_fit transition: (state, user_id, item_id, rating [, options]) */
-Datum
-lfg_fit_trans(PG_FUNCTION_ARGS)
+/* Append one rating row (ids and rating not NULL) */
+static void
+AddRating(FitState *s, int64 user, int64 item, float8 r)
 {
-	MemoryContext aggcxt;
-	FitState   *s;
-	float8		r;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "lfg_fit_trans called in non-aggregate context");
-	s = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
-	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
-		SetOptions(s, PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(4)));
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-	{
-		s->skipped++;
-		PG_RETURN_POINTER(s);
-	}
-	r = PG_GETARG_FLOAT8(3);
 	if (isnan(r) || isinf(r))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("rating must be a finite number"),
 				 errdetail("User " INT64_FORMAT " rated item " INT64_FORMAT " with %g.",
-						   PG_GETARG_INT64(1), PG_GETARG_INT64(2), r),
+						   user, item, r),
 				 errhint("Filter out NaN and infinite ratings, e.g. WHERE rating <> 'NaN'.")));
 	if (fabs(r) > FLT_MAX)
 		ereport(ERROR,
@@ -150,10 +137,71 @@ lfg_fit_trans(PG_FUNCTION_ARGS)
 				 errmsg("rating %g is out of range for lfg_fit", r),
 				 errhint("Ratings are stored as real; rescale them.")));
 	Reserve(s, 1);
-	s->user[s->n] = PG_GETARG_INT64(1);
-	s->item[s->n] = PG_GETARG_INT64(2);
+	s->user[s->n] = user;
+	s->item[s->n] = item;
 	s->rating[s->n] = (float) r;
 	s->n++;
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_trans);
+/* lfg_fit transition: (state, user_id, item_id, rating [, options]) */
+Datum
+lfg_fit_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FitState   *s;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lfg_fit_trans called in non-aggregate context");
+	s = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+		SetOptions(s, PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(4)));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		s->skipped++;
+	else
+		AddRating(s, PG_GETARG_INT64(1), PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3));
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(lfg_fit_trans_demo);
+/* lfg_fit transition: (state, user_id, item_id, rating, age, gender, job [, options]) */
+Datum
+lfg_fit_trans_demo(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FitState   *s;
+	float8		age;
+	text	   *g,
+			   *j;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "lfg_fit_trans_demo called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+	{
+		s = NewState(aggcxt);
+		s->demo = LfgUserMapCreate(aggcxt);
+	}
+	else
+		s = (FitState *) PG_GETARG_POINTER(0);
+	if (PG_NARGS() > 7 && !PG_ARGISNULL(7))
+		SetOptions(s, PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(7)));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	{
+		s->skipped++;
+		PG_RETURN_POINTER(s);
+	}
+	age = PG_ARGISNULL(4) ? NAN : PG_GETARG_FLOAT8(4);
+	if (!PG_ARGISNULL(4) && (isinf(age) || isnan(age) || fabs(age) > 1e6))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("age of user " INT64_FORMAT " must be a finite number", PG_GETARG_INT64(1)),
+				 errhint("Pass NULL for an unknown age.")));
+	g = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	j = PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6);
+	LfgUserMapAdd(s->demo, PG_GETARG_INT64(1), (float) age,
+				  g ? VARDATA_ANY(g) : NULL, g ? VARSIZE_ANY_EXHDR(g) : 0,
+				  j ? VARDATA_ANY(j) : NULL, j ? VARSIZE_ANY_EXHDR(j) : 0);
+	AddRating(s, PG_GETARG_INT64(1), PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3));
 	PG_RETURN_POINTER(s);
 }
 
@@ -167,6 +215,12 @@ AppendState(FitState *dst, const FitState *src)
 	memcpy(dst->rating + dst->n, src->rating, src->n * sizeof(float));
 	dst->n += src->n;
 	dst->skipped += src->skipped;
+	if (src->demo != NULL)
+	{
+		if (dst->demo == NULL)
+			dst->demo = LfgUserMapCreate(GetMemoryChunkContext(dst));
+		LfgUserMapMerge(dst->demo, src->demo);
+	}
 	if (src->options != NULL)
 		SetOptions(dst, (struct varlena *) src->options);
 }
@@ -200,8 +254,10 @@ lfg_fit_serial(PG_FUNCTION_ARGS)
 	Size		size;
 	StringInfoData buf;
 
-	size = add_size(add_size(20 + optlen, mul_size(s->n, 2 * sizeof(int64))),
+	size = add_size(add_size(21 + optlen, mul_size(s->n, 2 * sizeof(int64))),
 					mul_size(s->n, sizeof(float)));
+	if (s->demo)
+		size = add_size(size, LfgUserMapSerialSize(s->demo));
 	if (size > MaxAllocSize - VARHDRSZ)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -217,6 +273,9 @@ lfg_fit_serial(PG_FUNCTION_ARGS)
 	pq_sendbytes(&buf, (const char *) s->user, s->n * sizeof(int64));
 	pq_sendbytes(&buf, (const char *) s->item, s->n * sizeof(int64));
 	pq_sendbytes(&buf, (const char *) s->rating, s->n * sizeof(float));
+	pq_sendbyte(&buf, s->demo != NULL);
+	if (s->demo)
+		LfgUserMapSerialize(s->demo, &buf);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -254,6 +313,8 @@ lfg_fit_deserial(PG_FUNCTION_ARGS)
 	pq_copymsgbytes(&buf, (char *) s->item, n * sizeof(int64));
 	pq_copymsgbytes(&buf, (char *) s->rating, n * sizeof(float));
 	s->n = n;
+	if (pq_getmsgbyte(&buf))
+		s->demo = LfgUserMapDeserialize(aggcxt, &buf);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(s);
 }
@@ -380,21 +441,10 @@ Densify(const FitState *s, DenseData *d)
 	d->r.rating = r;
 }
 
-/* Core callback after each epoch: progress at DEBUG1, NOTICE when verbose */
-static void
-ReportEpoch(void *ctx, int epoch, double rmse)
-{
-	const LfgMfOptions *o = ctx;
-
-	CHECK_FOR_INTERRUPTS();
-	ereport(o->verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
-}
-
 /*
- * The training time of the last few models this backend trained, keyed by
- * their CRC and length, so that the INSERT trigger of lfg.models can record
- * it in the metrics column without putting a varying number in the bytes.
+ * The timings of the last few models this backend trained, keyed by their
+ * CRC and length, so that the INSERT trigger of lfg.models can record them
+ * in the metrics column without putting varying numbers in the bytes.
  */
 #define FIT_MEMORY 16
 typedef struct FitRecord
@@ -402,9 +452,13 @@ typedef struct FitRecord
 	uint32		crc;
 	uint32		len;
 	double		seconds;
+	double		seconds_per_epoch;	/* NaN for svd and biassvd */
+	double		flops_per_epoch;
 } FitRecord;
 static FitRecord fit_memory[FIT_MEMORY];
 static int	fit_next = 0;
+static double last_seconds_per_epoch = NAN;
+static double last_flops_per_epoch = NAN;
 
 /* The CRC stored in the last four bytes of a model */
 static uint32
@@ -418,18 +472,32 @@ ModelCrc(bytea *model)
 	return crc;
 }
 
+/* Note the epoch timing of the LFG model being trained */
+static void
+RememberEpochs(double seconds_per_epoch, double flops_per_epoch)
+{
+	last_seconds_per_epoch = seconds_per_epoch;
+	last_flops_per_epoch = flops_per_epoch;
+}
+
 /* Remember how long the model took to train */
 static void
 RememberFit(bytea *model, double seconds)
 {
-	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds};
+	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds,
+	last_seconds_per_epoch, last_flops_per_epoch};
 	fit_next = (fit_next + 1) % FIT_MEMORY;
+	last_seconds_per_epoch = last_flops_per_epoch = NAN;
 }
 
-PG_FUNCTION_INFO_V1(lfg_fit_seconds);
-/* lfg_fit_seconds(model): training time if this backend trained it lately, else NULL */
+PG_FUNCTION_INFO_V1(lfg_fit_timing);
+/*
+ * lfg_fit_timing(model): {"train_seconds", "seconds_per_epoch",
+ * "gflop_per_epoch", "gflops"} if this backend trained the model lately,
+ * else NULL
+ */
 Datum
-lfg_fit_seconds(PG_FUNCTION_ARGS)
+lfg_fit_timing(PG_FUNCTION_ARGS)
 {
 	bytea	   *model = PG_GETARG_BYTEA_PP(0);
 	uint32		crc = ModelCrc(model);
@@ -437,12 +505,114 @@ lfg_fit_seconds(PG_FUNCTION_ARGS)
 
 	for (int j = 0; j < FIT_MEMORY; j++)
 	{
-		int			at = (fit_next - 1 - j + 2 * FIT_MEMORY) % FIT_MEMORY;
+		FitRecord  *f = &fit_memory[(fit_next - 1 - j + 2 * FIT_MEMORY) % FIT_MEMORY];
+		StringInfoData s;
 
-		if (fit_memory[at].len == len && fit_memory[at].crc == crc && len > 0)
-			PG_RETURN_FLOAT8(fit_memory[at].seconds);
+		if (f->len != len || f->crc != crc || len == 0)
+			continue;
+		initStringInfo(&s);
+		appendStringInfo(&s, "{\"train_seconds\": %.4f", f->seconds);
+		if (!isnan(f->seconds_per_epoch))
+			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f, \"gflop_per_epoch\": %.4f"
+							 ", \"gflops\": %.3f", f->seconds_per_epoch,
+							 f->flops_per_epoch / 1e9,
+							 f->flops_per_epoch / 1e9 / Max(f->seconds_per_epoch, 1e-9));
+		appendStringInfoChar(&s, '}');
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 	}
 	PG_RETURN_NULL();
+}
+
+/* Core callback after each MF epoch: progress at DEBUG1, NOTICE when verbose */
+static void
+ReportMfEpoch(void *ctx, int epoch, double rmse)
+{
+	const LfgMfOptions *o = ctx;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
+}
+
+/* Core callback after each LFG epoch */
+static void
+ReportNetEpoch(void *ctx, int epoch, double train_rmse, double val_rmse, double seconds)
+{
+	const LfgNetOptions *o = ctx;
+
+	CHECK_FOR_INTERRUPTS();
+	ereport(o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit epoch %d: training rmse %.4f, validation rmse %.4f, %.1f s",
+					epoch, train_rmse, val_rmse, seconds)));
+}
+
+/* A string table section built from a sorted vocabulary */
+static uint8_t *
+VocabTable(const LfgVocab *v, uint32_t *len)
+{
+	size_t		size = lfg_vocab_size((const char *const *) v->str, v->len, v->n);
+	uint8_t    *t = palloc(size);
+
+	lfg_vocab_write((const char *const *) v->str, v->len, v->n, t);
+	*len = (uint32_t) size;
+	return t;
+}
+
+/* Train an LFG model on d; fill m and the metrics */
+static void
+TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
+		 StringInfo metrics)
+{
+	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
+	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net};
+	LfgUsers	users = {d->r.n_users, NULL, NULL, NULL, 0, 0};
+	LfgVocab	genders = {0},
+				jobs = {0};
+	LfgNetStats st;
+	LfgError	err;
+
+	if (s->demo != NULL)
+		LfgUserMapBuild(s->demo, d->user_ids, d->r.n_users, &users, &genders, &jobs);
+	else
+		opts->net.aux = false;
+	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
+		LfgRaise(&err);
+	m->vocab_gender = VocabTable(&genders, &m->vocab_gender_len);
+	m->vocab_job = VocabTable(&jobs, &m->vocab_job_len);
+	appendStringInfo(metrics,
+					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f"
+					 ", \"val_rmse\": %.6f, \"best_epoch\": %d, \"epochs_run\": %d"
+					 ", \"genders\": %d, \"jobs\": %d}",
+					 s->n, s->skipped, d->r.n_users, d->r.n_items, st.train_rmse,
+					 isnan(st.best_val_rmse) ? -1.0 : st.best_val_rmse, st.best_epoch,
+					 st.epochs_run, genders.n, jobs.n);
+	/* timings vary: reported, not stored in the deterministic bytes */
+	ereport(opts->net.verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s",
+					st.seconds_per_epoch, st.flops_per_epoch / 1e9,
+					st.flops_per_epoch / 1e9 / Max(st.seconds_per_epoch, 1e-9),
+					st.pretrain_seconds)));
+	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
+}
+
+/* Train an SVD or BiasSVD model on d; fill m and the metrics */
+static void
+TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
+		StringInfo metrics)
+{
+	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
+	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &opts->mf};
+	LfgError	err;
+	double		rmse;
+
+	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
+		LfgRaise(&err);
+	/* no timing in the bytes: the same data and seed give the same bytes */
+	appendStringInfo(metrics,
+					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
+					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse);
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_final);
@@ -453,14 +623,11 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	FitState   *s = PG_ARGISNULL(0) ? NULL : (FitState *) PG_GETARG_POINTER(0);
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext train;
-	LfgMfOptions opts;
-	LfgCallbacks cb;
-	LfgAllocator alloc;
+	LfgFitOptions opts;
 	DenseData	d;
 	LfgModel	m;
 	LfgError	err;
-	double		t0 = lfg_clock_seconds(),
-				rmse;
+	double		t0 = lfg_clock_seconds();
 	size_t		size;
 	bytea	   *result;
 	StringInfoData metrics;
@@ -472,27 +639,21 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 				 errdetail(INT64_FORMAT " rows had a NULL user, item or rating.",
 						   s ? s->skipped : 0),
 				 errhint("Check that the query passed to lfg_fit returns rows.")));
-	LfgParseOptions(s->options, &opts);
+	LfgParseOptions(s->options, s->demo ? LFG_KIND_LFG : LFG_KIND_BIASSVD, &opts);
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(train);
 	Densify(s, &d);
-	alloc = LfgPallocAllocator(train);
-	cb = (LfgCallbacks) {ReportEpoch, LfgCheckInterrupts, &opts};
 	memset(&m, 0, sizeof(m));
-	if (lfg_mf_train(&d.r, &opts, &cb, &alloc, &m.mf, &rmse, &err) != LFG_OK)
-		LfgRaise(&err);
-
+	initStringInfo(&metrics);
+	if (opts.kind == LFG_KIND_LFG)
+		TrainNet(s, &d, &opts, &m, &metrics);
+	else
+		TrainMf(s, &d, &opts, &m, &metrics);
 	m.user_ids = d.user_ids;
 	m.item_ids = d.item_ids;
 	m.options_json = LfgOptionsJson(&opts);
 	m.options_len = strlen(m.options_json);
-	/* no timing in the bytes: the same data and seed give the same bytes */
-	initStringInfo(&metrics);
-	appendStringInfo(&metrics,
-					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
-					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
-					 s->n, s->skipped, d.r.n_users, d.r.n_items, rmse);
 	m.metrics_json = metrics.data;
 	m.metrics_len = metrics.len;
 	if (lfg_model_encoded_size(&m, &size, &err) != LFG_OK)
@@ -502,7 +663,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model of %zu bytes is too large to store", size),
 				 errdetail("A bytea value holds at most 1 GB."),
-				 errhint("Use fewer factors.")));
+				 errhint("Use fewer factors or smaller hidden layers.")));
 	result = MemoryContextAlloc(caller, size + VARHDRSZ);
 	SET_VARSIZE(result, size + VARHDRSZ);
 	if (lfg_model_encode(&m, LfgCrc32c, (uint8_t *) VARDATA(result), size, &err) != LFG_OK)

@@ -4,6 +4,7 @@
  *	  fast form for.
  */
 #include <cblas.h>
+#include <lapacke.h>
 
 #include "lfg_blas.h"
 
@@ -44,4 +45,37 @@ lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 		p[f] = keep * pf + mix * qf;
 		q[f] = mix * pf + keep * qf;
 	}
+}
+
+/* See lfg_blas.h */
+void
+lfg_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda,
+		 const float *B, int ldb, float beta, float *C, int ldc)
+{
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+				tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, lda, B, ldb,
+				beta, C, ldc);
+}
+
+/* See lfg_blas.h */
+void
+lfg_gemv(int ta, int m, int n, float alpha, const float *A, int lda, const float *x,
+		 float beta, float *y)
+{
+	cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, m, n, alpha, A, lda,
+				x, 1, beta, y, 1);
+}
+
+/* y += alpha x */
+void
+lfg_axpy(int n, float alpha, const float *x, float *y)
+{
+	cblas_saxpy(n, alpha, x, 1, y, 1);
+}
+
+/* Cholesky solve of an SPD system; returns LAPACK's info (0 = success) */
+int
+lfg_posv(int n, float *A, float *b)
+{
+	return LAPACKE_sposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
 }

@@ -18,4 +18,17 @@ extern float lfg_dot(const float *x, const float *y, int n);
 extern void lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 								float err, float reg);
 
+
+
+/* C = alpha op(A) op(B) + beta C, row-major; ta/tb: 0 = as is, 1 = transposed */
+extern void lfg_gemm(int ta, int tb, int m, int n, int k, float alpha,
+					 const float *A, int lda, const float *B, int ldb,
+					 float beta, float *C, int ldc);
+/* y = alpha op(A) x + beta y, row-major A (m x n) */
+extern void lfg_gemv(int ta, int m, int n, float alpha, const float *A, int lda,
+					 const float *x, float beta, float *y);
+/* y += alpha x */
+extern void lfg_axpy(int n, float alpha, const float *x, float *y);
+/* Solve the symmetric positive definite system A x = b in place (A n x n, b n) */
+extern int	lfg_posv(int n, float *A, float *b);
 #endif							/* LFG_BLAS_H */

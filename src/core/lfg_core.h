@@ -58,6 +58,7 @@ extern double lfg_clock_seconds(void);
 /* Model kinds, as stored in the model bytes */
 #define LFG_KIND_SVD		1
 #define LFG_KIND_BIASSVD	2
+#define LFG_KIND_LFG		3
 
 extern const char *lfg_kind_name(int kind);
 extern int	lfg_kind_from_name(const char *name, size_t len);

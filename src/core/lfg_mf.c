@@ -45,9 +45,9 @@ lfg_mf_options_default(LfgMfOptions *opts)
 LfgStatus
 lfg_mf_options_check(const LfgMfOptions *o, LfgError *err)
 {
-	if (lfg_kind_name(o->kind) == NULL)
+	if (o->kind != LFG_KIND_SVD && o->kind != LFG_KIND_BIASSVD)
 		return lfg_error(err, LFG_EPARAM, "Use \"svd\" or \"biassvd\".",
-						 "unknown model kind %d", o->kind);
+						 "unknown matrix factorization kind %d", o->kind);
 	if (o->factors < LFG_MIN_FACTORS || o->factors > LFG_MAX_FACTORS)
 		return lfg_error(err, LFG_EPARAM, "Pass a number of factors in the allowed range.",
 						 "factors must be between %d and %d", LFG_MIN_FACTORS, LFG_MAX_FACTORS);

@@ -42,6 +42,26 @@ typedef struct SectionEntry
 	uint64_t	length;
 } SectionEntry;
 
+/* The generator configuration as stored (section GCFG) */
+typedef struct GenConfigDisk
+{
+	int32_t		n_dense;
+	int32_t		h1;
+	int32_t		h2;
+	int32_t		channels;
+	int32_t		batchnorm;
+	int32_t		input;
+	int32_t		aux;
+	int32_t		n_genders;
+	int32_t		n_jobs;
+	float		leaky_slope;
+	float		dropout;
+	float		age_mean;
+	float		age_std;
+	uint32_t	reserved[3];
+} GenConfigDisk;
+
+_Static_assert(sizeof(GenConfigDisk) == LFG_GEN_CONFIG_SIZE, "generator config size");
 _Static_assert(sizeof(ModelHeader) == LFG_MODEL_HEADER_SIZE, "header size");
 _Static_assert(sizeof(SectionEntry) == LFG_MODEL_SECTION_SIZE, "section size");
 
@@ -59,9 +79,33 @@ align8(size_t x)
 	return (x + 7) & ~(size_t) 7;
 }
 
-/* List the sections of m with their lengths; returns the count */
+/* The generator configuration of m in its stored form */
+static void
+gen_config_to_disk(const LfgModel *m, GenConfigDisk *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->n_dense = m->net.gen.n_dense;
+	g->h1 = m->net.gen.h1;
+	g->h2 = m->net.gen.h2;
+	g->channels = m->net.gen.channels;
+	g->batchnorm = m->net.gen.batchnorm;
+	g->input = m->net.input;
+	g->aux = m->net.aux;
+	g->n_genders = m->net.n_genders;
+	g->n_jobs = m->net.n_jobs;
+	g->leaky_slope = m->net.gen.leaky_slope;
+	g->dropout = m->net.gen.dropout;
+	g->age_mean = m->net.age_mean;
+	g->age_std = m->net.age_std;
+}
+
+/*
+ * List the sections of m with their lengths; returns the count. For kind
+ * lfg, cfg receives the stored generator configuration and m->net.layout
+ * must be set.
+ */
 static int
-model_sections(const LfgModel *m, SectionSpec *s)
+model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 {
 	const LfgMfParams *p = &m->mf;
 	uint64_t	nu = (uint64_t) p->n_users,
@@ -73,14 +117,31 @@ model_sections(const LfgModel *m, SectionSpec *s)
 	s[n++] = (SectionSpec) {LFG_SEC_ITEM_IDS, ni * 8, m->item_ids};
 	s[n++] = (SectionSpec) {LFG_SEC_P, nu * k * 4, p->P};
 	s[n++] = (SectionSpec) {LFG_SEC_Q, ni * k * 4, p->Q};
-	if (p->kind == LFG_KIND_BIASSVD)
+	if (p->kind == LFG_KIND_BIASSVD || p->kind == LFG_KIND_LFG)
 	{
 		s[n++] = (SectionSpec) {LFG_SEC_BU, nu * 4, p->bu};
 		s[n++] = (SectionSpec) {LFG_SEC_BI, ni * 4, p->bi};
 	}
+	if (p->kind == LFG_KIND_LFG)
+	{
+		gen_config_to_disk(m, cfg);
+		s[n++] = (SectionSpec) {LFG_SEC_GEN_CONFIG, LFG_GEN_CONFIG_SIZE, cfg};
+		s[n++] = (SectionSpec) {LFG_SEC_GEN_THETA, (uint64_t) m->net.layout.total * 4, m->net.theta};
+		s[n++] = (SectionSpec) {LFG_SEC_GEN_RUNNING, (uint64_t) m->net.layout.n_running * 4, m->net.running};
+		s[n++] = (SectionSpec) {LFG_SEC_VOCAB_GENDER, m->vocab_gender_len, m->vocab_gender};
+		s[n++] = (SectionSpec) {LFG_SEC_VOCAB_JOB, m->vocab_job_len, m->vocab_job};
+	}
 	s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
 	s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
 	return n;
+}
+
+/* Sections whose length is not fixed by the dimensions */
+static bool
+variable_length(uint32_t tag)
+{
+	return tag == LFG_SEC_OPTIONS || tag == LFG_SEC_METRICS ||
+		tag == LFG_SEC_VOCAB_GENDER || tag == LFG_SEC_VOCAB_JOB;
 }
 
 /* Check the dimensions a header declares */
@@ -102,6 +163,7 @@ LfgStatus
 lfg_model_encoded_size(const LfgModel *m, size_t *size, LfgError *err)
 {
 	SectionSpec s[LFG_MODEL_MAX_SECTIONS];
+	GenConfigDisk cfg;
 	int			n;
 	uint64_t	total;
 	LfgStatus	st;
@@ -110,7 +172,7 @@ lfg_model_encoded_size(const LfgModel *m, size_t *size, LfgError *err)
 		return st;
 	if (m->options_len > LFG_MODEL_MAX_JSON || m->metrics_len > LFG_MODEL_MAX_JSON)
 		return lfg_error(err, LFG_ELIMIT, NULL, "model metadata too large");
-	n = model_sections(m, s);
+	n = model_sections(m, s, &cfg);
 	total = LFG_MODEL_HEADER_SIZE + (uint64_t) n * LFG_MODEL_SECTION_SIZE;
 	for (int j = 0; j < n; j++)
 		total = align8(total) + s[j].length;
@@ -127,6 +189,7 @@ lfg_model_encode(const LfgModel *m, LfgCrcFn crc, uint8_t *buf, size_t size,
 				 LfgError *err)
 {
 	SectionSpec s[LFG_MODEL_MAX_SECTIONS];
+	GenConfigDisk cfg;
 	ModelHeader h;
 	size_t		expected,
 				pos;
@@ -138,7 +201,7 @@ lfg_model_encode(const LfgModel *m, LfgCrcFn crc, uint8_t *buf, size_t size,
 		return st;
 	if (size != expected)
 		return lfg_error(err, LFG_EPARAM, NULL, "model buffer has the wrong size");
-	n = model_sections(m, s);
+	n = model_sections(m, s, &cfg);
 	memset(buf, 0, size);
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, LFG_MODEL_MAGIC, 4);
@@ -200,6 +263,62 @@ json_plausible(const char *s, uint64_t len)
 		s[len - 1] == '}' && memchr(s, '\0', len) == NULL;
 }
 
+/* Check a string table: count, monotone offsets, no NUL bytes */
+static bool
+vocab_valid(const uint8_t *t, uint64_t len, int32_t expected_count)
+{
+	uint32_t	count,
+				off,
+				prev = 0;
+	uint64_t	data;
+
+	if (len < 8)
+		return false;
+	memcpy(&count, t, 4);
+	if ((int64_t) count != expected_count || count > LFG_MAX_VOCAB ||
+		len < 4 + 4 * ((uint64_t) count + 1))
+		return false;
+	data = len - 4 - 4 * ((uint64_t) count + 1);
+	for (uint32_t j = 0; j <= count; j++)
+	{
+		memcpy(&off, t + 4 + 4 * (size_t) j, 4);
+		if ((j == 0 && off != 0) || off < prev || off > data)
+			return false;
+		prev = off;
+	}
+	return prev == data && memchr(t + 4 + 4 * ((size_t) count + 1), 0, data) == NULL;
+}
+
+/* Read the generator configuration (section GCFG) into out->net */
+static LfgStatus
+decode_gen_config(const uint8_t *p, LfgModel *out, LfgError *err)
+{
+	GenConfigDisk g;
+	LfgNet	   *net = &out->net;
+	LfgStatus	st;
+
+	memcpy(&g, p, sizeof(g));
+	if (g.n_genders < 0 || g.n_genders > LFG_MAX_VOCAB || g.n_jobs < 0 ||
+		g.n_jobs > LFG_MAX_VOCAB || (g.input != LFG_INPUT_RAW && g.input != LFG_INPUT_CENTERED) ||
+		(g.aux != 0 && g.aux != 1) ||
+		g.n_dense != lfg_net_dense_width(g.aux, g.input, g.n_genders, g.n_jobs) ||
+		g.channels != (g.input == LFG_INPUT_CENTERED ? 2 : 1) ||
+		!isfinite(g.age_mean) || !(g.age_std > 0.0f) || !isfinite(g.age_std))
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad generator configuration");
+	net->gen = (LfgGenConfig) {out->mf.n_items, g.n_dense, g.h1, g.h2, out->mf.k, g.channels,
+	g.batchnorm, g.leaky_slope, g.dropout};
+	if ((st = lfg_gen_config_check(&net->gen, err)) != LFG_OK)
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: %s", err->msg);
+	net->input = g.input;
+	net->aux = g.aux;
+	net->n_genders = g.n_genders;
+	net->n_jobs = g.n_jobs;
+	net->age_mean = g.age_mean;
+	net->age_std = g.age_std;
+	lfg_gen_layout(&net->gen, &net->layout);
+	return LFG_OK;
+}
+
 /* Read and check the section table; fill the pointers of out */
 static LfgStatus
 decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
@@ -207,29 +326,46 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 {
 	SectionSpec want[LFG_MODEL_MAX_SECTIONS];
 	SectionEntry e[LFG_MODEL_MAX_SECTIONS];
-	int			nwant = model_sections(out, want);
+	GenConfigDisk cfg;
+	int			nwant;
 	uint64_t	table_end = LFG_MODEL_HEADER_SIZE +
 		(uint64_t) h->n_sections * LFG_MODEL_SECTION_SIZE;
+	LfgStatus	st;
 
-	if (h->n_sections != (uint32_t) nwant || table_end > body_end)
+	if (h->n_sections > LFG_MODEL_MAX_SECTIONS || table_end > body_end)
+		return lfg_error(err, LFG_EFORMAT, NULL, "model has %u sections", h->n_sections);
+	/* bounds and order of every section before any is read */
+	for (uint32_t j = 0; j < h->n_sections; j++)
+	{
+		memcpy(&e[j], buf + LFG_MODEL_HEADER_SIZE + (size_t) j * LFG_MODEL_SECTION_SIZE,
+			   sizeof(SectionEntry));
+		if (e[j].offset % 8 != 0 || e[j].offset < table_end ||
+			e[j].offset > body_end || e[j].length > body_end - e[j].offset ||
+			(j > 0 && e[j].offset < e[j - 1].offset + e[j - 1].length))
+			return lfg_error(err, LFG_EFORMAT, NULL, "model section %u lies outside the model", j);
+	}
+	/* an lfg model's layout depends on its generator configuration (section 6) */
+	if (out->mf.kind == LFG_KIND_LFG)
+	{
+		if (h->n_sections < 7 || e[6].tag != LFG_SEC_GEN_CONFIG ||
+			e[6].length != LFG_GEN_CONFIG_SIZE)
+			return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: no generator configuration");
+		if ((st = decode_gen_config(buf + e[6].offset, out, err)) != LFG_OK)
+			return st;
+	}
+	nwant = model_sections(out, want, &cfg);
+	if (h->n_sections != (uint32_t) nwant)
 		return lfg_error(err, LFG_EFORMAT, NULL,
 						 "model has %u sections where %d are expected", h->n_sections, nwant);
 	for (int j = 0; j < nwant; j++)
 	{
-		memcpy(&e[j], buf + LFG_MODEL_HEADER_SIZE + (size_t) j * LFG_MODEL_SECTION_SIZE,
-			   sizeof(SectionEntry));
 		if (e[j].tag != want[j].tag)
 			return lfg_error(err, LFG_EFORMAT, NULL, "model section %d has an unexpected tag", j);
-		if (e[j].length != want[j].length && want[j].tag != LFG_SEC_OPTIONS &&
-			want[j].tag != LFG_SEC_METRICS)
+		if (e[j].length != want[j].length && !variable_length(want[j].tag))
 			return lfg_error(err, LFG_EFORMAT, NULL,
 							 "model section %d has length %llu where %llu is expected",
 							 j, (unsigned long long) e[j].length,
 							 (unsigned long long) want[j].length);
-		if (e[j].offset % 8 != 0 || e[j].offset < table_end ||
-			e[j].offset > body_end || e[j].length > body_end - e[j].offset ||
-			(j > 0 && e[j].offset < e[j - 1].offset + e[j - 1].length))
-			return lfg_error(err, LFG_EFORMAT, NULL, "model section %d lies outside the model", j);
 	}
 	for (int j = 0; j < nwant; j++)
 	{
@@ -254,6 +390,24 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 				break;
 			case LFG_SEC_BI:
 				out->mf.bi = (float *) p;
+				break;
+			case LFG_SEC_GEN_THETA:
+				out->net.theta = (float *) p;
+				break;
+			case LFG_SEC_GEN_RUNNING:
+				out->net.running = (float *) p;
+				break;
+			case LFG_SEC_VOCAB_GENDER:
+				out->vocab_gender = p;
+				out->vocab_gender_len = (uint32_t) e[j].length;
+				if (!vocab_valid(p, e[j].length, out->net.n_genders))
+					return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad gender vocabulary");
+				break;
+			case LFG_SEC_VOCAB_JOB:
+				out->vocab_job = p;
+				out->vocab_job_len = (uint32_t) e[j].length;
+				if (!vocab_valid(p, e[j].length, out->net.n_jobs))
+					return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad job vocabulary");
 				break;
 			case LFG_SEC_OPTIONS:
 				out->options_json = p;
@@ -283,8 +437,23 @@ check_contents(const LfgModel *m, LfgError *err)
 		return lfg_error(err, LFG_EFORMAT, NULL, "model id maps are not strictly ascending");
 	if (!all_finite(p->P, (size_t) p->n_users * k) || !all_finite(p->Q, (size_t) p->n_items * k) ||
 		(p->bu && !all_finite(p->bu, (size_t) p->n_users)) ||
-		(p->bi && !all_finite(p->bi, (size_t) p->n_items)))
+		(p->bi && !all_finite(p->bi, (size_t) p->n_items)) ||
+		(m->net.theta && !all_finite(m->net.theta, m->net.layout.total)) ||
+		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+	if (m->net.running && m->net.gen.batchnorm)
+	{
+		/* running statistics: mean1, var1 (h1 each), mean2, var2 (h2 each) */
+		const float *var1 = m->net.running + m->net.gen.h1;
+		const float *var2 = m->net.running + 2 * m->net.gen.h1 + m->net.gen.h2;
+
+		for (int32_t j = 0; j < m->net.gen.h1; j++)
+			if (var1[j] < 0.0f)
+				return lfg_error(err, LFG_EFORMAT, NULL, "model BatchNorm variances are negative");
+		for (int32_t j = 0; j < m->net.gen.h2; j++)
+			if (var2[j] < 0.0f)
+				return lfg_error(err, LFG_EFORMAT, NULL, "model BatchNorm variances are negative");
+	}
 	return LFG_OK;
 }
 
@@ -363,6 +532,79 @@ lfg_find_id(const int64_t *ids, int32_t n, int64_t id)
 			lo = mid + 1;
 		else
 			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* Size of a string table of n strings */
+size_t
+lfg_vocab_size(const char *const *strings, const uint32_t *lens, int32_t n)
+{
+	size_t		size = 4 + 4 * ((size_t) n + 1);
+
+	(void) strings;
+	for (int32_t j = 0; j < n; j++)
+		size += lens[j];
+	return size;
+}
+
+/* Write a string table (see lfg_model.h) */
+void
+lfg_vocab_write(const char *const *strings, const uint32_t *lens, int32_t n, uint8_t *out)
+{
+	uint32_t	count = (uint32_t) n,
+				off = 0;
+	uint8_t    *data = out + 4 + 4 * ((size_t) n + 1);
+
+	memcpy(out, &count, 4);
+	for (int32_t j = 0; j < n; j++)
+	{
+		memcpy(out + 4 + 4 * (size_t) j, &off, 4);
+		memcpy(data + off, strings[j], lens[j]);
+		off += lens[j];
+	}
+	memcpy(out + 4 + 4 * (size_t) n, &off, 4);
+}
+
+/* Number of strings in a (checked) string table */
+int32_t
+lfg_vocab_count(const uint8_t *tab)
+{
+	uint32_t	count;
+
+	if (tab == NULL)
+		return 0;
+	memcpy(&count, tab, 4);
+	return (int32_t) count;
+}
+
+/* String j of a checked string table */
+const char *
+lfg_vocab_get(const uint8_t *tab, int32_t j, uint32_t *len)
+{
+	uint32_t	count = (uint32_t) lfg_vocab_count(tab),
+				a,
+				b;
+
+	memcpy(&a, tab + 4 + 4 * (size_t) j, 4);
+	memcpy(&b, tab + 4 + 4 * ((size_t) j + 1), 4);
+	*len = b - a;
+	return (const char *) tab + 4 + 4 * ((size_t) count + 1) + a;
+}
+
+/* Index of s in a checked string table, or -1 */
+int32_t
+lfg_vocab_find(const uint8_t *tab, const char *s, size_t len)
+{
+	int32_t		n = lfg_vocab_count(tab);
+
+	for (int32_t j = 0; j < n; j++)
+	{
+		uint32_t	l;
+		const char *v = lfg_vocab_get(tab, j, &l);
+
+		if (l == len && memcmp(v, s, len) == 0)
+			return j;
 	}
 	return -1;
 }

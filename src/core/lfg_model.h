@@ -8,6 +8,7 @@
 
 #include "lfg_core.h"
 #include "lfg_mf.h"
+#include "lfg_net.h"
 
 #define LFG_MODEL_MAGIC			"LFGM"
 #define LFG_MODEL_BYTE_ORDER	UINT32_C(0x01020304)
@@ -27,6 +28,13 @@
 #define LFG_SEC_BI			LFG_TAG('B', 'I', 'T', 'M')
 #define LFG_SEC_OPTIONS		LFG_TAG('O', 'P', 'T', 'S')
 #define LFG_SEC_METRICS		LFG_TAG('M', 'E', 'T', 'R')
+#define LFG_SEC_GEN_CONFIG	LFG_TAG('G', 'C', 'F', 'G')
+#define LFG_SEC_GEN_THETA	LFG_TAG('G', 'T', 'H', 'T')
+#define LFG_SEC_GEN_RUNNING LFG_TAG('G', 'R', 'U', 'N')
+#define LFG_SEC_VOCAB_GENDER LFG_TAG('V', 'G', 'E', 'N')
+#define LFG_SEC_VOCAB_JOB	LFG_TAG('V', 'J', 'O', 'B')
+#define LFG_GEN_CONFIG_SIZE 64
+#define LFG_MAX_VOCAB		4096
 
 /*
  * A model, encoded or decoded. After lfg_model_decode every pointer points
@@ -41,7 +49,24 @@ typedef struct LfgModel
 	uint32_t	options_len;
 	const char *metrics_json;
 	uint32_t	metrics_len;
+	/* kind lfg only: the generator and the vocabularies (string tables) */
+	LfgNet		net;
+	const uint8_t *vocab_gender;
+	uint32_t	vocab_gender_len;
+	const uint8_t *vocab_job;
+	uint32_t	vocab_job_len;
 } LfgModel;
+
+/*
+ * A string table: uint32 count, uint32 offsets[count + 1] into the bytes
+ * that follow, then the bytes (no NUL terminators).
+ */
+extern size_t lfg_vocab_size(const char *const *strings, const uint32_t *lens, int32_t n);
+extern void lfg_vocab_write(const char *const *strings, const uint32_t *lens, int32_t n,
+							uint8_t *out);
+extern int32_t lfg_vocab_find(const uint8_t *tab, const char *s, size_t len);
+extern int32_t lfg_vocab_count(const uint8_t *tab);
+extern const char *lfg_vocab_get(const uint8_t *tab, int32_t j, uint32_t *len);
 
 extern LfgStatus lfg_model_encoded_size(const LfgModel *m, size_t *size,
 										 LfgError *err);

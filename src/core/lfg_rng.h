@@ -7,6 +7,7 @@
 #ifndef LFG_RNG_H
 #define LFG_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct LfgRng

@@ -88,6 +88,8 @@ lfg_kind_name(int kind)
 			return "svd";
 		case LFG_KIND_BIASSVD:
 			return "biassvd";
+		case LFG_KIND_LFG:
+			return "lfg";
 	}
 	return NULL;
 }
@@ -100,5 +102,7 @@ lfg_kind_from_name(const char *name, size_t len)
 		return LFG_KIND_SVD;
 	if (len == 7 && memcmp(name, "biassvd", 7) == 0)
 		return LFG_KIND_BIASSVD;
+	if (len == 3 && memcmp(name, "lfg", 3) == 0)
+		return LFG_KIND_LFG;
 	return 0;
 }

@@ -1,0 +1,771 @@
+/*
+ * lfg_net.c
+ *	  Training and inference of the LFG model.
+ *
+ * Training (PAPER.md, with the options of doc/lfg.md):
+ *	 1. A seeded validation slice (val_fraction of the ratings) is held out
+ *		for early stopping.
+ *	 2. BiasSVD is pretrained on the rest (lfg_mf.c); Q and b_i start from it
+ *		(init "svd") or from N(0, 0.1) and zero (init "random"), and are then
+ *		trained jointly with the generator or kept frozen (train_items).
+ *	 3. Each epoch visits the users in a seeded random order, in mini-batches.
+ *		A user's input is either all their ratings with each hidden with
+ *		probability mask_prob (the paper), or an episode: n = floor(exp(U(0,
+ *		ln N))) of their N ratings revealed, the loss weighted 1 on the hidden
+ *		ratings and revealed_weight on the revealed ones, which prepares the
+ *		generator for new users with few ratings.
+ *	 4. The loss is the weighted mean squared error of mu + b_u + b_i +
+ *		p_u . q_i over the target ratings; gradients flow through the
+ *		generator (lfg_gen.c) and, when trained, into Q and b_i; Adam steps
+ *		after every batch.
+ *	 5. After each epoch the validation RMSE (users fed all their training
+ *		ratings, evaluation mode) decides early stopping; the best weights
+ *		are kept.
+ *	 6. Every training user's p_u and b_u are generated from all their
+ *		ratings and stored, so known users are served without the network.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lfg_blas.h"
+#include "lfg_net.h"
+#include "lfg_optim.h"
+#include "lfg_rng.h"
+
+/* Options of a preset (doc/lfg.md explains when to use which) */
+void
+lfg_net_options_preset(LfgNetOptions *o, int preset)
+{
+	memset(o, 0, sizeof(*o));
+	o->preset = preset;
+	o->factors = 64;
+	o->h1 = 256;
+	o->h2 = 256;
+	o->epochs = 400;
+	o->patience = 10;
+	o->batch_size = 128;
+	o->leaky_slope = 0.01;
+	o->seed = LFG_DEFAULT_SEED;
+	o->val_fraction = 0.05;
+	o->aux = true;
+	o->init = LFG_INIT_SVD;
+	o->pretrain_epochs = 20;
+	o->lr_decays = 2;
+	o->lr_decay = 0.2;
+	if (preset == LFG_PRESET_NEW_USER)
+	{
+		o->lr = 3e-4;
+		o->mask_prob = 0.0;
+		o->dropout = 0.3;
+		o->weight_decay = 0.0;
+		o->batchnorm = false;
+		o->train_items = false;
+		o->input = LFG_INPUT_CENTERED;
+		o->episodes = true;
+		o->revealed_weight = 0.1;
+	}
+	else
+	{
+		o->lr = 1e-3;
+		o->mask_prob = 0.25;
+		o->dropout = 0.5;
+		o->weight_decay = 3e-3;
+		o->batchnorm = true;
+		o->train_items = true;
+		o->input = LFG_INPUT_RAW;
+		o->episodes = false;
+		o->revealed_weight = 1.0;
+	}
+}
+
+/* Check every option against its documented range */
+LfgStatus
+lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
+{
+#define RANGE(cond, name, text) \
+	if (!(cond)) return lfg_error(err, LFG_EPARAM, "See doc/lfg.md for the options and their defaults.", \
+								  "%s must be %s", name, text)
+	RANGE(o->factors >= 1 && o->factors <= LFG_MAX_FACTORS, "factors", "between 1 and 1024");
+	RANGE(o->h1 >= 1 && o->h1 <= 4096 && o->h2 >= 1 && o->h2 <= 4096, "hidden", "two sizes between 1 and 4096");
+	RANGE(o->epochs >= 1 && o->epochs <= LFG_MAX_EPOCHS, "epochs", "between 1 and 10000");
+	RANGE(o->patience >= 0 && o->patience <= LFG_MAX_EPOCHS, "patience", "between 0 and 10000");
+	RANGE(o->lr > 0.0 && o->lr <= 1.0, "lr", "greater than 0 and at most 1");
+	RANGE(o->batch_size >= 1 && o->batch_size <= 65536, "batch_size", "between 1 and 65536");
+	RANGE(o->mask_prob >= 0.0 && o->mask_prob < 1.0, "mask_prob", "at least 0 and less than 1");
+	RANGE(o->dropout >= 0.0 && o->dropout < 1.0, "dropout", "at least 0 and less than 1");
+	RANGE(o->weight_decay >= 0.0 && o->weight_decay <= 1.0, "weight_decay", "between 0 and 1");
+	RANGE(o->leaky_slope >= 0.0 && o->leaky_slope < 1.0, "leaky_slope", "at least 0 and less than 1");
+	RANGE(o->val_fraction >= 0.0 && o->val_fraction <= 0.5, "val_fraction", "between 0 and 0.5");
+	RANGE(o->revealed_weight >= 0.0 && o->revealed_weight <= 1.0, "revealed_weight", "between 0 and 1");
+	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
+	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
+	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
+	RANGE(o->init == LFG_INIT_SVD || o->init == LFG_INIT_RANDOM, "init", "\"svd\" or \"random\"");
+	RANGE(o->input == LFG_INPUT_RAW || o->input == LFG_INPUT_CENTERED, "input", "\"raw\" or \"centered\"");
+#undef RANGE
+	return LFG_OK;
+}
+
+/* Width of the dense input: [age, gender one-hot, job one-hot] [log1p(n)] */
+int32_t
+lfg_net_dense_width(int aux, int input, int32_t n_genders, int32_t n_jobs)
+{
+	return (aux ? 1 + n_genders + n_jobs : 0) + (input == LFG_INPUT_CENTERED ? 1 : 0);
+}
+
+/*
+ * Encode one user's input entries (items[0..n), ratings) into val (channels
+ * per entry) and the dense row.
+ */
+static void
+encode_user(const LfgNet *net, const LfgMfParams *mf, const int32_t *items,
+			const float *ratings, int32_t n, float age, int32_t gender, int32_t job,
+			float *val, float *dense)
+{
+	int32_t		pos = 0;
+
+	if (net->input == LFG_INPUT_CENTERED)
+	{
+		float		s = n > 0 ? 1.0f / sqrtf((float) n) : 0.0f;
+
+		for (int32_t e = 0; e < n; e++)
+		{
+			val[2 * e] = (ratings[e] - mf->mu - mf->bi[items[e]]) * s;
+			val[2 * e + 1] = s;
+		}
+	}
+	else
+		for (int32_t e = 0; e < n; e++)
+			val[e] = ratings[e];
+	if (net->aux)
+	{
+		memset(dense, 0, (size_t) (1 + net->n_genders + net->n_jobs) * sizeof(float));
+		dense[pos++] = isnan(age) ? 0.0f : (age - net->age_mean) / net->age_std;
+		if (gender >= 0 && gender < net->n_genders)
+			dense[pos + gender] = 1.0f;
+		pos += net->n_genders;
+		if (job >= 0 && job < net->n_jobs)
+			dense[pos + job] = 1.0f;
+		pos += net->n_jobs;
+	}
+	if (net->input == LFG_INPUT_CENTERED)
+		dense[pos++] = log1pf((float) n);
+}
+
+/* Training state shared by the helpers below */
+typedef struct Trainer
+{
+	const LfgRatings *d;
+	const LfgUsers *u;
+	const LfgNetOptions *o;
+	LfgMfParams *mf;
+	LfgNet	   *net;
+	int32_t		k;
+	/* per-user rating lists (CSR by user): training part and validation part */
+	int32_t    *tr_ptr,
+			   *tr_item;
+	float	   *tr_rating;
+	int32_t    *va_ptr,
+			   *va_item;
+	float	   *va_rating;
+	/* parameters: generator theta | Q | b_i, and their gradients */
+	float	   *params,
+			   *grad;
+	size_t		n_params,
+				n_opt;
+	/* batch buffers */
+	int32_t    *b_ptr,
+			   *b_idx;
+	float	   *b_val,
+			   *b_dense;
+	int32_t    *t_ptr,
+			   *t_item;
+	float	   *t_rating,
+			   *t_weight;
+	int32_t    *scratch;		/* a permutation of one user's ratings */
+	float	   *in_r;			/* one user's input ratings */
+	float	   *dout;
+	LfgGenWork	work;
+	LfgRng		rng_order,
+				rng_drop;
+	double		flops;
+} Trainer;
+
+/* Split ratings (sorted by user) into per-user training and validation lists */
+static LfgStatus
+split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
+{
+	const LfgRatings *d = t->d;
+	int32_t		nu = d->n_users;
+	LfgRng		rng;
+	size_t		ntr = 0,
+				nva = 0,
+				j = 0;
+
+	t->tr_ptr = lfg_alloc_array(a, (size_t) nu + 1, sizeof(int32_t));
+	t->va_ptr = lfg_alloc_array(a, (size_t) nu + 1, sizeof(int32_t));
+	t->tr_item = lfg_alloc_array(a, d->n, sizeof(int32_t));
+	t->va_item = lfg_alloc_array(a, d->n, sizeof(int32_t));
+	t->tr_rating = lfg_alloc_array(a, d->n, sizeof(float));
+	t->va_rating = lfg_alloc_array(a, d->n, sizeof(float));
+	if (!t->tr_ptr || !t->va_ptr || !t->tr_item || !t->va_item || !t->tr_rating || !t->va_rating)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating lists");
+	lfg_rng_seed(&rng, t->o->seed ^ UINT64_C(0x1111));
+	for (int32_t u = 0; u < nu; u++)
+	{
+		size_t		start_tr = ntr;
+
+		t->tr_ptr[u] = (int32_t) ntr;
+		t->va_ptr[u] = (int32_t) nva;
+		if (j < d->n && d->user[j] < u)
+			return lfg_error(err, LFG_EDATA, NULL, "ratings are not sorted by user");
+		for (; j < d->n && d->user[j] == u; j++)
+		{
+			if (lfg_rng_uniform(&rng) < t->o->val_fraction)
+			{
+				t->va_item[nva] = d->item[j];
+				t->va_rating[nva++] = d->rating[j];
+			}
+			else
+			{
+				t->tr_item[ntr] = d->item[j];
+				t->tr_rating[ntr++] = d->rating[j];
+			}
+		}
+		/* every user keeps at least one training rating */
+		if (ntr == start_tr && nva > (size_t) t->va_ptr[u])
+		{
+			nva--;
+			t->tr_item[ntr] = t->va_item[nva];
+			t->tr_rating[ntr++] = t->va_rating[nva];
+		}
+	}
+	t->tr_ptr[nu] = (int32_t) ntr;
+	t->va_ptr[nu] = (int32_t) nva;
+	return LFG_OK;
+}
+
+/* Age mean and standard deviation over users that have one */
+static void
+age_stats(const LfgUsers *u, float *mean, float *std)
+{
+	double		s = 0.0,
+				s2 = 0.0;
+	int32_t		n = 0;
+
+	for (int32_t j = 0; j < u->n_users; j++)
+		if (u->age && !isnan(u->age[j]))
+		{
+			s += u->age[j];
+			s2 += (double) u->age[j] * u->age[j];
+			n++;
+		}
+	*mean = n > 0 ? (float) (s / n) : 0.0f;
+	*std = n > 1 ? (float) sqrt(fmax(s2 / n - (s / n) * (s / n), 0.0)) : 1.0f;
+	if (!(*std > 1e-6f))
+		*std = 1.0f;
+}
+
+/* Pretrain BiasSVD on the training lists; initialise mu, Q, b_i */
+static LfgStatus
+pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
+{
+	const LfgRatings *d = t->d;
+	int32_t		nu = d->n_users,
+				ni = d->n_items,
+				k = t->k;
+	int32_t    *users = lfg_alloc_array(a, (size_t) t->tr_ptr[nu], sizeof(int32_t));
+	LfgMfOptions mo;
+	LfgMfParams svd;
+	LfgCallbacks mcb = {NULL, cb ? cb->check : NULL, cb ? cb->ctx : NULL};
+	LfgRatings	r;
+	double		rmse;
+	LfgStatus	st;
+
+	if (users == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for pretraining");
+	for (int32_t u = 0; u < nu; u++)
+		for (int32_t e = t->tr_ptr[u]; e < t->tr_ptr[u + 1]; e++)
+			users[e] = u;
+	r = (LfgRatings) {(size_t) t->tr_ptr[nu], nu, ni, users, t->tr_item, t->tr_rating};
+	lfg_mf_options_default(&mo);
+	mo.factors = k;
+	mo.epochs = t->o->pretrain_epochs;
+	mo.seed = t->o->seed;
+	if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
+		return st;
+	t->mf->mu = svd.mu;
+	t->mf->rating_min = svd.rating_min;
+	t->mf->rating_max = svd.rating_max;
+	if (t->o->init == LFG_INIT_SVD)
+	{
+		memcpy(t->mf->Q, svd.Q, (size_t) ni * k * sizeof(float));
+		memcpy(t->mf->bi, svd.bi, (size_t) ni * sizeof(float));
+	}
+	else
+	{
+		LfgRng		rng;
+
+		lfg_rng_seed(&rng, t->o->seed ^ UINT64_C(0x5555));
+		for (size_t j = 0; j < (size_t) ni * k; j++)
+			t->mf->Q[j] = (float) (0.1 * lfg_rng_normal(&rng));
+		memset(t->mf->bi, 0, (size_t) ni * sizeof(float));
+	}
+	lfg_free(a, svd.P);
+	lfg_free(a, svd.Q);
+	lfg_free(a, svd.bu);
+	lfg_free(a, svd.bi);
+	lfg_free(a, users);
+	return LFG_OK;
+}
+
+/* Allocate parameters, gradients and batch buffers */
+static LfgStatus
+alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
+{
+	LfgNet	   *net = t->net;
+	size_t		ni = (size_t) t->d->n_items,
+				k = (size_t) t->k,
+				n = t->d->n,
+				B = (size_t) t->o->batch_size;
+	LfgStatus	st;
+
+	t->n_params = net->layout.total + ni * k + ni;
+	t->n_opt = t->o->train_items ? t->n_params : net->layout.total;
+	t->params = lfg_alloc_array(a, t->n_params, sizeof(float));
+	t->grad = lfg_alloc_array(a, t->n_params, sizeof(float));
+	net->running = lfg_alloc_array(a, net->layout.n_running + 1, sizeof(float));
+	t->b_ptr = lfg_alloc_array(a, B + 1, sizeof(int32_t));
+	t->b_idx = lfg_alloc_array(a, n, sizeof(int32_t));
+	t->b_val = lfg_alloc_array(a, 2 * n, sizeof(float));
+	t->b_dense = lfg_alloc_array(a, B * (size_t) (net->gen.n_dense + 1), sizeof(float));
+	t->t_ptr = lfg_alloc_array(a, B + 1, sizeof(int32_t));
+	t->t_item = lfg_alloc_array(a, n, sizeof(int32_t));
+	t->t_rating = lfg_alloc_array(a, n, sizeof(float));
+	t->t_weight = lfg_alloc_array(a, n, sizeof(float));
+	t->scratch = lfg_alloc_array(a, n, sizeof(int32_t));
+	t->in_r = lfg_alloc_array(a, n, sizeof(float));
+	t->dout = lfg_alloc_array(a, B * (k + 1), sizeof(float));
+	if (!t->params || !t->grad || !net->running || !t->b_ptr || !t->b_idx || !t->b_val ||
+		!t->b_dense || !t->t_ptr || !t->t_item || !t->t_rating || !t->t_weight ||
+		!t->scratch || !t->in_r || !t->dout)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
+	if ((st = lfg_gen_work_alloc(&net->gen, t->o->batch_size, a, &t->work, err)) != LFG_OK)
+		return st;
+	net->theta = t->params;
+	t->mf->Q = t->params + net->layout.total;
+	t->mf->bi = t->mf->Q + ni * k;
+	return LFG_OK;
+}
+
+/* Demographics of user u */
+static void
+user_demo(const Trainer *t, int32_t u, float *age, int32_t *gender, int32_t *job)
+{
+	*age = t->u->age ? t->u->age[u] : NAN;
+	*gender = t->u->gender ? t->u->gender[u] : -1;
+	*job = t->u->job ? t->u->job[u] : -1;
+}
+
+/* Append user u's input (CSR entry b) and its targets for a training batch */
+static void
+add_training_user(Trainer *t, int32_t b, int32_t u, size_t *nnz, size_t *ntg)
+{
+	const LfgNetOptions *o = t->o;
+	int32_t		ch = t->net->gen.channels;
+	int32_t		start = t->tr_ptr[u],
+				N = t->tr_ptr[u + 1] - start;
+	int32_t		n_rev = N,
+				n_in = 0;
+	int32_t    *perm = t->scratch;
+	int32_t    *in_items = t->b_idx + *nnz;
+	float		age;
+	int32_t		gender,
+				job;
+
+	for (int32_t e = 0; e < N; e++)
+		perm[e] = e;
+	if (o->episodes && N > 1)
+	{
+		double		x = lfg_rng_uniform(&t->rng_order) * log((double) N);
+
+		n_rev = (int32_t) floor(exp(x));
+		n_rev = n_rev < 1 ? 1 : n_rev > N - 1 ? N - 1 : n_rev;
+		for (int32_t e = 0; e < n_rev; e++)
+		{
+			int32_t		l = e + (int32_t) lfg_rng_below(&t->rng_order, (uint64_t) (N - e));
+			int32_t		tmp = perm[e];
+
+			perm[e] = perm[l];
+			perm[l] = tmp;
+		}
+	}
+	/* targets: every training rating; weight 1 when hidden */
+	t->t_ptr[b] = (int32_t) *ntg;
+	for (int32_t e = 0; e < N; e++)
+	{
+		t->t_item[*ntg] = t->tr_item[start + perm[e]];
+		t->t_rating[*ntg] = t->tr_rating[start + perm[e]];
+		t->t_weight[*ntg] = (o->episodes && e < n_rev) ? (float) o->revealed_weight : 1.0f;
+		(*ntg)++;
+	}
+	/* input: the revealed ratings, each hidden with probability mask_prob */
+	t->b_ptr[b] = (int32_t) *nnz;
+	for (int32_t e = 0; e < n_rev; e++)
+	{
+		if (o->mask_prob > 0.0 && lfg_rng_uniform(&t->rng_order) < o->mask_prob)
+			continue;
+		in_items[n_in] = t->tr_item[start + perm[e]];
+		t->in_r[n_in++] = t->tr_rating[start + perm[e]];
+	}
+	user_demo(t, u, &age, &gender, &job);
+	encode_user(t->net, t->mf, in_items, t->in_r, n_in, age, gender, job,
+				t->b_val + *nnz * ch, t->b_dense + (size_t) b * t->net->gen.n_dense);
+	*nnz += (size_t) n_in;
+}
+
+/* Append user u fed all ratings in [from, to) of items/ratings (evaluation) */
+static void
+add_eval_user(Trainer *t, int32_t b, int32_t u, const int32_t *items, const float *ratings,
+			  int32_t n, size_t *nnz)
+{
+	int32_t		ch = t->net->gen.channels;
+	float		age;
+	int32_t		gender,
+				job;
+
+	t->b_ptr[b] = (int32_t) *nnz;
+	memcpy(t->b_idx + *nnz, items, (size_t) n * sizeof(int32_t));
+	user_demo(t, u, &age, &gender, &job);
+	encode_user(t->net, t->mf, items, ratings, n, age, gender, job,
+				t->b_val + *nnz * ch, t->b_dense + (size_t) b * t->net->gen.n_dense);
+	*nnz += (size_t) n;
+}
+
+/* See lfg_net.h */
+double
+lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *t_ptr,
+			 const int32_t *t_item, const float *t_rating, const float *t_weight,
+			 float *dout, float *dQ, float *dbi, double *wsum_out)
+{
+	int32_t		k = mf->k;
+	double		sse = 0.0,
+				wsum = 0.0;
+
+	for (int32_t e = t_ptr[0]; e < t_ptr[B]; e++)
+		wsum += t_weight[e];
+	if (wsum <= 0.0)
+		wsum = 1.0;
+	memset(dout, 0, (size_t) B * (k + 1) * sizeof(float));
+	for (int32_t b = 0; b < B; b++)
+	{
+		const float *p = out + (size_t) b * (k + 1);
+		float	   *dp = dout + (size_t) b * (k + 1);
+
+		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
+		{
+			int32_t		j = t_item[e];
+			const float *q = mf->Q + (size_t) j * k;
+			float		err = mf->mu + p[k] + mf->bi[j] + lfg_dot(p, q, k) - t_rating[e];
+			float		g = (float) (2.0 * t_weight[e] * err / wsum);
+
+			sse += t_weight[e] * (double) err * err;
+			lfg_axpy(k, g, q, dp);
+			dp[k] += g;
+			if (dQ != NULL)
+			{
+				lfg_axpy(k, g, p, dQ + (size_t) j * k);
+				dbi[j] += g;
+			}
+		}
+	}
+	*wsum_out = wsum;
+	return sse / wsum;
+}
+
+/* One epoch of mini-batches; returns the weighted training RMSE */
+static double
+train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb)
+{
+	int32_t		nu = t->d->n_users,
+				B = t->o->batch_size,
+				k = t->k;
+	double		sse = 0.0,
+				wsum = 0.0;
+	LfgGenInput in;
+
+	lfg_rng_shuffle_u32(&t->rng_order, order, (size_t) nu);
+	for (int32_t start = 0; start < nu; start += B)
+	{
+		int32_t		nb = nu - start < B ? nu - start : B;
+		size_t		nnz = 0,
+					ntg = 0;
+		double		w,
+					mse;
+		float	   *dQ = t->o->train_items ? t->grad + t->net->layout.total : NULL;
+
+		for (int32_t b = 0; b < nb; b++)
+			add_training_user(t, b, (int32_t) order[start + b], &nnz, &ntg);
+		t->b_ptr[nb] = (int32_t) nnz;
+		t->t_ptr[nb] = (int32_t) ntg;
+		in = (LfgGenInput) {nb, t->b_ptr, t->b_idx, t->b_val, t->b_dense};
+		lfg_gen_forward(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
+						&t->work, 1, &t->rng_drop);
+		memset(t->grad, 0, t->n_params * sizeof(float));
+		mse = lfg_net_loss(t->mf, t->work.out, nb, t->t_ptr, t->t_item, t->t_rating,
+						   t->t_weight, t->dout, dQ, dQ ? dQ + (size_t) t->d->n_items * k : NULL,
+						   &w);
+		sse += mse * w;
+		wsum += w;
+		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
+						 t->dout, t->grad);
+		lfg_adam_step(opt, t->params, t->grad);
+		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz) +
+			(t->o->train_items ? 6.0 : 4.0) * k * (double) ntg + 12.0 * (double) t->n_opt;
+		if (cb && cb->check)
+			cb->check(cb->ctx);
+	}
+	return sqrt(sse / (wsum > 0 ? wsum : 1.0));
+}
+
+/*
+ * Generate p_u, b_u of every user from lists (ptr, item, rating) plus
+ * optional extra lists (ptr2...), in evaluation mode, into P and bu.
+ */
+static void
+generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float *rating,
+			   const int32_t *ptr2, const int32_t *item2, const float *rating2,
+			   float *P, float *bu, const LfgNetCallbacks *cb)
+{
+	int32_t		nu = t->d->n_users,
+				B = t->o->batch_size,
+				k = t->k;
+	LfgGenInput in;
+
+	for (int32_t start = 0; start < nu; start += B)
+	{
+		int32_t		nb = nu - start < B ? nu - start : B;
+		size_t		nnz = 0;
+
+		for (int32_t b = 0; b < nb; b++)
+		{
+			int32_t		u = start + b;
+			int32_t		n1 = ptr[u + 1] - ptr[u];
+
+			memcpy(t->scratch, item + ptr[u], (size_t) n1 * sizeof(int32_t));
+			memcpy(t->in_r, rating + ptr[u], (size_t) n1 * sizeof(float));
+			if (ptr2)
+			{
+				int32_t		n2 = ptr2[u + 1] - ptr2[u];
+
+				memcpy(t->scratch + n1, item2 + ptr2[u], (size_t) n2 * sizeof(int32_t));
+				memcpy(t->in_r + n1, rating2 + ptr2[u], (size_t) n2 * sizeof(float));
+				n1 += n2;
+			}
+			add_eval_user(t, b, u, t->scratch, t->in_r, n1, &nnz);
+		}
+		t->b_ptr[nb] = (int32_t) nnz;
+		in = (LfgGenInput) {nb, t->b_ptr, t->b_idx, t->b_val, t->b_dense};
+		lfg_gen_forward(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
+						&t->work, 0, NULL);
+		for (int32_t b = 0; b < nb; b++)
+		{
+			memcpy(P + (size_t) (start + b) * k, t->work.out + (size_t) b * (k + 1),
+				   (size_t) k * sizeof(float));
+			bu[start + b] = t->work.out[(size_t) b * (k + 1) + k];
+		}
+		if (cb && cb->check)
+			cb->check(cb->ctx);
+	}
+}
+
+/* RMSE of the clipped predictions on lists (ptr, item, rating) */
+static double
+list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float *rating)
+{
+	double		sse = 0.0;
+	size_t		n = 0;
+
+	for (int32_t u = 0; u < t->d->n_users; u++)
+		for (int32_t e = ptr[u]; e < ptr[u + 1]; e++)
+		{
+			double		err = rating[e] - lfg_mf_predict(t->mf, u, item[e]);
+
+			sse += err * err;
+			n++;
+		}
+	return n > 0 ? sqrt(sse / (double) n) : NAN;
+}
+
+/* See lfg_net.h and the file header */
+LfgStatus
+lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
+			  const LfgNetCallbacks *cb, const LfgAllocator *a, LfgMfParams *mf,
+			  LfgNet *net, LfgNetStats *stats, LfgError *err)
+{
+	Trainer		t;
+	LfgAdam		opt;
+	LfgStatus	st;
+	uint32_t   *order;
+	float	   *best,
+			   *best_running;
+	int			bad = 0,
+				decays = 0;
+	double		t0 = lfg_clock_seconds(),
+				t_train;
+	int32_t		nu = d->n_users,
+				k = o->factors;
+
+	memset(&t, 0, sizeof(t));
+	memset(mf, 0, sizeof(*mf));
+	memset(net, 0, sizeof(*net));
+	memset(stats, 0, sizeof(*stats));
+	stats->best_val_rmse = NAN;
+	if ((st = lfg_net_options_check(o, err)) != LFG_OK)
+		return st;
+	if (d->n == 0 || d->n > INT32_MAX / 2)
+		return lfg_error(err, d->n == 0 ? LFG_EDATA : LFG_ELIMIT, NULL,
+						 d->n == 0 ? "no ratings to train on" : "too many ratings for an LFG model");
+	if (u->n_users != nu)
+		return lfg_error(err, LFG_EPARAM, NULL, "demographics do not match the users");
+	t.d = d;
+	t.u = u;
+	t.o = o;
+	t.mf = mf;
+	t.net = net;
+	t.k = k;
+	mf->kind = LFG_KIND_LFG;
+	mf->n_users = nu;
+	mf->n_items = d->n_items;
+	mf->k = k;
+
+	net->input = o->input;
+	net->aux = o->aux;
+	net->n_genders = o->aux ? u->n_genders : 0;
+	net->n_jobs = o->aux ? u->n_jobs : 0;
+	age_stats(u, &net->age_mean, &net->age_std);
+	net->gen = (LfgGenConfig) {d->n_items,
+		lfg_net_dense_width(o->aux, o->input, net->n_genders, net->n_jobs),
+		o->h1, o->h2, k, o->input == LFG_INPUT_CENTERED ? 2 : 1, o->batchnorm ? 1 : 0,
+	(float) o->leaky_slope, (float) o->dropout};
+	if ((st = lfg_gen_config_check(&net->gen, err)) != LFG_OK)
+		return st;
+	lfg_gen_layout(&net->gen, &net->layout);
+
+	if ((st = split_ratings(&t, a, err)) != LFG_OK ||
+		(st = alloc_trainer(&t, a, err)) != LFG_OK ||
+		(st = pretrain(&t, cb, a, err)) != LFG_OK)
+		return st;
+	stats->pretrain_seconds = lfg_clock_seconds() - t0;
+	lfg_gen_init(&net->gen, &net->layout, t.params, net->running, o->seed ^ UINT64_C(0x4444));
+	if ((st = lfg_adam_init(&opt, t.n_opt, (float) o->lr, (float) o->weight_decay, a, err)) != LFG_OK)
+		return st;
+	order = lfg_alloc_array(a, (size_t) nu, sizeof(uint32_t));
+	best = lfg_alloc_array(a, t.n_params, sizeof(float));
+	best_running = lfg_alloc_array(a, net->layout.n_running + 1, sizeof(float));
+	mf->P = lfg_alloc_array(a, (size_t) nu * k, sizeof(float));
+	mf->bu = lfg_alloc_array(a, (size_t) nu, sizeof(float));
+	if (!order || !best || !best_running || !mf->P || !mf->bu)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
+	for (int32_t j = 0; j < nu; j++)
+		order[j] = (uint32_t) j;
+	lfg_rng_seed(&t.rng_order, o->seed ^ UINT64_C(0x2222));
+	lfg_rng_seed(&t.rng_drop, o->seed ^ UINT64_C(0x3333));
+
+	t_train = lfg_clock_seconds();
+	for (int epoch = 1; epoch <= o->epochs; epoch++)
+	{
+		double		train_rmse = train_epoch(&t, &opt, order, cb);
+		double		val_rmse = NAN;
+
+		stats->epochs_run = epoch;
+		if (t.va_ptr[nu] > 0)
+		{
+			generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, NULL, NULL, NULL,
+						   mf->P, mf->bu, cb);
+			val_rmse = list_rmse(&t, t.va_ptr, t.va_item, t.va_rating);
+		}
+		if (cb && cb->on_epoch)
+			cb->on_epoch(cb->ctx, epoch, train_rmse, val_rmse, lfg_clock_seconds() - t0);
+		if (isnan(val_rmse))
+			continue;
+		if (isnan(stats->best_val_rmse) || val_rmse < stats->best_val_rmse)
+		{
+			stats->best_val_rmse = val_rmse;
+			stats->best_epoch = epoch;
+			memcpy(best, t.params, t.n_params * sizeof(float));
+			memcpy(best_running, net->running, net->layout.n_running * sizeof(float));
+			bad = 0;
+		}
+		else if (o->patience > 0 && ++bad >= o->patience)
+		{
+			/* plateau: go back to the best weights with a smaller step, or stop */
+			if (decays >= o->lr_decays)
+				break;
+			decays++;
+			bad = 0;
+			opt.lr *= (float) o->lr_decay;
+			memcpy(t.params, best, t.n_params * sizeof(float));
+			memcpy(net->running, best_running, net->layout.n_running * sizeof(float));
+		}
+	}
+	stats->seconds_per_epoch = (lfg_clock_seconds() - t_train) / stats->epochs_run;
+	stats->flops_per_epoch = t.flops / stats->epochs_run;
+	if (!isnan(stats->best_val_rmse))
+	{
+		memcpy(t.params, best, t.n_params * sizeof(float));
+		memcpy(net->running, best_running, net->layout.n_running * sizeof(float));
+	}
+	else
+		stats->best_epoch = stats->epochs_run;
+
+	/* the stored users: generated from all their ratings */
+	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
+				   mf->P, mf->bu, cb);
+	{
+		double		sse = 0.0;
+
+		for (size_t j = 0; j < d->n; j++)
+		{
+			double		e = d->rating[j] - lfg_mf_predict(mf, d->user[j], d->item[j]);
+
+			sse += e * e;
+		}
+		stats->train_rmse = sqrt(sse / (double) d->n);
+	}
+	return LFG_OK;
+}
+
+/* Allocate single-user inference scratch for up to max_ratings input entries */
+LfgStatus
+lfg_net_scratch_alloc(const LfgNet *net, int32_t max_ratings, const LfgAllocator *a,
+					  LfgNetScratch *s, LfgError *err)
+{
+	LfgStatus	st;
+
+	memset(s, 0, sizeof(*s));
+	s->cap = max_ratings;
+	s->val = lfg_alloc_array(a, (size_t) max_ratings * 2 + 2, sizeof(float));
+	s->dense = lfg_alloc_array(a, (size_t) net->gen.n_dense + 1, sizeof(float));
+	if (!s->val || !s->dense)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for inference");
+	if ((st = lfg_gen_work_alloc(&net->gen, 1, a, &s->work, err)) != LFG_OK)
+		return st;
+	return LFG_OK;
+}
+
+/* See lfg_net.h; user->n must not exceed the scratch capacity */
+void
+lfg_net_generate(const LfgNet *net, const LfgMfParams *mf, const LfgNetUser *user,
+				 LfgNetScratch *s, float *p_out, float *bu_out)
+{
+	int32_t		ptr[2] = {0, user->n};
+	LfgGenInput in;
+
+	encode_user(net, mf, user->item, user->rating, user->n, user->age, user->gender,
+				user->job, s->val, s->dense);
+	in = (LfgGenInput) {1, ptr, user->item, s->val, s->dense};
+	lfg_gen_forward(&net->gen, &net->layout, net->theta, net->running, &in, &s->work, 0, NULL);
+	memcpy(p_out, s->work.out, (size_t) mf->k * sizeof(float));
+	*bu_out = s->work.out[mf->k];
+}

@@ -1,0 +1,153 @@
+/*
+ * lfg_net.h
+ *	  The LFG model: item side from (Bias)SVD, the generator for the user
+ *	  side, and its training (PAPER.md "The model").
+ */
+#ifndef LFG_NET_H
+#define LFG_NET_H
+
+#include "lfg_core.h"
+#include "lfg_gen.h"
+#include "lfg_mf.h"
+
+#define LFG_INPUT_RAW		0	/* the paper: rating values of the rated items */
+#define LFG_INPUT_CENTERED	1	/* (r - mu - b_i)/sqrt(n), 1/sqrt(n), log1p(n) */
+
+#define LFG_INIT_SVD		0
+#define LFG_INIT_RANDOM		1
+
+#define LFG_PRESET_PAPER	0
+#define LFG_PRESET_NEW_USER 1
+
+typedef struct LfgNetOptions
+{
+	int			preset;
+	int			factors;
+	int			h1;
+	int			h2;
+	int			epochs;
+	int			patience;		/* 0: no early stopping */
+	int			lr_decays;		/* times lr is cut at a plateau before stopping */
+	double		lr_decay;		/* factor applied to lr at a plateau */
+	double		lr;
+	int			batch_size;
+	double		mask_prob;
+	double		dropout;
+	double		weight_decay;
+	double		leaky_slope;
+	uint64_t	seed;
+	double		val_fraction;
+	bool		batchnorm;
+	bool		aux;			/* demographics as input */
+	int			init;			/* LFG_INIT_SVD or LFG_INIT_RANDOM */
+	bool		train_items;	/* Q and b_i trained jointly, else frozen */
+	int			input;			/* LFG_INPUT_RAW or LFG_INPUT_CENTERED */
+	bool		episodes;		/* reveal a random subset, loss on the rest */
+	double		revealed_weight;	/* loss weight of revealed ratings */
+	int			pretrain_epochs;	/* BiasSVD pretraining */
+	bool		verbose;
+} LfgNetOptions;
+
+/* Per-user demographics, dense user index order */
+typedef struct LfgUsers
+{
+	int32_t		n_users;
+	const float *age;			/* NaN: missing */
+	const int32_t *gender;		/* -1: missing or unseen */
+	const int32_t *job;
+	int32_t		n_genders;
+	int32_t		n_jobs;
+} LfgUsers;
+
+/* A trained (or decoded) LFG model's generator side */
+typedef struct LfgNet
+{
+	LfgGenConfig gen;
+	LfgGenLayout layout;
+	int32_t		input;
+	int32_t		aux;
+	int32_t		n_genders;
+	int32_t		n_jobs;
+	float		age_mean;
+	float		age_std;
+	float	   *theta;			/* layout.total */
+	float	   *running;		/* layout.n_running */
+} LfgNet;
+
+typedef struct LfgNetStats
+{
+	int			epochs_run;
+	int			best_epoch;
+	double		best_val_rmse;	/* NaN without a validation slice */
+	double		train_rmse;
+	double		seconds_per_epoch;
+	double		flops_per_epoch;
+	double		pretrain_seconds;
+} LfgNetStats;
+
+/* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
+typedef void (*LfgNetEpochFn) (void *ctx, int epoch, double train_rmse,
+							   double val_rmse, double seconds);
+
+typedef struct LfgNetCallbacks
+{
+	LfgNetEpochFn on_epoch;
+	LfgCheckFn	check;
+	void	   *ctx;
+} LfgNetCallbacks;
+
+/*
+ * The training loss of a batch: the weighted mean of (mu + b_u + b_i + p_u .
+ * q_i - r)^2 over the targets of each batch row (CSR t_ptr), from generator
+ * outputs out (p_u, b_u per row). Fills dout and, when not NULL, adds to dQ
+ * and dbi. *wsum receives the sum of the weights.
+ */
+extern double lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B,
+						   const int32_t *t_ptr, const int32_t *t_item,
+						   const float *t_rating, const float *t_weight, float *dout,
+						   float *dQ, float *dbi, double *wsum);
+
+extern void lfg_net_options_preset(LfgNetOptions *o, int preset);
+extern LfgStatus lfg_net_options_check(const LfgNetOptions *o, LfgError *err);
+extern int32_t lfg_net_dense_width(int aux, int input, int32_t n_genders, int32_t n_jobs);
+
+/*
+ * Train on ratings sorted by user (d) with demographics u. On success mf
+ * holds mu, the rating range, Q, b_i and the generated P and b_u of every
+ * training user; net holds the generator.
+ */
+extern LfgStatus lfg_net_train(const LfgRatings *d, const LfgUsers *u,
+							   const LfgNetOptions *o, const LfgNetCallbacks *cb,
+							   const LfgAllocator *a, LfgMfParams *mf, LfgNet *net,
+							   LfgNetStats *stats, LfgError *err);
+
+/* One user's input, for inference */
+typedef struct LfgNetUser
+{
+	int32_t		n;				/* rated items known to the model */
+	const int32_t *item;
+	const float *rating;
+	float		age;			/* NaN: missing */
+	int32_t		gender;			/* -1: missing or unseen */
+	int32_t		job;
+} LfgNetUser;
+
+/* Scratch for single-user inference */
+typedef struct LfgNetScratch
+{
+	LfgGenWork	work;
+	float	   *val;			/* 2 per input entry */
+	float	   *dense;
+	int32_t		cap;
+} LfgNetScratch;
+
+extern LfgStatus lfg_net_scratch_alloc(const LfgNet *net, int32_t max_ratings,
+									   const LfgAllocator *a, LfgNetScratch *s,
+									   LfgError *err);
+
+/* Generate p_u (k values) and b_u for one user (evaluation mode) */
+extern void lfg_net_generate(const LfgNet *net, const LfgMfParams *mf,
+							 const LfgNetUser *user, LfgNetScratch *s,
+							 float *p_out, float *bu_out);
+
+#endif							/* LFG_NET_H */

@@ -1,0 +1,63 @@
+/*
+ * lfg_optim.c
+ *	  The Adam step.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lfg_optim.h"
+
+/* Zeroed moments for n parameters */
+LfgStatus
+lfg_adam_init(LfgAdam *opt, size_t n, float lr, float weight_decay,
+			  const LfgAllocator *a, LfgError *err)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->n = n;
+	opt->lr = lr;
+	opt->beta1 = 0.9f;
+	opt->beta2 = 0.999f;
+	opt->eps = 1e-8f;
+	opt->weight_decay = weight_decay;
+	opt->m = lfg_alloc_array(a, n, sizeof(float));
+	opt->v = lfg_alloc_array(a, n, sizeof(float));
+	if (opt->m == NULL || opt->v == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the optimizer");
+	memset(opt->m, 0, n * sizeof(float));
+	memset(opt->v, 0, n * sizeof(float));
+	return LFG_OK;
+}
+
+/*
+ * One step: g += wd theta; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * theta -= lr mhat / (sqrt(vhat) + eps), with bias-corrected mhat, vhat.
+ * grad is used as scratch.
+ */
+__attribute__((target_clones("avx2", "default")))
+void
+lfg_adam_step(LfgAdam *opt, float *restrict theta, float *restrict grad)
+{
+	float		b1 = opt->beta1,
+				b2 = opt->beta2,
+				wd = opt->weight_decay;
+	float	   *restrict m = opt->m;
+	float	   *restrict v = opt->v;
+	double		c1,
+				c2;
+	float		step,
+				vscale;
+
+	opt->t++;
+	c1 = 1.0 - pow(b1, (double) opt->t);
+	c2 = 1.0 - pow(b2, (double) opt->t);
+	step = (float) (opt->lr / c1);
+	vscale = (float) (1.0 / sqrt(c2));
+	for (size_t j = 0; j < opt->n; j++)
+	{
+		float		g = grad[j] + wd * theta[j];
+
+		m[j] = b1 * m[j] + (1.0f - b1) * g;
+		v[j] = b2 * v[j] + (1.0f - b2) * g * g;
+		theta[j] -= step * m[j] / (sqrtf(v[j]) * vscale + opt->eps);
+	}
+}

@@ -1,0 +1,419 @@
+/*
+ * test_net.c
+ *	  Unit tests of the LFG generator, loss, optimizer and training:
+ *	  finite-difference gradient checks of every layer and of the full loss,
+ *	  an Adam step, and training on a tiny synthetic problem.
+ *	  Prints "N passed, N failed" and exits non-zero on any failure.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c_ref.h"
+#include "lfg_blas.h"
+#include "lfg_gen.h"
+#include "lfg_model.h"
+#include "lfg_net.h"
+#include "lfg_optim.h"
+#include "lfg_rng.h"
+#include "lfg_synth.h"
+
+static int	passed,
+			failed;
+
+#define CHECK(cond, ...) \
+	do { \
+		if (cond) passed++; \
+		else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
+	} while (0)
+
+static void *
+m_alloc(void *ctx, size_t size)
+{
+	(void) ctx;
+	return malloc(size);
+}
+
+static void
+m_free(void *ctx, void *p)
+{
+	(void) ctx;
+	free(p);
+}
+
+static const LfgAllocator A = {m_alloc, m_free, NULL};
+
+/* A tiny generator problem: 3 users, 7 items, fixed input and loss weights */
+typedef struct GradProblem
+{
+	LfgGenConfig c;
+	LfgGenLayout l;
+	float	   *theta,
+			   *running,
+			   *grad;
+	LfgGenWork	w;
+	int32_t		ptr[4];
+	int32_t		idx[9];
+	float		val[18];
+	float		dense[9];
+	float		R[3 * 4];		/* loss = sum(out * R) */
+	/* full-loss extras: item side and targets */
+	LfgMfParams mf;
+	float		Q[7 * 3],
+				bi[7];
+	int32_t		t_ptr[4],
+				t_item[10];
+	float		t_rating[10],
+				t_weight[10];
+} GradProblem;
+
+static void
+problem_init(GradProblem *p, int channels, int batchnorm, float dropout)
+{
+	LfgRng		rng;
+	LfgError	err;
+	int32_t		ptr[4] = {0, 3, 5, 9};
+	int32_t		idx[9] = {0, 2, 6, 1, 2, 0, 3, 4, 5};
+
+	memset(p, 0, sizeof(*p));
+	p->c = (LfgGenConfig) {7, 3, 5, 4, 3, channels, batchnorm, 0.1f, dropout};
+	lfg_gen_layout(&p->c, &p->l);
+	p->theta = malloc(p->l.total * sizeof(float));
+	p->grad = malloc(p->l.total * sizeof(float));
+	p->running = malloc((p->l.n_running + 1) * sizeof(float));
+	lfg_gen_init(&p->c, &p->l, p->theta, p->running, 3);
+	lfg_rng_seed(&rng, 9);
+	/* larger, asymmetric weights so that every unit is active and informative */
+	for (size_t j = 0; j < p->l.total; j++)
+		p->theta[j] += (float) (0.3 * lfg_rng_normal(&rng));
+	if (lfg_gen_work_alloc(&p->c, 3, &A, &p->w, &err) != LFG_OK)
+		exit(2);
+	memcpy(p->ptr, ptr, sizeof(ptr));
+	memcpy(p->idx, idx, sizeof(idx));
+	for (int j = 0; j < 18; j++)
+		p->val[j] = (float) lfg_rng_normal(&rng);
+	for (int j = 0; j < 9; j++)
+		p->dense[j] = (float) lfg_rng_normal(&rng);
+	for (int j = 0; j < 12; j++)
+		p->R[j] = (float) lfg_rng_normal(&rng);
+	for (int j = 0; j < 21; j++)
+		p->Q[j] = (float) (0.5 * lfg_rng_normal(&rng));
+	for (int j = 0; j < 7; j++)
+		p->bi[j] = (float) (0.2 * lfg_rng_normal(&rng));
+	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi};
+	{
+		int32_t		tp[4] = {0, 3, 6, 10};
+		int32_t		ti[10] = {0, 1, 2, 3, 4, 5, 6, 0, 2, 4};
+
+		memcpy(p->t_ptr, tp, sizeof(tp));
+		memcpy(p->t_item, ti, sizeof(ti));
+		for (int j = 0; j < 10; j++)
+		{
+			p->t_rating[j] = (float) (1 + j % 5);
+			p->t_weight[j] = j % 3 == 0 ? 0.1f : 1.0f;
+		}
+	}
+}
+
+/* Which pre-activations are positive: a finite difference must not cross a kink */
+static uint64_t
+kink_signature(const GradProblem *p)
+{
+	uint64_t	sig = 1469598103934665603ULL;
+
+	for (int j = 0; j < 3 * p->c.h1; j++)
+		sig = (sig ^ (p->w.z1[j] > 0.0f)) * 1099511628211ULL;
+	for (int j = 0; j < 3 * p->c.h2; j++)
+		sig = (sig ^ (p->w.z2[j] > 0.0f)) * 1099511628211ULL;
+	return sig;
+}
+
+/* The loss; the dropout mask is the same at every call (same seed) */
+static double
+problem_loss(GradProblem *p, int full, float *dout)
+{
+	LfgGenInput in = {3, p->ptr, p->idx, p->val, p->dense};
+	LfgRng		drop;
+	double		L = 0.0;
+
+	lfg_rng_seed(&drop, 77);
+	lfg_gen_forward(&p->c, &p->l, p->theta, p->running, &in, &p->w, 1, &drop);
+	if (full)
+	{
+		double		wsum;
+		float		dQ[21],
+					dbi[7],
+					scratch[12];
+
+		if (dout == NULL)
+			dout = scratch;
+		memset(dQ, 0, sizeof(dQ));
+		memset(dbi, 0, sizeof(dbi));
+		return lfg_net_loss(&p->mf, p->w.out, 3, p->t_ptr, p->t_item, p->t_rating,
+							p->t_weight, dout, dQ, dbi, &wsum);
+	}
+	for (int j = 0; j < 12; j++)
+	{
+		L += (double) p->w.out[j] * p->R[j];
+		if (dout)
+			dout[j] = p->R[j];
+	}
+	return L;
+}
+
+/*
+ * Compare the analytic gradient of the tensor at [off, off + n) with
+ * central differences; returns the largest relative error.
+ */
+static double
+check_tensor(GradProblem *p, int full, size_t off, size_t n)
+{
+	float		dout[12];
+	double		worst = 0.0;
+	uint64_t	base;
+
+	memset(p->grad, 0, p->l.total * sizeof(float));
+	problem_loss(p, full, dout);
+	{
+		LfgGenInput in = {3, p->ptr, p->idx, p->val, p->dense};
+
+		lfg_gen_backward(&p->c, &p->l, p->theta, &in, &p->w, dout, p->grad);
+	}
+	base = kink_signature(p);
+	for (size_t j = off; j < off + n; j++)
+	{
+		float		keep = p->theta[j];
+		double		h = 1e-3,
+					lp,
+					lm,
+					num,
+					rel;
+		bool		kink;
+
+		p->theta[j] = keep + (float) h;
+		lp = problem_loss(p, full, NULL);
+		kink = kink_signature(p) != base;
+		p->theta[j] = keep - (float) h;
+		lm = problem_loss(p, full, NULL);
+		kink |= kink_signature(p) != base;
+		p->theta[j] = keep;
+		if (kink)
+			continue;			/* the loss is not differentiable across a kink */
+		num = (lp - lm) / (2 * h);
+
+		/*
+		 * float32 forward passes leave about 1e-4 of noise in a central
+		 * difference: entries below 2e-2 are checked against that absolute
+		 * tolerance, the others by relative error
+		 */
+		if (fmax(fabs(num), fabs(p->grad[j])) < 2e-2)
+			rel = fabs(num - p->grad[j]) / 5e-4 * 1e-2;
+		else
+			rel = fabs(num - p->grad[j]) / fmax(fabs(num), fabs(p->grad[j]));
+		if (getenv("GRADDEBUG") && rel > 1e-2)
+			printf("    entry %zu: numeric %g analytic %g\n", j - off, num, p->grad[j]);
+		worst = fmax(worst, rel);
+	}
+	return worst;
+}
+
+static void
+report(const char *layer, double worst)
+{
+	CHECK(worst < 1e-2, "gradient check %s: relative error %.3g", layer, worst);
+	printf("  gradient check %-44s max error %.2e (relative; 1e-2 = tolerance)\n", layer, worst);
+}
+
+static void
+test_gradients(void)
+{
+	GradProblem p;
+
+	/* no BatchNorm, no dropout: sparse and dense linear, LeakyReLU, Tanh */
+	problem_init(&p, 2, 0, 0.0f);
+	report("sparse linear (layer 1, 2 channels)", check_tensor(&p, 0, p.l.W1s, 7 * 2 * 5));
+	report("dense linear (layer 1, demographics)", check_tensor(&p, 0, p.l.W1d, 3 * 5));
+	report("bias + LeakyReLU (layer 1)", check_tensor(&p, 0, p.l.b1, 5));
+	report("dense linear + LeakyReLU (layer 2)", check_tensor(&p, 0, p.l.W2, 5 * 4));
+	report("dense linear + Tanh (layer 3)", check_tensor(&p, 0, p.l.W3, 4 * 4));
+	report("output bias + Tanh", check_tensor(&p, 0, p.l.b3, 4));
+	/* BatchNorm in training mode */
+	problem_init(&p, 1, 1, 0.0f);
+	report("BatchNorm 1 scale and shift", check_tensor(&p, 0, p.l.g1, 2 * 5));
+	report("BatchNorm 2 scale and shift", check_tensor(&p, 0, p.l.g2, 2 * 4));
+	report("through BatchNorm (sparse linear, 1 channel)", check_tensor(&p, 0, p.l.W1s, 7 * 5));
+	report("through BatchNorm (layer 2)", check_tensor(&p, 0, p.l.W2, 5 * 4));
+	/* dropout with a fixed mask */
+	problem_init(&p, 2, 1, 0.4f);
+	report("through dropout (fixed mask), layer 1", check_tensor(&p, 0, p.l.W1s, 7 * 2 * 5));
+	report("through dropout (fixed mask), layer 2", check_tensor(&p, 0, p.l.W2, 5 * 4));
+	/* the full loss: weighted MSE of mu + b_u + b_i + p.q through the network */
+	problem_init(&p, 2, 1, 0.3f);
+	report("full loss, all generator parameters", check_tensor(&p, 1, 0, p.l.total));
+}
+
+/* The item-side gradient of the full loss (dQ, dbi) by finite differences */
+static void
+test_item_gradients(void)
+{
+	GradProblem p;
+	float		out[12],
+				dout[12],
+				dQ[21],
+				dbi[7];
+	double		wsum,
+				worst = 0.0;
+	LfgRng		rng;
+
+	problem_init(&p, 1, 0, 0.0f);
+	lfg_rng_seed(&rng, 5);
+	for (int j = 0; j < 12; j++)
+		out[j] = (float) (0.5 * lfg_rng_normal(&rng));
+	memset(dQ, 0, sizeof(dQ));
+	memset(dbi, 0, sizeof(dbi));
+	lfg_net_loss(&p.mf, out, 3, p.t_ptr, p.t_item, p.t_rating, p.t_weight, dout, dQ, dbi, &wsum);
+	for (int j = 0; j < 28; j++)
+	{
+		float	   *x = j < 21 ? &p.Q[j] : &p.bi[j - 21];
+		float		g = j < 21 ? dQ[j] : dbi[j - 21];
+		float		keep = *x;
+		double		lp,
+					lm,
+					num;
+		float		scratch[12];
+
+		*x = keep + 1e-2f;
+		lp = lfg_net_loss(&p.mf, out, 3, p.t_ptr, p.t_item, p.t_rating, p.t_weight, scratch, NULL, NULL, &wsum);
+		*x = keep - 1e-2f;
+		lm = lfg_net_loss(&p.mf, out, 3, p.t_ptr, p.t_item, p.t_rating, p.t_weight, scratch, NULL, NULL, &wsum);
+		*x = keep;
+		num = (lp - lm) / 2e-2;
+		worst = fmax(worst, fabs(num - g) / fmax(1e-2, fabs(num) + fabs(g)));
+	}
+	report("full loss, item factors and biases", worst);
+	/* and the gradient with respect to the generator output */
+	worst = 0.0;
+	for (int j = 0; j < 12; j++)
+	{
+		float		keep = out[j];
+		double		lp,
+					lm,
+					num;
+		float		scratch[12];
+
+		out[j] = keep + 1e-2f;
+		lp = lfg_net_loss(&p.mf, out, 3, p.t_ptr, p.t_item, p.t_rating, p.t_weight, scratch, NULL, NULL, &wsum);
+		out[j] = keep - 1e-2f;
+		lm = lfg_net_loss(&p.mf, out, 3, p.t_ptr, p.t_item, p.t_rating, p.t_weight, scratch, NULL, NULL, &wsum);
+		out[j] = keep;
+		num = (lp - lm) / 2e-2;
+		worst = fmax(worst, fabs(num - dout[j]) / fmax(1e-2, fabs(num) + fabs(dout[j])));
+	}
+	report("full loss, generator output (p_u, b_u)", worst);
+}
+
+/* One and two Adam steps against the formulas, computed by hand in double */
+static void
+test_adam(void)
+{
+	LfgAdam		opt;
+	LfgError	err;
+	float		theta[2] = {1.0f, -2.0f};
+	float		g1[2] = {0.5f, -0.1f},
+				g2[2] = {0.2f, 0.3f};
+	double		lr = 0.01,
+				wd = 0.1,
+				b1 = 0.9,
+				b2 = 0.999,
+				eps = 1e-8;
+	double		th[2] = {1.0, -2.0},
+				m[2] = {0, 0},
+				v[2] = {0, 0};
+	double		diff = 0.0;
+
+	CHECK(lfg_adam_init(&opt, 2, (float) lr, (float) wd, &A, &err) == LFG_OK, "adam init");
+	for (int t = 1; t <= 2; t++)
+	{
+		float	   *g = t == 1 ? g1 : g2;
+
+		for (int j = 0; j < 2; j++)
+		{
+			double		gj = g[j] + wd * th[j];
+
+			m[j] = b1 * m[j] + (1 - b1) * gj;
+			v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+			th[j] -= lr * (m[j] / (1 - pow(b1, t))) / (sqrt(v[j] / (1 - pow(b2, t))) + eps);
+		}
+		lfg_adam_step(&opt, theta, g);
+	}
+	for (int j = 0; j < 2; j++)
+		diff = fmax(diff, fabs(th[j] - theta[j]));
+	CHECK(diff < 1e-6, "two Adam steps match the formulas (diff %g)", diff);
+	CHECK(fabs(theta[0] - 1.0f) > 0.015, "Adam moved the parameter");
+}
+
+/* Training on a tiny synthetic problem reaches a known low error */
+static void
+test_tiny_training(void)
+{
+	LfgSynthData s;
+	LfgError	err;
+	LfgNetOptions o;
+	LfgMfParams mf;
+	LfgNet		net;
+	LfgNetStats st;
+	float		age[300];
+	int32_t		gender[300],
+				job[300];
+	LfgUsers	u = {300, age, gender, job, 2, 3};
+	LfgRatings	d;
+	double		mean = 0.0,
+				base = 0.0;
+
+	CHECK(lfg_synth_generate(300, 120, 12000, 4, &A, &s, &err) == LFG_OK, "synthetic data");
+	for (int j = 0; j < 300; j++)
+	{
+		age[j] = (float) (18 + j % 50);
+		gender[j] = j % 2;
+		job[j] = j % 4 == 3 ? -1 : j % 3;
+	}
+	for (size_t j = 0; j < s.n; j++)
+		mean += s.rating[j];
+	mean /= (double) s.n;
+	for (size_t j = 0; j < s.n; j++)
+		base += (s.rating[j] - mean) * (s.rating[j] - mean);
+	base = sqrt(base / (double) s.n);
+	d = (LfgRatings) {s.n, 300, 120, s.user, s.item, s.rating};
+	for (int preset = 0; preset <= 1; preset++)
+	{
+		lfg_net_options_preset(&o, preset);
+		o.h1 = o.h2 = 32;
+		o.factors = 8;
+		o.epochs = 200;
+		o.lr = 3e-3;
+		o.batch_size = 32;
+		CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &mf, &net, &st, &err) == LFG_OK,
+			  "train preset %d: %s", preset, err.msg);
+		/* the data's noise floor is about 0.67 (N(0, 0.6) noise, then rounding) */
+		CHECK(st.train_rmse < 0.9 * base, "preset %d reaches a low error: %.4f (baseline %.4f)",
+			  preset, st.train_rmse, base);
+		CHECK(!isnan(st.best_val_rmse) && st.best_val_rmse < 0.9 * base,
+			  "preset %d validation %.4f below baseline %.4f", preset, st.best_val_rmse, base);
+		printf("  tiny problem, preset %d: train rmse %.4f, validation %.4f, baseline %.4f\n",
+			   preset, st.train_rmse, st.best_val_rmse, base);
+	}
+}
+
+int
+main(void)
+{
+	lfg_blas_single_thread();
+	test_gradients();
+	test_item_gradients();
+	test_adam();
+	test_tiny_training();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
