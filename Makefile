@@ -10,7 +10,7 @@ CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o \
 	$(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache
+REGRESS = train input model_io parallel predict cache lfg
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src

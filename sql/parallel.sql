@@ -16,4 +16,28 @@ EXPLAIN (COSTS OFF)
 SELECT m = (SELECT lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 5}') FROM par)
   AS parallel_equals_serial FROM par_model;
 SELECT (lfg_model_info(m)).metrics->'rows' AS rows FROM par_model;
+-- with demographics (kind lfg): the per-user map and vocabularies are combined too
+CREATE TABLE par_demo AS
+  SELECT p.*, 20 + p.user_id % 40 AS age, CASE WHEN p.user_id % 2 = 0 THEN 'F' ELSE 'M' END AS gender,
+         'job' || (p.user_id % 5) AS job
+  FROM par p;
+ALTER TABLE par_demo SET (parallel_workers = 2);
+ANALYZE par_demo;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+  SELECT lfg_fit(user_id, item_id, rating, age, gender, job, '{"hidden": [8, 8], "factors": 4, "epochs": 3}') FROM par_demo;
+CREATE TABLE par_lfg AS
+  SELECT lfg_fit(user_id, item_id, rating, age, gender, job, '{"hidden": [8, 8], "factors": 4, "epochs": 3}') AS m FROM par_demo;
+SET max_parallel_workers_per_gather = 0;
+SELECT m = (SELECT lfg_fit(user_id, item_id, rating, age, gender, job, '{"hidden": [8, 8], "factors": 4, "epochs": 3}') FROM par_demo)
+  AS lfg_parallel_equals_serial,
+  (lfg_model_info(m)).metrics->'jobs' AS jobs FROM par_lfg;
+-- inconsistent demographics split across workers are still caught
+UPDATE par_demo SET age = 99 WHERE ctid = (SELECT max(ctid) FROM par_demo);
+SET max_parallel_workers_per_gather = 2;
+-- (terse: which row a worker sees first varies)
+\set VERBOSITY terse
+SELECT lfg_fit(user_id, item_id, rating, age, gender, job, '{"hidden": [8, 8], "factors": 4, "epochs": 3}') IS NOT NULL
+  FROM par_demo;
+\set VERBOSITY default
 RESET ALL;

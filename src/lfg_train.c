@@ -577,6 +577,8 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		opts->net.aux = false;
 	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
 		LfgRaise(&err);
+	if (!opts->net.aux)
+		genders.n = jobs.n = 0; /* demographics unused: empty vocabularies */
 	m->vocab_gender = VocabTable(&genders, &m->vocab_gender_len);
 	m->vocab_job = VocabTable(&jobs, &m->vocab_job_len);
 	appendStringInfo(metrics,
