@@ -6,11 +6,11 @@ MODULE_big = lfg
 DATA = lfg--0.1.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
-	src/core/lfg_optim.c src/core/lfg_net.c
-OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o \
+	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c
+OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	$(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg
+REGRESS = train input model_io parallel predict cache lfg recommend
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src

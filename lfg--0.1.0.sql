@@ -203,3 +203,50 @@ AS 'MODULE_PATHNAME', 'lfg_synthetic_ratings'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 100000;
 COMMENT ON FUNCTION @extschema@.lfg_synthetic_ratings(integer, integer, bigint, bigint) IS
 'seeded synthetic ratings 1..5 with user and item effects and low-rank structure';
+
+------------------------------------------------------------------------
+-- Serving users the model has never seen (doc/serving.md)
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_recommend(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text, k integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_jsonb'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer) IS
+'top k items for a new user given their ratings {"item id": rating} and demographics, best first';
+
+CREATE FUNCTION @extschema@.lfg_recommend(user_ratings jsonb,
+	age double precision, gender text, job text, k integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_jsonb_default'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text, integer) IS
+'top k items for a new user with the default model (setting lfg.model, or the only model)';
+
+CREATE FUNCTION @extschema@.lfg_recommend(model_name text, item_ids bigint[],
+	ratings double precision[], age double precision, gender text, job text, k integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_arrays'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(text, bigint[], double precision[], double precision, text, text, integer) IS
+'top k items for a new user given item ids and ratings as arrays';
+
+-- (no default-model form with arrays: with untyped literals it would make
+-- every call ambiguous; pass NULL as model_name for the default model)
+
+CREATE FUNCTION @extschema@.lfg_predict(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text, item_ids bigint[])
+RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'lfg_predict_new_user'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_predict(text, jsonb, double precision, text, text, bigint[]) IS
+'predicted ratings of a candidate list of items for a new user';
+
+CREATE FUNCTION @extschema@.lfg_user_factors(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'lfg_user_factors'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_user_factors(text, jsonb, double precision, text, text) IS
+'a new user''s latent vector p_u followed by the bias b_u (castable to a pgvector vector)';

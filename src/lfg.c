@@ -8,6 +8,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
+#include "utils/guc.h"
 
 #include "lfg.h"
 #include "core/lfg_blas.h"
@@ -16,12 +17,36 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Called when the library is loaded */
+char	   *lfg_default_model = NULL;
+double		lfg_foldin_reg = LFG_DEFAULT_FOLDIN_REG;
+bool		lfg_refine = true;
+
+/* Called when the library is loaded: settings, BLAS threads */
 void
 _PG_init(void)
 {
 	/* concurrency comes from backends and parallel workers, not BLAS threads */
 	lfg_blas_single_thread();
+
+	DefineCustomStringVariable("lfg.model",
+							   "Model used by lfg_recommend and friends when no model name is given.",
+							   "Empty: the only model name in lfg.models.",
+							   &lfg_default_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("lfg.foldin_reg",
+							 "Regularisation of the fold-in solve for new users.",
+							 "Weight of the penalty pulling the user vector toward zero (SVD, BiasSVD) "
+							 "or toward the generator's output (LFG). Range: 0.001 to 1000000.",
+							 &lfg_foldin_reg, LFG_DEFAULT_FOLDIN_REG, 0.001, 1e6, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("lfg.refine",
+							 "Refine an LFG model's generated user vector by the fold-in solve.",
+							 "Off: the paper's one-pass generator alone.",
+							 &lfg_refine, true, PGC_USERSET, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("lfg");
+#else
+	EmitWarningsOnPlaceholders("lfg");
+#endif
 }
 
 /* Map a core status to an SQLSTATE */

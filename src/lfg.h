@@ -9,6 +9,7 @@
 
 #include "core/lfg_core.h"
 #include "core/lfg_model.h"
+#include "core/lfg_serve.h"
 
 /* lfg.c */
 extern void LfgRaise(const LfgError *err) pg_attribute_noreturn();
@@ -16,14 +17,28 @@ extern LfgAllocator LfgPallocAllocator(MemoryContext cxt);
 extern uint32_t LfgCrc32c(const void *data, size_t len);
 extern void LfgCheckInterrupts(void *ctx);
 
+/* lfg.c: settings */
+extern char *lfg_default_model;
+extern double lfg_foldin_reg;
+extern bool lfg_refine;
+
 /* lfg_store.c */
 typedef struct LfgCachedModel
 {
 	char	   *name;
 	int32		version;
 	LfgModel	model;
+	MemoryContext cxt;			/* the entry's memory, freed with it */
+	/* serving buffers, sized once per entry (not per call) */
+	float	   *scores;			/* n_items */
+	int32	   *heap;			/* up to LFG_MAX_K */
+	float	   *x;				/* k + 1 */
+	LfgServeScratch scratch;
+	bool		has_scratch;
 } LfgCachedModel;
 
-extern const LfgCachedModel *LfgGetModel(text *name, int32 version);
+extern LfgCachedModel *LfgGetModel(text *name, int32 version);
+extern LfgServeScratch *LfgServeBuffers(LfgCachedModel *c, int32 n_ratings);
+extern text *LfgDefaultModel(void);
 
 #endif							/* LFG_H */

@@ -139,6 +139,7 @@ LoadEntry(const char *name, int32 version)
 	e->cxt = cxt;
 	e->latest = version == 0;
 	e->pub.name = MemoryContextStrdup(cxt, name);
+	e->pub.cxt = cxt;
 
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
@@ -190,7 +191,7 @@ LoadEntry(const char *name, int32 version)
  * The decoded model name (version 0: the newest), from the cache or loaded.
  * The result stays valid until the next call.
  */
-const LfgCachedModel *
+LfgCachedModel *
 LfgGetModel(text *name, int32 version)
 {
 	const char *n = VARDATA_ANY(name);
@@ -204,6 +205,80 @@ LfgGetModel(text *name, int32 version)
 			return &e->pub;
 	cname = text_to_cstring(name);
 	return &LoadEntry(cname, version)->pub;
+}
+
+/*
+ * Serving buffers of a cached model with room for n_ratings input ratings:
+ * allocated in the entry's memory on first use and grown when needed, so a
+ * call allocates nothing proportional to the model.
+ */
+LfgServeScratch *
+LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
+{
+	LfgAllocator alloc = LfgPallocAllocator(c->cxt);
+	LfgError	err;
+
+	if (c->scores == NULL)
+	{
+		c->scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * (Size) c->model.mf.n_items);
+		c->x = MemoryContextAlloc(c->cxt, sizeof(float) * ((Size) c->model.mf.k + 1));
+	}
+	if (!c->has_scratch || c->scratch.cap < n_ratings)
+	{
+		int32		cap = Max(n_ratings, 64);
+
+		if (c->has_scratch && cap < c->scratch.cap * 2)
+			cap = Min(c->scratch.cap * 2, LFG_MAX_RATINGS);
+		c->has_scratch = false;
+		if (lfg_serve_scratch_alloc(&c->model, cap, &alloc, &c->scratch, &err) != LFG_OK)
+			LfgRaise(&err);
+		c->has_scratch = true;
+	}
+	return &c->scratch;
+}
+
+/*
+ * The default model's name: the lfg.model setting, or the only name in
+ * lfg.models. Looked up again after every change to lfg.models.
+ */
+text *
+LfgDefaultModel(void)
+{
+	static text *resolved = NULL;
+	static uint64 resolved_generation = 0;
+	int64		count;
+	bool		isnull;
+	Datum		name;
+
+	if (lfg_default_model != NULL && lfg_default_model[0] != '\0')
+		return cstring_to_text(lfg_default_model);
+	FlushIfStale();
+	if (resolved != NULL && resolved_generation == inval_generation && !IsolationUsesXactSnapshot())
+		return resolved;
+	if (!OidIsValid(models_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table lfg.models does not exist"),
+				 errhint("Run CREATE EXTENSION lfg.")));
+	SPI_connect();
+	if (SPI_execute("SELECT count(DISTINCT name), min(name) FROM lfg.models", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed");
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	name = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (count != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg(count == 0 ? "no model to recommend with" : "no default model"),
+				 errdetail("lfg.models holds " INT64_FORMAT " model names and lfg.model is not set.", count),
+				 errhint(count == 0 ? "Train one: INSERT INTO lfg.models (name, model) SELECT 'm', lfg_fit(...) FROM ratings." :
+						 "SET lfg.model = 'name', or pass the model name as the first argument.")));
+	if (resolved != NULL)
+		pfree(resolved);
+	resolved = (text *) MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(DatumGetPointer(name)));
+	memcpy(resolved, DatumGetPointer(name), VARSIZE_ANY(DatumGetPointer(name)));
+	resolved_generation = inval_generation;
+	SPI_finish();
+	return resolved;
 }
 
 /* Predict one rating with a model (see doc/reference.md for the fallbacks) */
@@ -221,7 +296,7 @@ PG_FUNCTION_INFO_V1(lfg_predict);
 Datum
 lfg_predict(PG_FUNCTION_ARGS)
 {
-	const LfgCachedModel *c = LfgGetModel(PG_GETARG_TEXT_PP(0), 0);
+	LfgCachedModel *c = LfgGetModel(PG_GETARG_TEXT_PP(0), 0);
 
 	PG_RETURN_FLOAT8(PredictIds(&c->model, PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
 }
@@ -232,7 +307,7 @@ Datum
 lfg_predict_version(PG_FUNCTION_ARGS)
 {
 	int32		version = PG_GETARG_INT32(1);
-	const LfgCachedModel *c;
+	LfgCachedModel *c;
 
 	if (version < 1)
 		ereport(ERROR,

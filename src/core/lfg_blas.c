@@ -73,6 +73,13 @@ lfg_axpy(int n, float alpha, const float *x, float *y)
 	cblas_saxpy(n, alpha, x, 1, y, 1);
 }
 
+/* C += A^T A, upper triangle (row-major) */
+void
+lfg_syrk_t(int d, int n, const float *A, float *C)
+{
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, n, 1.0f, A, d, 1.0f, C, d);
+}
+
 /* Cholesky solve of an SPD system; returns LAPACK's info (0 = success) */
 int
 lfg_posv(int n, float *A, float *b)

@@ -1,0 +1,120 @@
+-- Serving new users: lfg_recommend, lfg_predict over candidates, lfg_user_factors
+CREATE FUNCTION pg_temp.sqlstate(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE;
+END $$;
+CREATE TABLE rr AS SELECT * FROM lfg_synthetic_ratings(300, 80, 9000, 41);
+CREATE TABLE ru AS
+  SELECT u AS user_id, 15 + (u * 7) % 50 AS age, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
+         (ARRAY['artist', 'doctor', 'engineer'])[1 + u % 3] AS job
+  FROM generate_series(1, 300) u;
+-- users 1..250 train the models; 251..300 are new users
+INSERT INTO lfg.models (name, model)
+  SELECT 'rec_bias', lfg_fit(user_id, item_id, rating, '{"factors": 8}') FROM rr WHERE user_id <= 250;
+INSERT INTO lfg.models (name, model)
+  SELECT 'rec_svd', lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8}') FROM rr WHERE user_id <= 250;
+INSERT INTO lfg.models (name, model)
+  SELECT 'rec_lfg', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                            '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30}')
+  FROM rr r JOIN ru u USING (user_id) WHERE r.user_id <= 250;
+CREATE TABLE new_user AS SELECT jsonb_object_agg(item_id, rating) AS ratings FROM rr WHERE user_id = 260;
+SELECT count(*) AS rated FROM rr WHERE user_id = 260;
+
+-- k rows, best first, ties by item id, rated items excluded, scores clipped
+SELECT m, count(*) AS n, bool_and(score BETWEEN 1 AND 5) AS clipped,
+       bool_and(NOT (n.ratings ? item_id::text)) AS unrated_only
+  FROM new_user n, unnest(ARRAY['rec_bias', 'rec_svd', 'rec_lfg']) m,
+       LATERAL lfg_recommend(m, n.ratings, 40, 'F', 'doctor', 7) r
+  GROUP BY m ORDER BY m;
+SELECT bool_and(ordered) AS best_first FROM (
+  SELECT score > lead(score) OVER w OR (score = lead(score) OVER w AND item_id < lead(item_id) OVER w)
+         OR lead(score) OVER w IS NULL AS ordered
+  FROM new_user n, lfg_recommend('rec_lfg', n.ratings, 40, 'F', 'doctor', 80)
+  WINDOW w AS (ORDER BY score DESC, item_id)) s;
+-- the array form gives the same answer
+SELECT (SELECT array_agg(item_id) FROM new_user n, lfg_recommend('rec_bias', n.ratings, NULL::float8, NULL, NULL, 10)) =
+       (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias',
+          (SELECT array_agg(item_id) FROM rr WHERE user_id = 260),
+          (SELECT array_agg(rating::float8) FROM rr WHERE user_id = 260), NULL, NULL, NULL, 10)) AS arrays_same;
+-- k above the catalogue returns every unrated item
+SELECT count(*) = 80 - (SELECT count(*) FROM rr WHERE user_id = 260) AS whole_catalogue
+  FROM new_user n, lfg_recommend('rec_bias', n.ratings, NULL::float8, NULL, NULL, 100000);
+-- lfg_predict over a candidate list agrees with the recommendation scores
+SELECT bool_and(abs(p.s - r.score) < 1e-6) AS predict_matches
+  FROM new_user n, lfg_recommend('rec_lfg', n.ratings, 40, 'F', 'doctor', 5) r,
+       LATERAL (SELECT (lfg_predict('rec_lfg', n.ratings, 40, 'F', 'doctor', ARRAY[r.item_id]))[1] AS s) p;
+SELECT array_length(lfg_predict('rec_bias', '{"1": 4}', NULL::float8, NULL, NULL, ARRAY[1, 2, NULL, -5]::bigint[]), 1) AS n,
+       (lfg_predict('rec_bias', '{"1": 4}', NULL::float8, NULL, NULL, ARRAY[1, 2, NULL, -5]::bigint[]))[3] IS NULL AS null_kept;
+-- user factors: k values then the bias; SVD has no bias
+SELECT array_length(lfg_user_factors('rec_lfg', n.ratings, 40, 'F', 'doctor'), 1) AS lfg_len,
+       array_length(lfg_user_factors('rec_bias', n.ratings, NULL::float8, NULL, NULL), 1) AS bias_len,
+       (lfg_user_factors('rec_svd', n.ratings, NULL::float8, NULL, NULL))[9] AS svd_bias
+  FROM new_user n;
+
+-- fold-in helps: a new user's held-out ratings are predicted better than by mu + b_i
+WITH revealed AS (SELECT user_id, jsonb_object_agg(item_id, rating) AS r FROM rr
+                   WHERE user_id > 250 AND hashint8(user_id * 1000 + item_id) % 2 = 0 GROUP BY user_id),
+     hidden AS (SELECT * FROM rr WHERE user_id > 250 AND hashint8(user_id * 1000 + item_id) % 2 <> 0)
+SELECT sqrt(avg((p.fold - h.rating) ^ 2)) < sqrt(avg((p.base - h.rating) ^ 2)) AS foldin_beats_item_bias,
+       sqrt(avg((p.gen - h.rating) ^ 2)) < sqrt(avg((p.base - h.rating) ^ 2)) AS lfg_beats_item_bias
+  FROM hidden h JOIN revealed v USING (user_id) JOIN ru u USING (user_id),
+       LATERAL (SELECT (lfg_predict('rec_bias', v.r, NULL::float8, NULL, NULL, ARRAY[h.item_id]))[1] AS fold,
+                       (lfg_predict('rec_bias', '{}', NULL::float8, NULL, NULL, ARRAY[h.item_id]))[1] AS base,
+                       (lfg_predict('rec_lfg', v.r, u.age, u.gender, u.job, ARRAY[h.item_id]))[1] AS gen) p;
+
+-- lfg.refine off gives the generator alone; it differs from the refined vector
+SELECT (SELECT lfg_user_factors('rec_lfg', ratings, 40, 'F', 'doctor') FROM new_user) AS refined \gset
+SET lfg.refine = off;
+SELECT lfg_user_factors('rec_lfg', ratings, 40, 'F', 'doctor') <> :'refined'::real[] AS generator_alone_differs
+  FROM new_user;
+RESET lfg.refine;
+-- empty ratings: the demographics-only (LFG) or popularity (mu + b_i) answer
+SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{}', 40, 'F', 'doctor', 5);
+SELECT lfg_user_factors('rec_lfg', '{}', 20, 'M', 'artist') <>
+       lfg_user_factors('rec_lfg', '{}', 60, 'F', 'doctor') AS demographics_matter;
+SELECT count(*) AS n FROM lfg_recommend('rec_bias', NULL::jsonb, NULL::float8, NULL, NULL);
+-- unknown items, unseen categories and NULL demographics are accepted
+SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{"99999": 5, "1": 4}', NULL::float8, 'X', 'astronaut', 3);
+
+-- the default model: lfg.model, or the only model name
+SELECT * FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
+SET lfg.model = 'rec_bias';
+SELECT count(*) AS n FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
+SELECT count(*) AS n FROM lfg_recommend(NULL, ARRAY[1]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL, 3);
+SET lfg.model = 'no such model';
+SELECT * FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
+RESET lfg.model;
+
+-- bad input (the named form needs a typed age when the age is NULL or quoted:
+-- an untyped NULL there also fits the default-model form)
+SET lfg.foldin_reg = 0;
+SELECT * FROM lfg_recommend('rec_bias', '[1, 2]', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '"5"', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"fifty": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"5.5": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": "five"}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": null}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": 9}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": 0.5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": 5, "050": 4}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5, NULL]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 1]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[1]::bigint[], ARRAY['NaN']::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', ARRAY[[1, 2]]::bigint[], ARRAY[[5, 4]]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 0);
+SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, -3);
+SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 100000000);
+SELECT * FROM lfg_recommend('rec_lfg', '{"1": 5}', 'NaN'::float8, 'F', 'doctor');
+SELECT * FROM lfg_recommend('nope', '{"1": 5}', NULL::float8, NULL, NULL);
+SELECT count(*) AS in_select_list FROM (SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL)) s;
+SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL);
+SELECT pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', '{"50": 9}', NULL::float8, NULL, NULL)$$) AS off_scale,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL)$$) AS null_element,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL)$$) AS lengths,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 100000000)$$) AS big_k,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('nope', '{"1": 5}', NULL::float8, NULL, NULL)$$) AS unknown_model;

@@ -1,0 +1,427 @@
+/*
+ * lfg_recommend.c
+ *	  The serving path: lfg_recommend, lfg_predict over a candidate list and
+ *	  lfg_user_factors for users the model has never seen.
+ *
+ * A call parses the user's ratings (a jsonb object or two arrays), maps item
+ * ids to the model's dense indexes (unknown items are ignored: catalogues
+ * grow between retrains), computes the user vector (lfg_serve.c: fold-in,
+ * or the generator plus fold-in for LFG), scores the whole catalogue with
+ * one sgemv into a buffer of the cached model, and selects the top k with
+ * a bounded heap. Nothing proportional to the model is allocated per call.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/tuplestore.h"
+
+#include "lfg.h"
+
+/* A new user's input, mapped to the model */
+typedef struct UserInput
+{
+	int32		n;				/* ratings of items the model knows */
+	int32	   *item;
+	float	   *rating;
+	int32		ignored;		/* ratings of unknown items */
+	LfgNetUser	net;
+} UserInput;
+
+/* Append one rating after checking it against the model's rating range */
+static void
+AddInput(const LfgModel *m, UserInput *in, int64 id, double r)
+{
+	int32		i;
+
+	if (isnan(r) || isinf(r))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("rating of item " INT64_FORMAT " must be a finite number", id)));
+	if (r < m->mf.rating_min || r > m->mf.rating_max)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("rating %g of item " INT64_FORMAT " is outside the model's rating range", r, id),
+				 errdetail("The model was trained on ratings from %g to %g.",
+						   m->mf.rating_min, m->mf.rating_max),
+				 errhint("Rescale the ratings to the training scale.")));
+	i = lfg_find_id(m->item_ids, m->mf.n_items, id);
+	if (i < 0)
+	{
+		in->ignored++;
+		return;
+	}
+	in->item[in->n] = i;
+	in->rating[in->n++] = (float) r;
+}
+
+/* Parse a JSON object key as an item id */
+static int64
+ParseItemId(const char *s, int len)
+{
+	char	   *str = pnstrdup(s, len);
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(str, &end, 10);
+	if (len == 0 || *end != '\0' || errno == ERANGE || isspace((unsigned char) str[0]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("user_ratings key \"%s\" is not an integer item id", str),
+				 errhint("Pass an object such as '{\"50\": 5, \"181\": 4}'.")));
+	pfree(str);
+	return (int64) v;
+}
+
+/* Check that no item appears twice (the indexes are sorted in place) */
+static int
+CompareRated(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static void
+CheckDuplicates(const LfgModel *m, const UserInput *in)
+{
+	int32	   *s = palloc(sizeof(int32) * Max(in->n, 1));
+
+	memcpy(s, in->item, sizeof(int32) * in->n);
+	qsort(s, in->n, sizeof(int32), CompareRated);
+	for (int32 j = 1; j < in->n; j++)
+		if (s[j] == s[j - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("item " INT64_FORMAT " is rated twice", m->item_ids[s[j]]),
+					 errhint("Pass each item once.")));
+	pfree(s);
+}
+
+/* Allocate room for n ratings */
+static void
+InitInput(UserInput *in, int32 n)
+{
+	if (n > LFG_MAX_RATINGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many ratings for one user"),
+				 errdetail("At most %d ratings are accepted.", LFG_MAX_RATINGS)));
+	memset(in, 0, sizeof(*in));
+	in->item = palloc(sizeof(int32) * Max(n, 1));
+	in->rating = palloc(sizeof(float) * Max(n, 1));
+}
+
+/* user_ratings as a jsonb object {"item id": rating, ...}; NULL is empty */
+static void
+InputFromJsonb(const LfgModel *m, Jsonb *jb, UserInput *in)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (jb != NULL && !JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_ratings must be a JSON object"),
+				 errhint("Pass an object mapping item ids to ratings, such as '{\"50\": 5, \"181\": 4}'.")));
+	InitInput(in, jb ? JB_ROOT_COUNT(jb) : 0);
+	if (jb == NULL)
+		return;
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		int64		id;
+
+		if (tok != WJB_KEY)
+			continue;
+		id = ParseItemId(k.val.string.val, k.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type != jbvNumeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("rating of item " INT64_FORMAT " must be a number", id),
+					 errhint("Pass an object such as '{\"50\": 5, \"181\": 4}'.")));
+		AddInput(m, in, id, DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+															   NumericGetDatum(v.val.numeric))));
+	}
+	CheckDuplicates(m, in);
+}
+
+/* user_ratings as item_ids bigint[] and ratings double precision[] */
+static void
+InputFromArrays(const LfgModel *m, ArrayType *ids, ArrayType *ratings, UserInput *in)
+{
+	Datum	   *id_d,
+			   *r_d;
+	bool	   *id_n,
+			   *r_n;
+	int			nid,
+				nr;
+
+	if (ids == NULL || ratings == NULL)
+	{
+		InitInput(in, 0);
+		return;
+	}
+	if (ARR_NDIM(ids) > 1 || ARR_NDIM(ratings) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids and ratings must be one-dimensional arrays")));
+	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &nid);
+	deconstruct_array(ratings, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &r_d, &r_n, &nr);
+	if (nid != nr)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids and ratings have different lengths (%d and %d)", nid, nr),
+				 errhint("Pass one rating per item id.")));
+	InitInput(in, nid);
+	for (int j = 0; j < nid; j++)
+	{
+		if (id_n[j] || r_n[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("item_ids and ratings must not contain NULL"),
+					 errdetail("Element %d is NULL.", j + 1)));
+		AddInput(m, in, DatumGetInt64(id_d[j]), DatumGetFloat8(r_d[j]));
+	}
+	CheckDuplicates(m, in);
+}
+
+/* Demographics (arguments a, a+1, a+2): age, gender, job; NULL = missing */
+static void
+InputDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, UserInput *in)
+{
+	in->net = (LfgNetUser) {in->n, in->item, in->rating, NAN, -1, -1};
+	if (!PG_ARGISNULL(a))
+	{
+		double		age = PG_GETARG_FLOAT8(a);
+
+		if (isnan(age) || isinf(age))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("age must be a finite number"),
+					 errhint("Pass NULL for an unknown age.")));
+		in->net.age = (float) age;
+	}
+	if (m->mf.kind != LFG_KIND_LFG)
+		return;
+	if (!PG_ARGISNULL(a + 1))
+	{
+		text	   *g = PG_GETARG_TEXT_PP(a + 1);
+
+		in->net.gender = lfg_vocab_find(m->vocab_gender, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g));
+	}
+	if (!PG_ARGISNULL(a + 2))
+	{
+		text	   *j = PG_GETARG_TEXT_PP(a + 2);
+
+		in->net.job = lfg_vocab_find(m->vocab_job, VARDATA_ANY(j), VARSIZE_ANY_EXHDR(j));
+	}
+}
+
+/*
+ * The model: argument 0 when the form is named (the default model when that
+ * argument is NULL), else the default model.
+ */
+static LfgCachedModel *
+ModelArg(FunctionCallInfo fcinfo, bool named)
+{
+	return LfgGetModel(!named || PG_ARGISNULL(0) ? LfgDefaultModel() : PG_GETARG_TEXT_PP(0), 0);
+}
+
+/* The user vector of the input into c->x */
+static void
+UserVector(LfgCachedModel *c, UserInput *in)
+{
+	LfgServeScratch *s = LfgServeBuffers(c, in->n);
+	LfgError	err;
+
+	if (lfg_user_vector(&c->model, &in->net, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK)
+		LfgRaise(&err);
+}
+
+/* Check k: 1..LFG_MAX_K; NULL is the default 10 */
+static int32
+ArgK(FunctionCallInfo fcinfo, int a)
+{
+	int32		k = PG_ARGISNULL(a) ? 10 : PG_GETARG_INT32(a);
+
+	if (k < 1 || k > LFG_MAX_K)
+		ereport(ERROR,
+				(errcode(k < 1 ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("k must be between 1 and %d", LFG_MAX_K),
+				 errhint("Pass a smaller k; a k above the catalogue size returns the whole catalogue.")));
+	return k;
+}
+
+/* Score the catalogue, drop the rated items, return the top k as rows */
+static Datum
+Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const LfgModel *m = &c->model;
+	TupleDesc	tupdesc;
+	Tuplestorestate *ts;
+	MemoryContext old;
+	int32		found;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("lfg_recommend must be called in the FROM clause")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	UserVector(c, in);
+	lfg_score_all(&m->mf, c->x, c->scores);
+	for (int32 j = 0; j < in->n; j++)
+		c->scores[in->item[j]] = -INFINITY;
+	if (c->heap == NULL)
+		c->heap = MemoryContextAlloc(c->cxt, sizeof(int32) * Min(m->mf.n_items, LFG_MAX_K));
+	found = lfg_top_k(c->scores, m->mf.n_items, Min(k, m->mf.n_items), c->heap);
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	ts = tuplestore_begin_heap(false, false, work_mem);
+	MemoryContextSwitchTo(old);
+	for (int32 j = 0; j < found; j++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int64GetDatum(m->item_ids[c->heap[j]]);
+		values[1] = Float8GetDatum(c->scores[c->heap[j]]);
+		tuplestore_putvalues(ts, tupdesc, values, nulls);
+	}
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = tupdesc;
+	return (Datum) 0;
+}
+
+/* lfg_recommend with user_ratings jsonb; b is the first argument after the name */
+static Datum
+RecommendJsonb(FunctionCallInfo fcinfo, bool named)
+{
+	int			b = named ? 1 : 0;
+	LfgCachedModel *c = ModelArg(fcinfo, named);
+	int32		k = ArgK(fcinfo, b + 4);
+	UserInput	in;
+
+	InputFromJsonb(&c->model, PG_ARGISNULL(b) ? NULL : PG_GETARG_JSONB_P(b), &in);
+	InputDemographics(fcinfo, b + 1, &c->model, &in);
+	return Recommend(fcinfo, c, &in, k);
+}
+
+/* lfg_recommend with item_ids and ratings arrays */
+static Datum
+RecommendArrays(FunctionCallInfo fcinfo, bool named)
+{
+	int			b = named ? 1 : 0;
+	LfgCachedModel *c = ModelArg(fcinfo, named);
+	int32		k = ArgK(fcinfo, b + 5);
+	UserInput	in;
+
+	InputFromArrays(&c->model, PG_ARGISNULL(b) ? NULL : PG_GETARG_ARRAYTYPE_P(b),
+					PG_ARGISNULL(b + 1) ? NULL : PG_GETARG_ARRAYTYPE_P(b + 1), &in);
+	InputDemographics(fcinfo, b + 2, &c->model, &in);
+	return Recommend(fcinfo, c, &in, k);
+}
+
+PG_FUNCTION_INFO_V1(lfg_recommend_jsonb);
+/* lfg_recommend(model_name, user_ratings jsonb, age, gender, job, k) */
+Datum
+lfg_recommend_jsonb(PG_FUNCTION_ARGS)
+{
+	return RecommendJsonb(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(lfg_recommend_jsonb_default);
+/* lfg_recommend(user_ratings jsonb, age, gender, job, k) with the default model */
+Datum
+lfg_recommend_jsonb_default(PG_FUNCTION_ARGS)
+{
+	return RecommendJsonb(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(lfg_recommend_arrays);
+/* lfg_recommend(model_name, item_ids bigint[], ratings float8[], age, gender, job, k) */
+Datum
+lfg_recommend_arrays(PG_FUNCTION_ARGS)
+{
+	return RecommendArrays(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(lfg_predict_new_user);
+/* lfg_predict(model_name, user_ratings jsonb, age, gender, job, item_ids bigint[]) */
+Datum
+lfg_predict_new_user(PG_FUNCTION_ARGS)
+{
+	LfgCachedModel *c;
+	ArrayType  *ids;
+	Datum	   *id_d,
+			   *out;
+	bool	   *id_n;
+	int			n;
+	UserInput	in;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (PG_ARGISNULL(5))
+		PG_RETURN_NULL();
+	c = ModelArg(fcinfo, true);
+	ids = PG_GETARG_ARRAYTYPE_P(5);
+	if (ARR_NDIM(ids) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids must be a one-dimensional array")));
+	InputFromJsonb(&c->model, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
+	InputDemographics(fcinfo, 2, &c->model, &in);
+	UserVector(c, &in);
+	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
+	out = palloc(sizeof(Datum) * Max(n, 1));
+	for (int j = 0; j < n; j++)
+	{
+		int32		i = id_n[j] ? -1 : lfg_find_id(c->model.item_ids, c->model.mf.n_items,
+												   DatumGetInt64(id_d[j]));
+
+		/* unknown items: the mean plus the user's bias, as lfg_predict does */
+		out[j] = Float8GetDatum(i >= 0 ? lfg_score_one(&c->model.mf, c->x, i) :
+								Min(Max(c->model.mf.mu + (c->model.mf.bu ? c->x[c->model.mf.k] : 0.0f),
+										c->model.mf.rating_min), c->model.mf.rating_max));
+	}
+	dims[0] = n;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+PG_FUNCTION_INFO_V1(lfg_user_factors);
+/* lfg_user_factors(model_name, user_ratings jsonb, age, gender, job): p_u then b_u */
+Datum
+lfg_user_factors(PG_FUNCTION_ARGS)
+{
+	LfgCachedModel *c = ModelArg(fcinfo, true);
+	int32		k = c->model.mf.k;
+	UserInput	in;
+	Datum	   *out;
+
+	InputFromJsonb(&c->model, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
+	InputDemographics(fcinfo, 2, &c->model, &in);
+	UserVector(c, &in);
+	out = palloc(sizeof(Datum) * (k + 1));
+	for (int32 j = 0; j <= k; j++)
+		out[j] = Float4GetDatum(c->x[j]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, k + 1, FLOAT4OID, 4, true, TYPALIGN_INT));
+}
