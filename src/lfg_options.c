@@ -173,7 +173,12 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 	else if (strcmp(key, "dropout") == 0)
 		o->dropout = NumberValue(key, v);
 	else if (strcmp(key, "weight_decay") == 0)
-		o->weight_decay = NumberValue(key, v);
+	{
+		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
+			o->weight_decay = LFG_WEIGHT_DECAY_AUTO;
+		else
+			o->weight_decay = NumberValue(key, v);
+	}
 	else if (strcmp(key, "leaky_slope") == 0)
 		o->leaky_slope = NumberValue(key, v);
 	else if (strcmp(key, "seed") == 0)

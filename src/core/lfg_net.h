@@ -16,6 +16,8 @@
 #define LFG_INIT_SVD		0
 #define LFG_INIT_RANDOM		1
 
+#define LFG_WEIGHT_DECAY_AUTO (-1.0)	/* min(3e-3, 240 / training ratings) */
+
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
 
@@ -83,6 +85,7 @@ typedef struct LfgNetStats
 	double		seconds_per_epoch;
 	double		flops_per_epoch;
 	double		pretrain_seconds;
+	double		weight_decay;	/* the value used ("auto" resolved) */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
