@@ -80,9 +80,27 @@ lfg_syrk_t(int d, int n, const float *A, float *C)
 	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, n, 1.0f, A, d, 1.0f, C, d);
 }
 
-/* Cholesky solve of an SPD system; returns LAPACK's info (0 = success) */
+/* C += A A^T, upper triangle (row-major) */
+void
+lfg_syrk_n(int n, int d, const float *A, float *C)
+{
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, d, 1.0f, A, d, 1.0f, C, n);
+}
+
+/*
+ * Cholesky solve of an SPD system; returns LAPACK's info (0 = success). The
+ * row-major upper triangle is the column-major lower one: calling the
+ * column-major _work routine avoids LAPACKE's transposed copies.
+ */
 int
 lfg_posv(int n, float *A, float *b)
 {
-	return LAPACKE_sposv(LAPACK_ROW_MAJOR, 'U', n, 1, A, n, b, 1);
+	return LAPACKE_sposv_work(LAPACK_COL_MAJOR, 'L', n, 1, A, n, b, n);
+}
+
+/* The OpenBLAS kernel family in use (its CPU detection), for diagnostics */
+const char *
+lfg_blas_core(void)
+{
+	return openblas_get_corename();
 }

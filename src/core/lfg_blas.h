@@ -31,6 +31,9 @@ extern void lfg_gemv(int ta, int m, int n, float alpha, const float *A, int lda,
 extern void lfg_axpy(int n, float alpha, const float *x, float *y);
 /* C += A^T A for A (n x d, row-major), upper triangle of C (d x d) */
 extern void lfg_syrk_t(int d, int n, const float *A, float *C);
+/* C += A A^T for A (n x d, row-major), upper triangle of C (n x n) */
+extern void lfg_syrk_n(int n, int d, const float *A, float *C);
 /* Solve the symmetric positive definite system A x = b in place (A n x n, b n) */
 extern int	lfg_posv(int n, float *A, float *b);
+extern const char *lfg_blas_core(void);
 #endif							/* LFG_BLAS_H */

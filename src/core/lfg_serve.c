@@ -6,11 +6,12 @@
  * minimises
  *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - g||^2
  * solves the (k + 1) x (k + 1) system (A^T A + reg I) x = A^T y + reg g,
- * with A's rows (q_i, 1) and y_i = r_i - mu - b_i. The prior g is zero for
+ * with A's rows (q_i, 1) and y_i = r_i - mu - b_i, or, with fewer ratings
+ * than unknowns, its n x n dual. The prior g is zero for
  * SVD and BiasSVD (classic fold-in) and the generator's output for LFG, so
  * the refinement pulls the generated vector toward the user's own ratings
  * as they accumulate. For SVD there is no bias: A's rows are q_i, y_i = r_i.
- * One ssyrk, one sgemv and one Cholesky solve (LAPACK sposv).
+ * One ssyrk, one or two sgemv and one Cholesky solve (LAPACK sposv).
  */
 #include <math.h>
 #include <string.h>
@@ -30,7 +31,7 @@ lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
 	s->cap = cap;
 	s->A = lfg_alloc_array(a, (size_t) cap * d + 1, sizeof(float));
 	s->y = lfg_alloc_array(a, (size_t) cap + 1, sizeof(float));
-	s->M = lfg_alloc_array(a, d * d, sizeof(float));
+	s->M = lfg_alloc_array(a, d * d, sizeof(float));	/* the system is at most d x d */
 	s->rhs = lfg_alloc_array(a, d, sizeof(float));
 	s->prior = lfg_alloc_array(a, d, sizeof(float));
 	if (!s->A || !s->y || !s->M || !s->rhs || !s->prior)
@@ -41,15 +42,12 @@ lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
 	return LFG_OK;
 }
 
-/* Solve the regularised least squares of the file header into x */
-static LfgStatus
-fold_in(const LfgMfParams *mf, const LfgNetUser *u, double reg, const float *prior,
-		LfgServeScratch *s, float *x, LfgError *err)
+/* Rows a_e = (q_i, 1) (no 1 for SVD) into s->A and targets y_e into s->y */
+static void
+design(const LfgMfParams *mf, const LfgNetUser *u, int32_t d, LfgServeScratch *s)
 {
 	int32_t		k = mf->k;
 	bool		biased = mf->bu != NULL;
-	int32_t		d = biased ? k + 1 : k;
-	int			info;
 
 	for (int32_t e = 0; e < u->n; e++)
 	{
@@ -65,21 +63,56 @@ fold_in(const LfgMfParams *mf, const LfgNetUser *u, double reg, const float *pri
 		else
 			s->y[e] = u->rating[e];
 	}
-	memset(s->M, 0, (size_t) d * d * sizeof(float));
-	for (int32_t j = 0; j < d; j++)
+}
+
+/*
+ * Solve the regularised least squares of the file header into x. With
+ * fewer ratings than unknowns (the usual new user), the equivalent dual
+ * form x = g + A^T (A A^T + reg I)^-1 (y - A g) solves an n x n system
+ * instead of a (k + 1) x (k + 1) one.
+ */
+static LfgStatus
+fold_in(const LfgMfParams *mf, const LfgNetUser *u, double reg, const float *prior,
+		LfgServeScratch *s, float *x, LfgError *err)
+{
+	int32_t		k = mf->k;
+	bool		biased = mf->bu != NULL;
+	int32_t		d = biased ? k + 1 : k;
+	int32_t		n = u->n;
+	int32_t		m = n < d ? n : d;	/* the size of the system solved */
+	int			info;
+
+	design(mf, u, d, s);
+	memset(s->M, 0, (size_t) m * m * sizeof(float));
+	for (int32_t j = 0; j < m; j++)
+		s->M[(size_t) j * m + j] = (float) reg;
+	if (n < d)
 	{
-		s->M[(size_t) j * d + j] = (float) reg;
-		s->rhs[j] = (float) reg * (prior ? prior[j] : 0.0f);
+		/* dual: K = A A^T + reg I, r = y - A g, x = g + A^T K^-1 r */
+		if (prior)
+			lfg_gemv(0, n, d, -1.0f, s->A, d, prior, 1.0f, s->y);
+		if (n > 0)
+			lfg_syrk_n(n, d, s->A, s->M);
+		info = n > 0 ? lfg_posv(n, s->M, s->y) : 0;
+		if (info != 0)
+			return lfg_error(err, LFG_EDATA, NULL, "fold-in system is singular (LAPACK info %d)", info);
+		for (int32_t j = 0; j < d; j++)
+			x[j] = prior ? prior[j] : 0.0f;
+		if (n > 0)
+			lfg_gemv(1, n, d, 1.0f, s->A, d, s->y, 1.0f, x);
 	}
-	if (u->n > 0)
+	else
 	{
-		lfg_syrk_t(d, u->n, s->A, s->M);	/* M += A^T A (upper triangle) */
-		lfg_gemv(1, u->n, d, 1.0f, s->A, d, s->y, 1.0f, s->rhs);	/* rhs += A^T y */
+		/* primal: (A^T A + reg I) x = A^T y + reg g */
+		for (int32_t j = 0; j < d; j++)
+			s->rhs[j] = (float) reg * (prior ? prior[j] : 0.0f);
+		lfg_syrk_t(d, n, s->A, s->M);
+		lfg_gemv(1, n, d, 1.0f, s->A, d, s->y, 1.0f, s->rhs);
+		info = lfg_posv(d, s->M, s->rhs);
+		if (info != 0)
+			return lfg_error(err, LFG_EDATA, NULL, "fold-in system is singular (LAPACK info %d)", info);
+		memcpy(x, s->rhs, (size_t) d * sizeof(float));
 	}
-	info = lfg_posv(d, s->M, s->rhs);
-	if (info != 0)
-		return lfg_error(err, LFG_EDATA, NULL, "fold-in system is singular (LAPACK info %d)", info);
-	memcpy(x, s->rhs, (size_t) d * sizeof(float));
 	if (!biased)
 		x[k] = 0.0f;
 	return LFG_OK;
@@ -172,36 +205,45 @@ sift_down(const float *scores, int32_t *heap, int32_t n, int32_t j)
 	}
 }
 
-/* See lfg_serve.h: a bounded min-heap, O(n log k), then a heap sort of k */
+/*
+ * See lfg_serve.h: a bounded min-heap, O(n log k), then a heap sort of k.
+ * Once the heap is full, most items fail one comparison with the score of
+ * the worst kept item, which is kept in a register.
+ */
 int32_t
 lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
 {
 	int32_t		size = 0;
+	int32_t		i = 0;
+	float		bar;
 
-	for (int32_t i = 0; i < n; i++)
+	for (; i < n && size < k; i++)
 	{
+		int32_t		j;
+
 		if (scores[i] == -INFINITY)
 			continue;
-		if (size < k)
+		j = size++;
+		heap[j] = i;
+		while (j > 0 && worse(scores, heap[j], heap[(j - 1) / 2]))
 		{
-			int32_t		j = size++;
+			int32_t		p = (j - 1) / 2,
+						t = heap[j];
 
-			heap[j] = i;
-			while (j > 0 && worse(scores, heap[j], heap[(j - 1) / 2]))
-			{
-				int32_t		p = (j - 1) / 2,
-							t = heap[j];
-
-				heap[j] = heap[p];
-				heap[p] = t;
-				j = p;
-			}
+			heap[j] = heap[p];
+			heap[p] = t;
+			j = p;
 		}
-		else if (worse(scores, heap[0], i))
-		{
-			heap[0] = i;
-			sift_down(scores, heap, size, 0);
-		}
+	}
+	bar = size > 0 ? scores[heap[0]] : INFINITY;
+	for (; i < n; i++)
+	{
+		/* later items lose ties (larger index): they must be strictly better */
+		if (scores[i] <= bar)
+			continue;
+		heap[0] = i;
+		sift_down(scores, heap, size, 0);
+		bar = scores[heap[0]];
 	}
 	/* pop the worst to the end: the array ends up best first */
 	for (int32_t end = size - 1; end > 0; end--)

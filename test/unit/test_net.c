@@ -18,6 +18,7 @@
 #include "lfg_net.h"
 #include "lfg_optim.h"
 #include "lfg_rng.h"
+#include "lfg_serve.h"
 #include "lfg_synth.h"
 
 static int	passed,
@@ -406,6 +407,117 @@ test_tiny_training(void)
 	}
 }
 
+/* Reference ridge solution (A^T A + reg I) x = A^T y + reg g in double */
+static void
+ridge_reference(const double *A, const double *y, const double *g, int n, int d, double reg,
+				double *x)
+{
+	double		M[8][9];
+
+	for (int a = 0; a < d; a++)
+	{
+		for (int b = 0; b < d; b++)
+		{
+			M[a][b] = a == b ? reg : 0.0;
+			for (int e = 0; e < n; e++)
+				M[a][b] += A[e * d + a] * A[e * d + b];
+		}
+		M[a][d] = reg * g[a];
+		for (int e = 0; e < n; e++)
+			M[a][d] += A[e * d + a] * y[e];
+	}
+	for (int c = 0; c < d; c++)	/* Gauss-Jordan, the system is SPD */
+		for (int r = 0; r < d; r++)
+			if (r != c)
+			{
+				double		f = M[r][c] / M[c][c];
+
+				for (int j = c; j <= d; j++)
+					M[r][j] -= f * M[c][j];
+			}
+	for (int a = 0; a < d; a++)
+		x[a] = M[a][d] / M[a][a];
+}
+
+/* Fold-in (primal and dual forms) against the reference; top k against a sort */
+static void
+test_serving(void)
+{
+	enum {K = 4, NI = 12};
+	float		Q[NI * K],
+				bi[NI],
+				x[K + 1],
+				scores[NI];
+	int64_t		ids[NI];
+	int32_t		items[10],
+				heap[NI];
+	float		ratings[10];
+	LfgModel	m;
+	LfgServeScratch s;
+	LfgError	err;
+	LfgRng		rng;
+
+	lfg_rng_seed(&rng, 17);
+	for (int j = 0; j < NI * K; j++)
+		Q[j] = (float) lfg_rng_normal(&rng);
+	for (int j = 0; j < NI; j++)
+	{
+		bi[j] = (float) (0.3 * lfg_rng_normal(&rng));
+		ids[j] = 10 * j;
+	}
+	memset(&m, 0, sizeof(m));
+	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi};
+	m.mf.bu = bi;				/* marks the model as biased; not read */
+	m.item_ids = ids;
+	CHECK(lfg_serve_scratch_alloc(&m, 10, &A, &s, &err) == LFG_OK, "serve scratch");
+	for (int n = 0; n <= 10; n += 3)	/* 0, 3 (dual), 6, 9 (primal: d = 5) */
+	{
+		double		Ad[10 * (K + 1)],
+					y[10],
+					g[K + 1] = {0},
+					ref[K + 1];
+		double		diff = 0.0;
+		LfgNetUser	u;
+
+		for (int e = 0; e < n; e++)
+		{
+			items[e] = (e * 5) % NI;
+			ratings[e] = (float) (1 + (e * 3) % 5);
+			for (int f = 0; f < K; f++)
+				Ad[e * (K + 1) + f] = Q[items[e] * K + f];
+			Ad[e * (K + 1) + K] = 1.0;
+			y[e] = ratings[e] - 3.5 - bi[items[e]];
+		}
+		ridge_reference(Ad, y, g, n, K + 1, 2.0, ref);
+		u = (LfgNetUser) {n, items, ratings, NAN, -1, -1};
+		CHECK(lfg_user_vector(&m, &u, 2.0, true, &s, x, &err) == LFG_OK, "fold-in %d: %s", n, err.msg);
+		for (int j = 0; j <= K; j++)
+			diff = fmax(diff, fabs(ref[j] - x[j]));
+		CHECK(diff < 1e-4, "fold-in with %d ratings (%s form) matches the ridge solution (diff %g)",
+			  n, n < K + 1 ? "dual" : "primal", diff);
+	}
+	/* top k: best first, ties by index, -inf excluded */
+	lfg_score_all(&m.mf, x, scores);
+	scores[3] = scores[7];		/* a tie */
+	scores[5] = -INFINITY;		/* a rated item */
+	{
+		int32_t		found = lfg_top_k(scores, NI, 4, heap);
+		int			ok = found == 4;
+
+		for (int j = 0; j < found; j++)
+		{
+			int			better = 0;
+
+			for (int i = 0; i < NI; i++)
+				better += scores[i] != -INFINITY && (scores[i] > scores[heap[j]] ||
+													 (scores[i] == scores[heap[j]] && i < heap[j]));
+			ok &= better == j;	/* exactly j items rank above the j-th */
+		}
+		CHECK(ok, "top 4 are the best 4 in order, ties by index");
+		CHECK(lfg_top_k(scores, NI, NI, heap) == NI - 1, "k above the catalogue returns every non-excluded item");
+	}
+}
+
 int
 main(void)
 {
@@ -413,6 +525,7 @@ main(void)
 	test_gradients();
 	test_item_gradients();
 	test_adam();
+	test_serving();
 	test_tiny_training();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
