@@ -192,6 +192,11 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.lfg_predict(text, integer, bigint, bigint) IS
 'predicted rating of item_id by user_id with a given version of a model';
 
+CREATE FUNCTION @extschema@.lfg_build_info() RETURNS jsonb
+AS 'MODULE_PATHNAME', 'lfg_build_info' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_build_info() IS
+'the model format version and the OpenBLAS kernel family in use (see doc/operations.md)';
+
 ------------------------------------------------------------------------
 -- Synthetic data
 ------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 
 #include "lfg.h"
@@ -116,6 +117,17 @@ LfgCrc32c(const void *data, size_t len)
 	COMP_CRC32C(crc, data, len);
 	FIN_CRC32C(crc);
 	return crc;
+}
+
+PG_FUNCTION_INFO_V1(lfg_build_info);
+/* lfg_build_info(): the model format version and the BLAS kernels in use */
+Datum
+lfg_build_info(PG_FUNCTION_ARGS)
+{
+	char	   *json = psprintf("{\"model_format\": %d, \"blas_core\": \"%s\", \"pg_version_num\": %d}",
+								LFG_MODEL_VERSION, lfg_blas_core(), PG_VERSION_NUM);
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 }
 
 /* Core callback: honour query cancel and statement_timeout */

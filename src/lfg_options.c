@@ -64,7 +64,7 @@ IntegerValue(const char *key, JsonbValue *v, int64 min, int64 max)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be between " INT64_FORMAT " and " INT64_FORMAT,
 						key, min, max),
-				 errhint("The defaults are listed in doc/reference.md.")));
+				 errhint("See doc/reference.md and doc/lfg.md for the options and their defaults.")));
 	return (int64) x;
 }
 
@@ -228,7 +228,8 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
 		if (*kind != LFG_KIND_LFG)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"preset\" applies only to kind \"lfg\"")));
+					 errmsg("option \"preset\" applies only to kind \"lfg\""),
+					 errhint("Add \"kind\": \"lfg\", or remove \"preset\".")));
 		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user.");
 	}
 }

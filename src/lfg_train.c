@@ -194,7 +194,8 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4) && (isinf(age) || isnan(age) || fabs(age) > 1e6))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("age of user " INT64_FORMAT " must be a finite number", PG_GETARG_INT64(1)),
+				 errmsg("age %g of user " INT64_FORMAT " is not a usable number", age, PG_GETARG_INT64(1)),
+				 errdetail("Ages must be finite and at most 1000000 in absolute value."),
 				 errhint("Pass NULL for an unknown age.")));
 	g = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
 	j = PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6);
@@ -635,6 +636,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	bytea	   *result;
 	StringInfoData metrics;
 
+	RememberEpochs(NAN, NAN);	/* nothing left from an earlier failed fit */
 	if (s == NULL || s->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -308,7 +308,12 @@ decode_gen_config(const uint8_t *p, LfgModel *out, LfgError *err)
 	net->gen = (LfgGenConfig) {out->mf.n_items, g.n_dense, g.h1, g.h2, out->mf.k, g.channels,
 	g.batchnorm, g.leaky_slope, g.dropout};
 	if ((st = lfg_gen_config_check(&net->gen, err)) != LFG_OK)
-		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: %s", err->msg);
+	{
+		char		why[sizeof(err->msg)];
+
+		memcpy(why, err->msg, sizeof(why));
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: %s", why);
+	}
 	net->input = g.input;
 	net->aux = g.aux;
 	net->n_genders = g.n_genders;

@@ -295,9 +295,14 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	mo.seed = t->o->seed;
 	if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
 		return st;
+	/* mu matches the pretrained biases; the range covers every rating */
 	t->mf->mu = svd.mu;
-	t->mf->rating_min = svd.rating_min;
-	t->mf->rating_max = svd.rating_max;
+	t->mf->rating_min = t->mf->rating_max = d->rating[0];
+	for (size_t j = 1; j < d->n; j++)
+	{
+		t->mf->rating_min = fminf(t->mf->rating_min, d->rating[j]);
+		t->mf->rating_max = fmaxf(t->mf->rating_max, d->rating[j]);
+	}
 	if (t->o->init == LFG_INIT_SVD)
 	{
 		memcpy(t->mf->Q, svd.Q, (size_t) ni * k * sizeof(float));
