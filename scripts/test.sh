@@ -38,11 +38,28 @@ lfg_cluster_start 54329
 echo "== pg_regress"
 make installcheck
 
-data=${LFG_ML100K:-$root/../shared/data/ml-100k}
-if [ -f "$data/u1.base" ]; then
-  echo "== MovieLens-100k accuracy benchmark"
-  bash test/bench/ml100k.sh --check "$data"
+# Benchmarks on MovieLens when it is beside the repository (never committed).
+# --check turns their targets into failures: accuracy (issues 2 and 3) and
+# new users on ml-100k (issue 4). The ml-1m new-user run and the latency run
+# report their figures without failing (see the closing notes of issue 4).
+ml100k=${LFG_ML100K:-$root/../shared/data/ml-100k}
+ml1m=${LFG_ML1M:-$root/../shared/data/ml-1m}
+if [ -f "$ml100k/u1.base" ]; then
+  echo "== MovieLens-100k: SVD, BiasSVD, LFG (five folds) and the LFG ablation"
+  bash test/bench/ml100k.sh --check "$ml100k"
+  echo "== MovieLens-100k: new users"
+  bash test/bench/newusers.sh --check "$ml100k"
 else
-  echo "== MovieLens-100k not found at $data: accuracy benchmark skipped"
+  echo "== MovieLens-100k not found at $ml100k: its benchmarks are skipped"
 fi
+if [ -f "$ml1m/ratings_uir.dat" ]; then
+  echo "== MovieLens-1m: BiasSVD and LFG"
+  bash test/bench/ml1m.sh --check "$ml1m"
+  echo "== MovieLens-1m: new users (reported)"
+  bash test/bench/newusers.sh --ml1m "$ml1m"
+else
+  echo "== MovieLens-1m not found at $ml1m: its benchmarks are skipped"
+fi
+echo "== serving latency with pgbench (reported)"
+LFG_BENCH_SECONDS=${LFG_BENCH_SECONDS:-10} bash test/bench/latency.sh "$ml1m"
 echo "lfg: all tests passed"
