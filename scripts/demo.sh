@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The lfg demo: install what is needed (as root on Debian 12), build and
 # install lfg, start a throwaway PostgreSQL cluster, generate the built-in
-# seeded synthetic ratings, train a model with the lfg_fit aggregate, predict
-# held-out ratings with lfg_predict, and print the results with timings.
+# seeded synthetic ratings, train BiasSVD and LFG with the lfg_fit aggregate,
+# predict held-out ratings, recommend for a new user, and print the results
+# with timings.
 #
 #   bash scripts/demo.sh [n_users n_items n_ratings]     (default 6040 3706 1000000)
 set -euo pipefail
@@ -53,10 +54,39 @@ SELECT count(*) AS predictions,
        round((1e6 * extract(epoch FROM clock_timestamp() - :'t0') / count(*))::numeric, 2) AS us_per_prediction
   FROM scored;
 
-\echo == the top 5 unrated items for user 1, by predicted rating
-SELECT i.item_id, round(lfg_predict('demo', 1, i.item_id)::numeric, 3) AS predicted
-  FROM generate_series(1, :items) AS i(item_id)
-  WHERE NOT EXISTS (SELECT 1 FROM ratings r WHERE r.user_id = 1 AND r.item_id = i.item_id)
-  ORDER BY 2 DESC, 1 LIMIT 5;
+\echo == train LFG (new_user preset, 15 epochs for the demo) over the ratings joined to demographics
+CREATE TABLE users AS
+  SELECT u AS user_id, 18 + u % 45 AS age, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
+         (ARRAY['artist', 'doctor', 'engineer', 'student', 'writer'])[1 + u % 5] AS job
+  FROM generate_series(1, :users) u;
+SELECT clock_timestamp() AS t0 \gset
+INSERT INTO lfg.models (name, model)
+  SELECT 'demo_lfg', lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job,
+                             '{"preset": "new_user", "epochs": 15}')
+  FROM train t JOIN users u USING (user_id);
+SELECT name, kind, metrics->'val_rmse' AS val_rmse, metrics->'seconds_per_epoch' AS s_per_epoch,
+       round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS seconds
+  FROM lfg.models WHERE name = 'demo_lfg';
+
+\echo == a new user (never in training) rated 5 items a minute ago: their top 5, from each model
+\set new_user '{"1": 5, "2": 4, "3": 1, "10": 5, "25": 3}'
+SELECT 'BiasSVD fold-in' AS model, r.* FROM lfg_recommend('demo', :'new_user', 31, 'F', 'writer', 5) r
+UNION ALL
+SELECT 'LFG', r.* FROM lfg_recommend('demo_lfg', :'new_user', 31, 'F', 'writer', 5) r;
+\echo == time per new user (median of 200 calls of lfg_recommend, k = 10)
+DO $$
+DECLARE t0 timestamptz; us float8[] := '{}'; m text; n int;
+BEGIN
+  FOREACH m IN ARRAY ARRAY['demo', 'demo_lfg'] LOOP
+    us := '{}';
+    FOR j IN 1..200 LOOP
+      t0 := clock_timestamp();
+      SELECT count(*) INTO n FROM lfg_recommend(m, jsonb_build_object(j::text, 5, (j + 7)::text, 3), 30, 'M', 'student', 10);
+      us := us || 1e6 * extract(epoch FROM clock_timestamp() - t0)::float8;
+    END LOOP;
+    RAISE NOTICE '% : % microseconds per new user', rpad(m, 8),
+      round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(us) x)::numeric, 1);
+  END LOOP;
+END $$;
 SQL
 echo "== done (the cluster is removed on exit)"
