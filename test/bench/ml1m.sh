@@ -43,8 +43,8 @@ CREATE TABLE ratings (user_id int, item_id int, rating int);
 CREATE TABLE users (user_id int PRIMARY KEY, gender text, age int, job int, zip text);
 \copy users FROM PROGRAM 'sed "s/::/\t/g" "$data/users.dat"'
 -- the seeded 90/10 split (seed 20231031)
-CREATE TABLE train AS SELECT * FROM ratings WHERE abs(hashint8(user_id * 100003 + item_id + 20231031)) % 10 <> 0;
-CREATE TABLE test AS SELECT * FROM ratings WHERE abs(hashint8(user_id * 100003 + item_id + 20231031)) % 10 = 0;
+CREATE TABLE train AS SELECT * FROM ratings WHERE abs(hashint8(user_id::bigint * 100003 + item_id + 20231031)) % 10 <> 0;
+CREATE TABLE test AS SELECT * FROM ratings WHERE abs(hashint8(user_id::bigint * 100003 + item_id + 20231031)) % 10 = 0;
 ANALYZE train; ANALYZE test; ANALYZE users;
 SELECT (SELECT count(*) FROM ratings) AS ratings, (SELECT count(*) FROM train) AS train,
        (SELECT count(*) FROM test) AS test, (SELECT count(*) FROM users) AS users;

@@ -73,13 +73,13 @@ CREATE SCHEMA nu;
 SET search_path = nu, public;
 $load
 -- 20% of users held out (seeded), the models train on the rest
-CREATE TABLE held AS SELECT user_id FROM users WHERE abs(hashint8(user_id * 7919 + 2024)) % 5 = 0;
+CREATE TABLE held AS SELECT user_id FROM users WHERE abs(hashint8(user_id::bigint * 7919 + 2024)) % 5 = 0;
 CREATE TABLE train AS SELECT r.user_id, r.item_id, r.rating FROM ratings r
   WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.user_id = r.user_id);
 -- each held-out user's ratings in a seeded order
 CREATE TABLE ho AS
   SELECT r.user_id, r.item_id, r.rating,
-         row_number() OVER (PARTITION BY r.user_id ORDER BY hashint8(r.user_id * 1000003 + r.item_id + 7), r.item_id) AS pos,
+         row_number() OVER (PARTITION BY r.user_id ORDER BY hashint8(r.user_id::bigint * 1000003 + r.item_id + 7), r.item_id) AS pos,
          count(*) OVER (PARTITION BY r.user_id) AS n_user
   FROM ratings r JOIN held USING (user_id);
 CREATE TABLE settings (setting text, n int, ord int);
