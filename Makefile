@@ -28,10 +28,10 @@ $(OBJS): $(wildcard src/*.h src/core/*.h)
 # The core unit tests: built without any PostgreSQL header, run by `make`.
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
-test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h $(CORE_SRCS) src/core/*.h
+test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_core.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
-test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h $(CORE_SRCS) src/core/*.h
+test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
 test/unit/.passed: test/unit/test_core test/unit/test_net

@@ -9,36 +9,13 @@
 #include <string.h>
 
 #include "crc32c_ref.h"
+#include "test_util.h"
 #include "lfg_blas.h"
 #include "lfg_mf.h"
 #include "lfg_model.h"
 #include "lfg_rng.h"
 #include "lfg_synth.h"
 
-static int	passed,
-			failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) passed++; \
-		else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
-	} while (0)
-
-static void *
-m_alloc(void *ctx, size_t size)
-{
-	(void) ctx;
-	return malloc(size);
-}
-
-static void
-m_free(void *ctx, void *p)
-{
-	(void) ctx;
-	free(p);
-}
-
-static const LfgAllocator A = {m_alloc, m_free, NULL};
 
 /* A trained model and its encoding, from synthetic data */
 typedef struct Fixture
@@ -346,6 +323,5 @@ main(void)
 	test_codec_roundtrip(LFG_KIND_SVD);
 	test_codec_roundtrip(LFG_KIND_BIASSVD);
 	test_codec_corruption();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return report_results();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "crc32c_ref.h"
+#include "test_util.h"
 #include "lfg_blas.h"
 #include "lfg_gen.h"
 #include "lfg_model.h"
@@ -21,30 +22,6 @@
 #include "lfg_serve.h"
 #include "lfg_synth.h"
 
-static int	passed,
-			failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) passed++; \
-		else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
-	} while (0)
-
-static void *
-m_alloc(void *ctx, size_t size)
-{
-	(void) ctx;
-	return malloc(size);
-}
-
-static void
-m_free(void *ctx, void *p)
-{
-	(void) ctx;
-	free(p);
-}
-
-static const LfgAllocator A = {m_alloc, m_free, NULL};
 
 /* A tiny generator problem: 3 users, 7 items, fixed input and loss weights */
 typedef struct GradProblem
@@ -527,6 +504,5 @@ main(void)
 	test_adam();
 	test_serving();
 	test_tiny_training();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return report_results();
 }
