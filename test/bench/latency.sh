@@ -93,7 +93,8 @@ for clients in 1 2; do
   done
 done
 
-# the first call in a fresh backend (library load and model decode), 5 backends
+# the first call in a fresh backend (library load and model decode) and the
+# second, each timed around the call alone, in 5 fresh backends
 first=()
 for j in 1 2 3 4 5; do
   first+=("$(psql -X -At <<'SQL' | tail -1
@@ -101,8 +102,9 @@ SELECT clock_timestamp() AS t0 \gset
 SELECT count(*) FROM lfg_recommend('lat', '{"1": 5, "50": 4}', 30, 'M', '4', 10);
 SELECT clock_timestamp() AS t1 \gset
 SELECT count(*) FROM lfg_recommend('lat', '{"1": 5, "51": 4}', 30, 'M', '4', 10);
-SELECT round(1000 * extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz))::text || ' ' ||
-       round(1000 * extract(epoch FROM clock_timestamp() - :'t1'::timestamptz), 3)::text;
+SELECT clock_timestamp() AS t2 \gset
+SELECT round(1000 * extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz), 1)::text || ' ' ||
+       round(1000 * extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz), 3)::text;
 SQL
 )")
 done
@@ -115,7 +117,7 @@ awk -F'\t' '{ if ($2 == "floor") f[$1] = $3; tps[$1, $2] = $3; lat[$1, $2] = $4;
           for (i = 1; i <= n; i++) printf "%-8s %-8s %12.0f %14.3f %8.2f %8s\n", c, s[i], tps[c, s[i]],
                  lat[c, s[i]], tps[c, s[i]] / f[c], fl[c, s[i]] } }' "$results"
 printf '%s\n' "${first[@]}" | sort -n | awk '{ a[NR] = $1; b[NR] = $2 } END {
-  printf "fresh backend: first call %s ms, then %s ms per call (median of %d backends)\n", a[int((NR + 1) / 2)], b[int((NR + 1) / 2)], NR }'
+  printf "fresh backend: first call %s ms (loads OpenBLAS and decodes the model), second call %s ms, each with one psql round trip (median of %d backends)\n", a[int((NR + 1) / 2)], b[int((NR + 1) / 2)], NR }'
 psql -X -q -c "DELETE FROM lfg.models WHERE name = 'lat'; DROP TABLE lat_ratings, lat_users;"
 
 bad=$(awk -F'\t' '{ if ($2 == "floor") f[$1] = $3; else if ($3 < f[$1] / 3 || $5 > 0) bad++ } END { print bad + 0 }' "$results")
