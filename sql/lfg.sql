@@ -96,6 +96,11 @@ SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"init": "zeros"}') FROM
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"input": "onehot"}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batch_size": 0}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batchnorm": 1}') FROM lr_train;
+SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"weight_decay": "strong"}') FROM lr_train;
+-- "auto" weight decay is stored as the value used: min(0.003, 240 / training ratings)
+SELECT (lfg_model_info(lfg_fit(user_id, item_id, rating, 40, 'M', 'x',
+          '{"weight_decay": "auto", "hidden": [8, 8], "factors": 4, "epochs": 1}'))).options->'weight_decay' AS auto_weight_decay
+  FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, '{"preset": "paper"}') FROM lr_train;
 
 -- a cancel (here statement_timeout) stops training and stores nothing

@@ -176,6 +176,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 	{
 		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
 			o->weight_decay = LFG_WEIGHT_DECAY_AUTO;
+		else if (v->type != jbvNumeric)
+			WrongType(key, "a number or \"auto\"");
 		else
 			o->weight_decay = NumberValue(key, v);
 	}
