@@ -404,9 +404,9 @@ lfg_gen_backward(const LfgGenConfig *c, const LfgGenLayout *l, const float *thet
 		}
 }
 
-/* See lfg_gen.h: multiply-adds counted as 2 FLOPs, forward and backward */
+/* See lfg_gen.h: multiply-adds counted as 2 FLOPs */
 double
-lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz)
+lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz, bool backward)
 {
 	double		B = batch,
 				h1 = c->h1,
@@ -415,6 +415,8 @@ lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz)
 	double		fwd = 2.0 * nnz * c->channels * h1 + 2.0 * B * c->n_dense * h1 +
 		2.0 * B * h1 * h2 + 2.0 * B * h2 * o;
 
+	if (!backward)
+		return fwd;
 	/* backward: the sparse and dense-input layers once, the others twice */
 	return fwd + 2.0 * nnz * c->channels * h1 + 2.0 * B * c->n_dense * h1 +
 		2.0 * (2.0 * B * h1 * h2 + 2.0 * B * h2 * o);

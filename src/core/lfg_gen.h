@@ -110,7 +110,7 @@ extern void lfg_gen_backward(const LfgGenConfig *c, const LfgGenLayout *l,
 							 const float *theta, const LfgGenInput *in,
 							 LfgGenWork *w, const float *dout, float *grad);
 
-/* FLOPs of one forward + backward pass over a batch with nnz sparse entries */
-extern double lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz);
+/* FLOPs of a forward (and backward) pass over a batch with nnz sparse entries */
+extern double lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz, bool backward);
 
 #endif							/* LFG_GEN_H */

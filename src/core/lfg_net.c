@@ -526,7 +526,7 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
 						 t->dout, t->grad);
 		lfg_adam_step(opt, t->params, t->grad);
-		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz) +
+		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz, true) +
 			(t->o->train_items ? 6.0 : 4.0) * k * (double) ntg + 12.0 * (double) t->n_opt;
 		if (cb && cb->check)
 			cb->check(cb->ctx);
@@ -574,6 +574,7 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 		in = (LfgGenInput) {nb, t->b_ptr, t->b_idx, t->b_val, t->b_dense};
 		lfg_gen_forward(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
 						&t->work, 0, NULL);
+		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz, false);
 		for (int32_t b = 0; b < nb; b++)
 		{
 			memcpy(P + (size_t) (start + b) * k, t->work.out + (size_t) b * (k + 1),
