@@ -195,7 +195,7 @@ COMMENT ON FUNCTION @extschema@.lfg_predict(text, integer, bigint, bigint) IS
 CREATE FUNCTION @extschema@.lfg_build_info() RETURNS jsonb
 AS 'MODULE_PATHNAME', 'lfg_build_info' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.lfg_build_info() IS
-'the model format version and the OpenBLAS kernel family in use (see doc/operations.md)';
+'the model format version and the OpenBLAS kernel family in use (see doc/serving.md)';
 
 ------------------------------------------------------------------------
 -- Synthetic data

@@ -76,6 +76,10 @@ SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{}', 40, 'F', 'doctor', 5);
 SELECT lfg_user_factors('rec_lfg', '{}', 20, 'M', 'artist') <>
        lfg_user_factors('rec_lfg', '{}', 60, 'F', 'doctor') AS demographics_matter;
 SELECT count(*) AS n FROM lfg_recommend('rec_bias', NULL::jsonb, NULL::float8, NULL, NULL);
+-- a user who rated more items than the serving buffers held (they grow), then a small one
+SELECT count(*) AS unrated_left FROM lfg_recommend('rec_lfg',
+  (SELECT jsonb_object_agg(i, 1 + i % 5) FROM generate_series(1, 75) i), 40, 'F', 'doctor', 10);
+SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{"1": 4}', 40, 'F', 'doctor', 3);
 -- unknown items, unseen categories and NULL demographics are accepted
 SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{"99999": 5, "1": 4}', NULL::float8, 'X', 'astronaut', 3);
 

@@ -34,6 +34,7 @@ typedef struct LfgCachedModel
 	int32	   *heap;			/* up to LFG_MAX_K */
 	float	   *x;				/* k + 1 */
 	LfgServeScratch scratch;
+	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */
 	bool		has_scratch;
 } LfgCachedModel;
 

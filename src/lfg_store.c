@@ -215,7 +215,7 @@ LfgGetModel(text *name, int32 version)
 LfgServeScratch *
 LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 {
-	LfgAllocator alloc = LfgPallocAllocator(c->cxt);
+	LfgAllocator alloc;
 	LfgError	err;
 
 	if (c->scores == NULL)
@@ -229,7 +229,13 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 
 		if (c->has_scratch && cap < c->scratch.cap * 2)
 			cap = Min(c->scratch.cap * 2, LFG_MAX_RATINGS);
+		/* the scratch has a context of its own: a larger one replaces it */
 		c->has_scratch = false;
+		if (c->scratch_cxt != NULL)
+			MemoryContextDelete(c->scratch_cxt);
+		c->scratch_cxt = AllocSetContextCreate(c->cxt, "lfg serving scratch",
+											   ALLOCSET_SMALL_SIZES);
+		alloc = LfgPallocAllocator(c->scratch_cxt);
 		if (lfg_serve_scratch_alloc(&c->model, cap, &alloc, &c->scratch, &err) != LFG_OK)
 			LfgRaise(&err);
 		c->has_scratch = true;
@@ -250,11 +256,15 @@ LfgDefaultModel(void)
 	bool		isnull;
 	Datum		name;
 
+	uint64		generation;
+	bool		keep;
+
 	if (lfg_default_model != NULL && lfg_default_model[0] != '\0')
 		return cstring_to_text(lfg_default_model);
 	FlushIfStale();
 	if (resolved != NULL && resolved_generation == inval_generation && !IsolationUsesXactSnapshot())
 		return resolved;
+	generation = inval_generation;
 	if (!OidIsValid(models_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -272,11 +282,16 @@ LfgDefaultModel(void)
 				 errdetail("lfg.models holds " INT64_FORMAT " model names and lfg.model is not set.", count),
 				 errhint(count == 0 ? "Train one: INSERT INTO lfg.models (name, model) SELECT 'm', lfg_fit(...) FROM ratings." :
 						 "SET lfg.model = 'name', or pass the model name as the first argument.")));
+	/*
+	 * Remember the answer only when it was read with a fresh snapshot and no
+	 * change arrived meanwhile (as for provisional cache entries).
+	 */
+	keep = generation == inval_generation && !IsolationUsesXactSnapshot();
 	if (resolved != NULL)
 		pfree(resolved);
 	resolved = (text *) MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(DatumGetPointer(name)));
 	memcpy(resolved, DatumGetPointer(name), VARSIZE_ANY(DatumGetPointer(name)));
-	resolved_generation = inval_generation;
+	resolved_generation = keep ? inval_generation : inval_generation - 1;
 	SPI_finish();
 	return resolved;
 }
