@@ -397,10 +397,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		int32		i = id_n[j] ? -1 : lfg_find_id(c->model.item_ids, c->model.mf.n_items,
 												   DatumGetInt64(id_d[j]));
 
-		/* unknown items: the mean plus the user's bias, as lfg_predict does */
-		out[j] = Float8GetDatum(i >= 0 ? lfg_score_one(&c->model.mf, c->x, i) :
-								Min(Max(c->model.mf.mu + (c->model.mf.bu ? c->x[c->model.mf.k] : 0.0f),
-										c->model.mf.rating_min), c->model.mf.rating_max));
+		out[j] = Float8GetDatum(lfg_score_one(&c->model.mf, c->x, i));
 	}
 	dims[0] = n;
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,

@@ -100,6 +100,17 @@ FlushIfStale(void)
 	cache_stale = false;
 }
 
+/* Raise an error when lfg.models is missing (FlushIfStale looks it up) */
+static void
+CheckModelsTable(void)
+{
+	if (!OidIsValid(models_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table lfg.models does not exist"),
+				 errhint("Run CREATE EXTENSION lfg.")));
+}
+
 /* Decode bytes (copied to an aligned buffer in cxt) or raise the codec's error */
 static void
 DecodeInto(bytea *b, MemoryContext cxt, LfgModel *m)
@@ -129,11 +140,7 @@ LoadEntry(const char *name, int32 version)
 	int			rc;
 	uint64		generation;
 
-	if (!OidIsValid(models_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table lfg.models does not exist"),
-				 errhint("Run CREATE EXTENSION lfg.")));
+	CheckModelsTable();
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg cached model", ALLOCSET_DEFAULT_SIZES);
 	e = MemoryContextAllocZero(cxt, sizeof(CacheEntry));
 	e->cxt = cxt;
@@ -265,11 +272,7 @@ LfgDefaultModel(void)
 	if (resolved != NULL && resolved_generation == inval_generation && !IsolationUsesXactSnapshot())
 		return resolved;
 	generation = inval_generation;
-	if (!OidIsValid(models_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table lfg.models does not exist"),
-				 errhint("Run CREATE EXTENSION lfg.")));
+	CheckModelsTable();
 	SPI_connect();
 	if (SPI_execute("SELECT count(DISTINCT name), min(name) FROM lfg.models", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed");

@@ -736,17 +736,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);
-	{
-		double		sse = 0.0;
-
-		for (size_t j = 0; j < d->n; j++)
-		{
-			double		e = d->rating[j] - lfg_mf_predict(mf, d->user[j], d->item[j]);
-
-			sse += e * e;
-		}
-		stats->train_rmse = sqrt(sse / (double) d->n);
-	}
+	stats->train_rmse = lfg_mf_rmse(mf, d);
 	return LFG_OK;
 }
 

@@ -167,10 +167,16 @@ lfg_score_all(const LfgMfParams *mf, const float *x, float *scores)
 double
 lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
 {
-	float		v = lfg_dot(mf->Q + (size_t) i * mf->k, x, mf->k);
+	float		v;
 
-	if (mf->bi != NULL)
-		v += mf->mu + x[mf->k] + mf->bi[i];
+	if (i < 0)					/* unknown item: the mean plus the user's bias */
+		v = mf->mu + (mf->bi != NULL ? x[mf->k] : 0.0f);
+	else
+	{
+		v = lfg_dot(mf->Q + (size_t) i * mf->k, x, mf->k);
+		if (mf->bi != NULL)
+			v += mf->mu + x[mf->k] + mf->bi[i];
+	}
 	return clip(mf, v);
 }
 

@@ -39,7 +39,10 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 /* Clipped predicted ratings of every item for user vector x */
 extern void lfg_score_all(const LfgMfParams *mf, const float *x, float *scores);
 
-/* Clipped predicted rating of item i (dense index) for user vector x */
+/*
+ * Clipped predicted rating of item i (dense index) for user vector x; i = -1
+ * (an unknown item) gives the mean plus the user's bias, as lfg_mf_predict.
+ */
 extern double lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i);
 
 /*
