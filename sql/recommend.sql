@@ -46,6 +46,19 @@ SELECT count(*) = 80 - (SELECT count(*) FROM rr WHERE user_id = 260) AS whole_ca
 SELECT bool_and(abs(p.s - r.score) < 1e-6) AS predict_matches
   FROM new_user n, lfg_recommend('rec_lfg', n.ratings, 40, 'F', 'doctor', 5) r,
        LATERAL (SELECT (lfg_predict('rec_lfg', n.ratings, 40, 'F', 'doctor', ARRAY[r.item_id]))[1] AS s) p;
+-- the top k is exactly that of scoring every unrated item with lfg_predict
+-- and sorting (the scan's approximate scores never change the answer)
+SELECT m, r.items = p.items AS same_items, r.scores = p.scores AS same_scores
+  FROM new_user n, unnest(ARRAY['rec_bias', 'rec_svd', 'rec_lfg']) m,
+       LATERAL (SELECT array_agg(item_id ORDER BY score DESC, item_id) AS items,
+                       array_agg(score ORDER BY score DESC, item_id) AS scores
+                  FROM lfg_recommend(m, n.ratings, 40, 'F', 'doctor', 10)) r,
+       LATERAL (SELECT array_agg(g::bigint) AS ids FROM generate_series(1, 80) g
+                 WHERE NOT n.ratings ? g::text) c,
+       LATERAL (SELECT array_agg(i ORDER BY s DESC, i) AS items, array_agg(s ORDER BY s DESC, i) AS scores
+                  FROM (SELECT i, s FROM unnest(c.ids, lfg_predict(m, n.ratings, 40, 'F', 'doctor', c.ids)) AS t(i, s)
+                        ORDER BY s DESC, i LIMIT 10) q) p
+  ORDER BY m;
 SELECT array_length(lfg_predict('rec_bias', '{"1": 4}', NULL::float8, NULL, NULL, ARRAY[1, 2, NULL, -5]::bigint[]), 1) AS n,
        (lfg_predict('rec_bias', '{"1": 4}', NULL::float8, NULL, NULL, ARRAY[1, 2, NULL, -5]::bigint[]))[3] IS NULL AS null_kept;
 -- user factors: k values then the bias; SVD has no bias

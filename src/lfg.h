@@ -30,8 +30,11 @@ typedef struct LfgCachedModel
 	LfgModel	model;
 	MemoryContext cxt;			/* the entry's memory, freed with it */
 	/* serving buffers, sized once per entry (not per call) */
-	float	   *scores;			/* n_items */
-	int32	   *heap;			/* up to LFG_MAX_K */
+	LfgTopKWork topk;			/* n_items each; topk.scores NULL until first use */
+	uint16	   *panels;			/* Q in half precision for scoring, or NULL */
+	LfgScorer	scorer;
+	int32	   *top_items;		/* n_items: the answer of lfg_recommend_top_k */
+	float	   *top_scores;
 	float	   *x;				/* k + 1 */
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */

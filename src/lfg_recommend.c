@@ -285,12 +285,8 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	UserVector(c, in);
-	lfg_score_all(&m->mf, c->x, c->scores);
-	for (int32 j = 0; j < in->n; j++)
-		c->scores[in->item[j]] = -INFINITY;
-	if (c->heap == NULL)
-		c->heap = MemoryContextAlloc(c->cxt, sizeof(int32) * Min(m->mf.n_items, LFG_MAX_K));
-	found = lfg_top_k(c->scores, m->mf.n_items, Min(k, m->mf.n_items), c->heap);
+	found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
+								Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	tupdesc = CreateTupleDescCopy(tupdesc);
@@ -301,8 +297,8 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = Int64GetDatum(m->item_ids[c->heap[j]]);
-		values[1] = Float8GetDatum(c->scores[c->heap[j]]);
+		values[0] = Int64GetDatum(m->item_ids[c->top_items[j]]);
+		values[1] = Float8GetDatum(c->top_scores[j]);
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
 	rsinfo->returnMode = SFRM_Materialize;

@@ -225,10 +225,26 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 	LfgAllocator alloc;
 	LfgError	err;
 
-	if (c->scores == NULL)
+	if (c->topk.scores == NULL)
 	{
-		c->scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * (Size) c->model.mf.n_items);
-		c->x = MemoryContextAlloc(c->cxt, sizeof(float) * ((Size) c->model.mf.k + 1));
+		const LfgMfParams *mf = &c->model.mf;
+		Size		n = Max(mf->n_items, 1);
+		Size		np = lfg_score_panels_size(mf);
+
+		c->x = MemoryContextAlloc(c->cxt, sizeof(float) * ((Size) mf->k + 1));
+		c->topk.heap = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
+		c->topk.cand = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
+		c->topk.cand_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		c->top_items = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
+		c->top_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		if (np > 0)
+		{
+			c->panels = MemoryContextAllocHuge(c->cxt, sizeof(uint16) * np);
+			lfg_score_panels_fill(mf, c->panels);
+		}
+		lfg_scorer_init(mf, c->panels, &c->scorer);
+		/* last: it marks the buffers as ready */
+		c->topk.scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 	}
 	if (!c->has_scratch || c->scratch.cap < n_ratings)
 	{

@@ -36,8 +36,31 @@ extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const L
 extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg,
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
-/* Clipped predicted ratings of every item for user vector x */
-extern void lfg_score_all(const LfgMfParams *mf, const float *x, float *scores);
+/*
+ * Scoring panels: Q in half precision, laid out for the fast scoring
+ * kernel. The size in elements is 0 where the CPU has no kernel for it or
+ * Q does not fit half precision (then pass NULL).
+ */
+extern size_t lfg_score_panels_size(const LfgMfParams *mf);
+extern void lfg_score_panels_fill(const LfgMfParams *mf, uint16_t *panels);
+
+/* What lfg_recommend_top_k needs of a model besides its parameters */
+typedef struct LfgScorer
+{
+	const uint16_t *panels;		/* or NULL: approximate scores by sgemv */
+	double		qnorm_max;		/* max_i ||q_i||, for the error bound */
+	double		bi_max;			/* max_i |b_i| */
+} LfgScorer;
+
+extern void lfg_scorer_init(const LfgMfParams *mf, const uint16_t *panels, LfgScorer *sc);
+
+/*
+ * Approximate clipped scores of every item for user vector x: from the
+ * panels, or (panels NULL) one sgemv. Within the bound that
+ * lfg_recommend_top_k uses of the exact ones.
+ */
+extern void lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x,
+						  float *scores);
 
 /*
  * Clipped predicted rating of item i (dense index) for user vector x; i = -1
@@ -51,5 +74,26 @@ extern double lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i);
  * Returns how many were found.
  */
 extern int32_t lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap);
+
+/* Work arrays of lfg_recommend_top_k, each n_items long */
+typedef struct LfgTopKWork
+{
+	float	   *scores;
+	int32_t    *heap;
+	int32_t    *cand;
+	float	   *cand_scores;
+} LfgTopKWork;
+
+/*
+ * The k items with the best exact scores (lfg_score_one) for user vector
+ * x, best first, ties by smaller index, none of the n_exclude indexes in
+ * exclude: exactly the answer of scoring every item exactly, computed from
+ * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of the few items their error
+ * bound cannot rule out. Writes up to k indexes and scores; returns how many.
+ */
+extern int32_t lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc,
+								   const float *x,
+								   const int32_t *exclude, int32_t n_exclude, int32_t k,
+								   LfgTopKWork *w, int32_t *out_items, float *out_scores);
 
 #endif							/* LFG_SERVE_H */

@@ -474,7 +474,7 @@ test_serving(void)
 			  n, n < K + 1 ? "dual" : "primal", diff);
 	}
 	/* top k: best first, ties by index, -inf excluded */
-	lfg_score_all(&m.mf, x, scores);
+	lfg_score_all(&m.mf, NULL, x, scores);
 	scores[3] = scores[7];		/* a tie */
 	scores[5] = -INFINITY;		/* a rated item */
 	{
@@ -495,6 +495,116 @@ test_serving(void)
 	}
 }
 
+static const float *exact_for_cmp;
+
+/* best first, ties by smaller index */
+static int
+by_exact_score(const void *a, const void *b)
+{
+	int32_t		i = *(const int32_t *) a,
+				j = *(const int32_t *) b;
+
+	if (exact_for_cmp[i] != exact_for_cmp[j])
+		return exact_for_cmp[i] > exact_for_cmp[j] ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/*
+ * Top k for a new user: lfg_recommend_top_k (approximate scores from the
+ * half-precision panels where the CPU has them, else the sgemv, then exact
+ * rescoring of the candidates) against scoring every item exactly with
+ * lfg_score_one and sorting: the same items in the same order with the same
+ * scores, for many users, with exclusions, exact ties (duplicated items),
+ * near ties, clipping at both ends, k = 1 .. beyond the catalogue, and a
+ * catalogue that is not a multiple of the panel width.
+ */
+static void
+test_recommend_top_k(void)
+{
+	enum { N = 1203, D = 13, USERS = 300 };
+	static float Q[N * D], bi[N], scores[N], cand_scores[N], out_scores[N], exact[N];
+	static int32_t heap[N], cand[N], out_items[N], order[N], excl[8];
+	static uint16_t panels[(N + 63) / 64 * 64 * D];
+	float		x[D + 1];
+	LfgRng		rng;
+	LfgMfParams mf = {.kind = LFG_KIND_BIASSVD, .n_items = N, .k = D, .mu = 3.0f,
+	.rating_min = 1.0f, .rating_max = 5.0f, .Q = Q, .bi = bi};
+	LfgTopKWork w = {scores, heap, cand, cand_scores};
+	size_t		np = lfg_score_panels_size(&mf);
+	int			mismatches = 0,
+				approx_far = 0,
+				clipped = 0,
+				cases = 0;
+	LfgScorer	sc;
+
+	lfg_rng_seed(&rng, 7);
+	for (int i = 0; i < N * D; i++)
+		Q[i] = (float) (0.4 * lfg_rng_normal(&rng));
+	for (int i = 0; i < N; i++)
+		bi[i] = (float) (0.3 * lfg_rng_normal(&rng));
+	for (int i = 10; i < 20; i++)	/* exact ties: items 10..19 copy items 0..9 */
+	{
+		for (int f = 0; f < D; f++)
+			Q[i * D + f] = Q[(i - 10) * D + f];
+		bi[i] = bi[i - 10];
+	}
+	for (int i = 20; i < 120; i++)	/* near ties, closer than half precision resolves */
+	{
+		for (int f = 0; f < D; f++)
+			Q[i * D + f] = Q[(i % 20) * D + f] * (1.0f + (float) (1e-4 * lfg_rng_normal(&rng)));
+		bi[i] = bi[i % 20];
+	}
+	CHECK(np == 0 || np == sizeof(panels) / sizeof(uint16_t), "panel size %zu", np);
+	if (np > 0)
+		lfg_score_panels_fill(&mf, panels);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const uint16_t *pn = pass == 0 && np > 0 ? panels : NULL;
+
+		lfg_scorer_init(&mf, pn, &sc);
+		mismatches = approx_far = clipped = cases = 0;
+		for (int u = 0; u < USERS; u++)
+		{
+			int			k = u % 7 == 0 ? N + 5 : 1 + u % 25,
+						nex = u % 9,
+						found,
+						expect = 0;
+			double		scale = u % 3 == 0 ? 2.5 : 0.5;	/* large vectors clip */
+
+			for (int f = 0; f <= D; f++)
+				x[f] = (float) (scale * lfg_rng_normal(&rng));
+			for (int j = 0; j < nex; j++)
+				excl[j] = (int32_t) ((u * 31 + j * 17) % N);
+			/* the reference: every item exactly, sorted by score then index */
+			for (int i = 0; i < N; i++)
+			{
+				bool		ex = false;
+
+				for (int j = 0; j < nex; j++)
+					ex |= excl[j] == i;
+				exact[i] = ex ? -INFINITY : (float) lfg_score_one(&mf, x, i);
+				clipped += exact[i] == 5.0f || exact[i] == 1.0f;
+				if (!ex)
+					order[expect++] = i;
+			}
+			exact_for_cmp = exact;
+			qsort(order, expect, sizeof(int32_t), by_exact_score);
+			found = lfg_recommend_top_k(&mf, &sc, x, excl, nex, k, &w, out_items, out_scores);
+			mismatches += found != (k < expect ? k : expect);
+			for (int j = 0; j < found; j++)
+				mismatches += out_items[j] != order[j] || out_scores[j] != exact[order[j]];
+			lfg_score_all(&mf, pn, x, scores);
+			for (int i = 0; i < N; i++)
+				approx_far += fabsf(scores[i] - (float) lfg_score_one(&mf, x, i)) > 0.05f;
+			cases++;
+		}
+		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0,
+			  "top k (%s) equals exact scoring and sorting in %d cases (%d mismatches, "
+			  "%d approximate scores off by more than 0.05, %d clipped scores)",
+			  pn != NULL ? "half-precision panels" : "sgemv", cases, mismatches, approx_far, clipped);
+	}
+}
+
 int
 main(void)
 {
@@ -503,6 +613,7 @@ main(void)
 	test_item_gradients();
 	test_adam();
 	test_serving();
+	test_recommend_top_k();
 	test_tiny_training();
 	return report_results();
 }
