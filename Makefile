@@ -3,14 +3,18 @@ PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/l
 
 EXTENSION = lfg
 MODULE_big = lfg
-DATA = lfg--0.1.0.sql
+# 0.1.0 is released: its script is never edited. The install script of the
+# current version is the first one followed by every upgrade, so a fresh
+# install and an upgraded one run the same statements.
+DATA = lfg--0.1.0.sql lfg--0.1.0--0.2.0.sql
+DATA_built = lfg--0.2.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
 	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	$(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg recommend
+REGRESS = train input model_io parallel predict cache lfg recommend lifecycle
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -21,6 +25,9 @@ EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/.passed test/fuzz
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+lfg--0.2.0.sql: lfg--0.1.0.sql lfg--0.1.0--0.2.0.sql
+	cat $^ > $@
 
 # PGXS does not track headers: rebuild every object when one changes
 $(OBJS): $(wildcard src/*.h src/core/*.h)

@@ -82,4 +82,4 @@ SELECT name, version FROM lfg.models WHERE name = 'restored' ORDER BY version;
 SELECT attstorage FROM pg_attribute WHERE attrelid = 'lfg.models'::regclass AND attname = 'model';
 SELECT pg_column_size(model) >= length(model) AS not_compressed FROM lfg.models WHERE name = 'bias' AND version = 2;
 -- and pg_dump keeps them
-SELECT extconfig = ARRAY['lfg.models'::regclass::oid] AS dumped FROM pg_extension WHERE extname = 'lfg';
+SELECT array(SELECT c::regclass::text FROM unnest(extconfig) AS c ORDER BY 1) AS dumped FROM pg_extension WHERE extname = 'lfg';

@@ -40,7 +40,7 @@
 typedef struct CacheEntry
 {
 	LfgCachedModel pub;
-	bool		latest;			/* resolved as "newest version of name" */
+	bool		latest;			/* resolved by name alone: the active version */
 	bool		provisional;	/* valid only in the transaction that loaded it */
 	LocalTransactionId lxid;
 	MemoryContext cxt;			/* holds the entry, its name and the bytes */
@@ -52,12 +52,16 @@ static bool cache_stale = false;
 static uint64 inval_generation = 0;
 static bool callback_registered = false;
 static Oid	models_relid = InvalidOid;
+static Oid	active_relid = InvalidOid;	/* lfg.active (0.2.0 on); invalid before */
 
-/* Relcache callback: drop the cache when lfg.models (or everything) changes */
+/*
+ * Relcache callback: drop the cache when lfg.models or lfg.active (or
+ * everything) changes
+ */
 static void
 InvalidateCallback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == models_relid)
+	if (relid == InvalidOid || relid == models_relid || relid == active_relid)
 	{
 		cache_stale = true;
 		inval_generation++;
@@ -84,6 +88,7 @@ FlushIfStale(void)
 		Oid			nsp = get_namespace_oid("lfg", true);
 
 		models_relid = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+		active_relid = OidIsValid(nsp) ? get_relname_relid("active", nsp) : InvalidOid;
 	}
 	while (*link != NULL)
 	{
@@ -124,10 +129,18 @@ DecodeInto(bytea *b, MemoryContext cxt, LfgModel *m)
 		LfgRaise(&err);
 }
 
-/* Read (version, model) of name from lfg.models; version 0 means the newest */
+/*
+ * Read (version, model) of name from lfg.models; version 0 means the active
+ * version: the one lfg.active names, else the newest (the only rule before
+ * 0.2.0, which has no lfg.active).
+ */
 static CacheEntry *
 LoadEntry(const char *name, int32 version)
 {
+	static const char *q_active =
+		"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name = $1 AND m.version = "
+		"coalesce((SELECT a.version FROM lfg.active AS a WHERE a.name = $1), "
+		"(SELECT max(n.version) FROM lfg.models AS n WHERE n.name = $1))";
 	static const char *q_latest =
 		"SELECT version, model FROM lfg.models WHERE name = $1 ORDER BY version DESC LIMIT 1";
 	static const char *q_version =
@@ -152,7 +165,8 @@ LoadEntry(const char *name, int32 version)
 	vals[1] = Int32GetDatum(version);
 	generation = inval_generation;
 	SPI_connect();
-	rc = SPI_execute_with_args(version == 0 ? q_latest : q_version, version == 0 ? 1 : 2,
+	rc = SPI_execute_with_args(version != 0 ? q_version : OidIsValid(active_relid) ? q_active : q_latest,
+							   version == 0 ? 1 : 2,
 							   types, vals, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %d", rc);
