@@ -5,6 +5,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
@@ -21,6 +23,8 @@ void		_PG_init(void);
 char	   *lfg_default_model = NULL;
 double		lfg_foldin_reg = LFG_DEFAULT_FOLDIN_REG;
 bool		lfg_refine = true;
+int			lfg_cache_size_limit = 1024;
+int			lfg_train_memory_limit = 2048;
 
 /* Called when the library is loaded: settings, BLAS threads */
 void
@@ -43,6 +47,18 @@ _PG_init(void)
 							 "Refine an LFG model's generated user vector by the fold-in solve.",
 							 "Off: the paper's one-pass generator alone.",
 							 &lfg_refine, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("lfg.cache_size_limit",
+							"Memory a backend may keep for decoded models.",
+							"The least recently used models are dropped from the backend's cache "
+							"beyond it; a model that alone needs more is refused with an error.",
+							&lfg_cache_size_limit, 1024, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("lfg.train_memory_limit",
+							"Memory one lfg_fit may use for its ratings and its training.",
+							"Training that would need more fails with an error instead of "
+							"exhausting the server's memory.",
+							&lfg_train_memory_limit, 2048, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,
+							NULL, NULL, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("lfg");
 #else

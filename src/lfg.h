@@ -21,6 +21,8 @@ extern void LfgCheckInterrupts(void *ctx);
 extern char *lfg_default_model;
 extern double lfg_foldin_reg;
 extern bool lfg_refine;
+extern int	lfg_cache_size_limit;	/* MB */
+extern int	lfg_train_memory_limit; /* MB */
 
 /* lfg_store.c */
 typedef struct LfgCachedModel

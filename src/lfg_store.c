@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -160,6 +162,8 @@ LoadEntry(const char *name, int32 version)
 	e->latest = version == 0;
 	e->pub.name = MemoryContextStrdup(cxt, name);
 	e->pub.cxt = cxt;
+	/* pg_backend_memory_contexts shows each cached model by name */
+	MemoryContextSetIdentifier(cxt, e->pub.name);
 
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
@@ -209,6 +213,60 @@ LoadEntry(const char *name, int32 version)
 }
 
 /*
+ * Keep the cache within lfg.cache_size_limit: drop the least recently used
+ * entries other than keep; if keep alone is larger, drop it too and raise
+ * an error. Entries are only ever dropped here or on invalidation, never
+ * while a caller holds them (each call uses one entry, obtained last).
+ */
+static CacheEntry *
+EnforceCacheLimit(CacheEntry *keep)
+{
+	Size		limit = (Size) lfg_cache_size_limit * 1024 * 1024;
+	Size		mine = MemoryContextMemAllocated(keep->cxt, true);
+
+	for (;;)
+	{
+		Size		total = 0;
+		CacheEntry **lru = NULL;
+
+		for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
+		{
+			total += MemoryContextMemAllocated((*link)->cxt, true);
+			if (*link != keep)
+				lru = link;
+		}
+		if (total <= limit || lru == NULL)
+			break;
+		{
+			CacheEntry *e = *lru;
+
+			*lru = e->next;
+			MemoryContextDelete(e->cxt);
+		}
+	}
+	if (mine > limit)
+	{
+		char	   *name = pstrdup(keep->pub.name);
+		int32		version = keep->pub.version;
+
+		for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
+			if (*link == keep)
+			{
+				*link = keep->next;
+				break;
+			}
+		MemoryContextDelete(keep->cxt);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("version %d of model \"%s\" needs %zu MB in the backend's cache, more than lfg.cache_size_limit (%d MB)",
+						version, name, (mine + 1024 * 1024 - 1) / (1024 * 1024), lfg_cache_size_limit),
+				 errhint("Raise lfg.cache_size_limit, e.g. ALTER SYSTEM SET lfg.cache_size_limit = '%dMB'.",
+						 (int) Min((mine / (1024 * 1024) + 1) * 2, INT_MAX))));
+	}
+	return keep;
+}
+
+/*
  * The decoded model name (version 0: the newest), from the cache or loaded.
  * The result stays valid until the next call.
  */
@@ -220,12 +278,22 @@ LfgGetModel(text *name, int32 version)
 	char	   *cname;
 
 	FlushIfStale();
-	for (CacheEntry *e = cache_head; e != NULL; e = e->next)
+	for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
+	{
+		CacheEntry *e = *link;
+
 		if ((version == 0 ? e->latest : (!e->latest && e->pub.version == version)) &&
 			strncmp(e->pub.name, n, len) == 0 && e->pub.name[len] == '\0')
+		{
+			/* most recently used first: eviction takes from the tail */
+			*link = e->next;
+			e->next = cache_head;
+			cache_head = e;
 			return &e->pub;
+		}
+	}
 	cname = text_to_cstring(name);
-	return &LoadEntry(cname, version)->pub;
+	return &EnforceCacheLimit(LoadEntry(cname, version))->pub;
 }
 
 /*
@@ -259,6 +327,8 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		lfg_scorer_init(mf, c->panels, &c->scorer);
 		/* last: it marks the buffers as ready */
 		c->topk.scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		/* the buffers count toward the cache's limit (c is the first member) */
+		EnforceCacheLimit((CacheEntry *) c);
 	}
 	if (!c->has_scratch || c->scratch.cap < n_ratings)
 	{

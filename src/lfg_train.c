@@ -51,6 +51,70 @@ typedef struct FitRow
 	float		rating;
 } FitRow;
 
+/*
+ * lfg.train_memory_limit: the collected ratings (20 bytes each, checked as
+ * they grow) plus everything the final function allocates to train
+ * (checked before Densify from its size, and on every allocation of the
+ * core through BudgetAlloc). The peak is reported with the timings.
+ */
+#define STATE_BYTES_PER_ROW (sizeof(int64) * 2 + sizeof(float))
+#define DENSE_BYTES_PER_ROW (sizeof(FitRow) + sizeof(int32) * 2 + sizeof(float) + sizeof(int64))
+
+typedef struct TrainBudget
+{
+	MemoryContext cxt;			/* the training context */
+	Size		base;			/* bytes held outside it (the ratings) */
+	Size		peak;
+	bool		refused;		/* an allocation was refused */
+} TrainBudget;
+
+static Size
+LimitBytes(void)
+{
+	return (Size) lfg_train_memory_limit * 1024 * 1024;
+}
+
+/* Raise the limit's error for a need of need bytes */
+static void
+BudgetError(Size need, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("lfg_fit needs more than lfg.train_memory_limit (%d MB) %s",
+					lfg_train_memory_limit, what),
+			 errdetail("At least %zu MB are needed.", need / (1024 * 1024) + 1),
+			 errhint("Raise lfg.train_memory_limit (a superuser can SET it, or ALTER ROLE ... SET it "
+					 "for the training role), or train on fewer ratings, factors or hidden units.")));
+}
+
+static Size
+BudgetUsed(TrainBudget *b)
+{
+	return b->base + MemoryContextMemAllocated(b->cxt, true);
+}
+
+static void *
+BudgetAlloc(void *ctx, size_t size)
+{
+	TrainBudget *b = ctx;
+	Size		used = BudgetUsed(b);
+
+	if (used + size > LimitBytes())
+	{
+		b->refused = true;
+		b->peak = Max(b->peak, used + size);
+		return NULL;
+	}
+	b->peak = Max(b->peak, used + size);
+	return MemoryContextAllocExtended(b->cxt, size, MCXT_ALLOC_HUGE);
+}
+
+static void
+BudgetFree(void *ctx, void *ptr)
+{
+	pfree(ptr);
+}
+
 /* A new empty state in cxt */
 static FitState *
 NewState(MemoryContext cxt)
@@ -78,6 +142,13 @@ Reserve(FitState *s, int64 extra)
 	cap = Max(cap, INITIAL_CAPACITY);
 	while (cap < need)
 		cap *= 2;
+	if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
+	{
+		/* grow less when doubling would cross the limit but the need does not */
+		cap = Max(need, (int64) (LimitBytes() / STATE_BYTES_PER_ROW));
+		if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
+			BudgetError((Size) need * STATE_BYTES_PER_ROW, "to collect its ratings");
+	}
 	if (s->user == NULL)
 	{
 		MemoryContext cxt = GetMemoryChunkContext(s);
@@ -455,6 +526,7 @@ typedef struct FitRecord
 	double		seconds;
 	double		seconds_per_epoch;	/* NaN for svd and biassvd */
 	double		flops_per_epoch;
+	Size		memory;			/* peak bytes under lfg.train_memory_limit */
 } FitRecord;
 static FitRecord fit_memory[FIT_MEMORY];
 static int	fit_next = 0;
@@ -483,17 +555,17 @@ RememberEpochs(double seconds_per_epoch, double flops_per_epoch)
 
 /* Remember how long the model took to train */
 static void
-RememberFit(bytea *model, double seconds)
+RememberFit(bytea *model, double seconds, Size memory)
 {
 	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds,
-	last_seconds_per_epoch, last_flops_per_epoch};
+	last_seconds_per_epoch, last_flops_per_epoch, memory};
 	fit_next = (fit_next + 1) % FIT_MEMORY;
 	last_seconds_per_epoch = last_flops_per_epoch = NAN;
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_timing);
 /*
- * lfg_fit_timing(model): {"train_seconds", "seconds_per_epoch",
+ * lfg_fit_timing(model): {"train_seconds", "train_memory_mb", "seconds_per_epoch",
  * "gflop_per_epoch", "gflops"} if this backend trained the model lately,
  * else NULL
  */
@@ -512,7 +584,8 @@ lfg_fit_timing(PG_FUNCTION_ARGS)
 		if (f->len != len || f->crc != crc || len == 0)
 			continue;
 		initStringInfo(&s);
-		appendStringInfo(&s, "{\"train_seconds\": %.4f", f->seconds);
+		appendStringInfo(&s, "{\"train_seconds\": %.4f, \"train_memory_mb\": %.1f",
+						 f->seconds, f->memory / (1024.0 * 1024.0));
 		if (!isnan(f->seconds_per_epoch))
 			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f, \"gflop_per_epoch\": %.4f"
 							 ", \"gflops\": %.3f", f->seconds_per_epoch,
@@ -562,9 +635,9 @@ VocabTable(const LfgVocab *v, uint32_t *len)
 /* Train an LFG model on d; fill m and the metrics */
 static void
 TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
-		 StringInfo metrics)
+		 StringInfo metrics, TrainBudget *budget)
 {
-	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
+	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
 	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net};
 	LfgUsers	users = {d->r.n_users, NULL, NULL, NULL, 0, 0};
 	LfgVocab	genders = {0},
@@ -577,7 +650,11 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	else
 		opts->net.aux = false;
 	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
+	{
+		if (budget->refused)
+			BudgetError(budget->peak, "to train");
 		LfgRaise(&err);
+	}
 	opts->net.weight_decay = st.weight_decay;	/* store "auto" as the value used */
 	if (!opts->net.aux)
 		genders.n = jobs.n = 0; /* demographics unused: empty vocabularies */
@@ -603,15 +680,19 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 /* Train an SVD or BiasSVD model on d; fill m and the metrics */
 static void
 TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
-		StringInfo metrics)
+		StringInfo metrics, TrainBudget *budget)
 {
-	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
+	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
 	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &opts->mf};
 	LfgError	err;
 	double		rmse;
 
 	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
+	{
+		if (budget->refused)
+			BudgetError(budget->peak, "to train");
 		LfgRaise(&err);
+	}
 	/* no timing in the bytes: the same data and seed give the same bytes */
 	appendStringInfo(metrics,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
@@ -635,6 +716,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	size_t		size;
 	bytea	   *result;
 	StringInfoData metrics;
+	TrainBudget budget;
 
 	RememberEpochs(NAN, NAN);	/* nothing left from an earlier failed fit */
 	if (s == NULL || s->n == 0)
@@ -647,14 +729,19 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	LfgParseOptions(s->options, s->demo ? LFG_KIND_LFG : LFG_KIND_BIASSVD, &opts);
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
+	budget = (TrainBudget) {train, (Size) s->capacity * STATE_BYTES_PER_ROW, 0, false};
+	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
+		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, "to index its ratings");
 	MemoryContextSwitchTo(train);
 	Densify(s, &d);
+	budget.peak = BudgetUsed(&budget);
 	memset(&m, 0, sizeof(m));
 	initStringInfo(&metrics);
 	if (opts.kind == LFG_KIND_LFG)
-		TrainNet(s, &d, &opts, &m, &metrics);
+		TrainNet(s, &d, &opts, &m, &metrics, &budget);
 	else
-		TrainMf(s, &d, &opts, &m, &metrics);
+		TrainMf(s, &d, &opts, &m, &metrics, &budget);
+	budget.peak = Max(budget.peak, BudgetUsed(&budget));
 	m.user_ids = d.user_ids;
 	m.item_ids = d.item_ids;
 	m.options_json = LfgOptionsJson(&opts);
@@ -675,6 +762,6 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 		LfgRaise(&err);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(train);
-	RememberFit(result, lfg_clock_seconds() - t0);
+	RememberFit(result, lfg_clock_seconds() - t0, budget.peak);
 	PG_RETURN_BYTEA_P(result);
 }
