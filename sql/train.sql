@@ -32,7 +32,7 @@ SELECT name, version, kind, options->>'factors' AS factors, options->>'epochs' A
        options->>'lr' AS lr, options->>'reg' AS reg, options->>'init_std' AS init_std
   FROM lfg.models ORDER BY name, version;
 SELECT i.kind, i.factors, i.n_users, i.n_items, i.bytes = length(model) AS bytes,
-       i.options = m.options AS options, i.metrics - 'train_seconds' = m.metrics - 'train_seconds' AS metrics
+       i.options = m.options AS options, i.metrics = m.metrics - 'train_seconds' - 'train_memory_mb' AS metrics
   FROM lfg.models m, lfg_model_info(model) i WHERE name = 'plain';
 
 -- same data and seed: byte-identical models; another seed: another model
