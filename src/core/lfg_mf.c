@@ -134,6 +134,38 @@ init_params(LfgMfParams *m, const LfgMfOptions *o, const LfgAllocator *a, LfgErr
 	return LFG_OK;
 }
 
+/*
+ * Copy the rows an earlier model knew (see LfgWarmStart): the factors of
+ * every mapped user and item, and their biases when both models have them
+ */
+static void
+warm_params(LfgMfParams *m, const LfgWarmStart *w)
+{
+	const LfgMfParams *f = w->from;
+	size_t		k = (size_t) m->k;
+
+	for (int32_t u = 0; u < m->n_users; u++)
+	{
+		int32_t		o = w->user_map[u];
+
+		if (o < 0)
+			continue;
+		memcpy(m->P + (size_t) u * k, f->P + (size_t) o * k, k * sizeof(float));
+		if (m->bu != NULL && f->bu != NULL)
+			m->bu[u] = f->bu[o];
+	}
+	for (int32_t i = 0; i < m->n_items; i++)
+	{
+		int32_t		o = w->item_map[i];
+
+		if (o < 0)
+			continue;
+		memcpy(m->Q + (size_t) i * k, f->Q + (size_t) o * k, k * sizeof(float));
+		if (m->bi != NULL && f->bi != NULL)
+			m->bi[i] = f->bi[o];
+	}
+}
+
 /* Fisher-Yates shuffle of the ratings */
 static void
 shuffle_triples(LfgRng *rng, Triple *t, size_t n)
@@ -206,6 +238,14 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 		return st;
 	if ((st = init_params(out, o, a, err)) != LFG_OK)
 		return st;
+	if (o->warm != NULL)
+	{
+		if (o->warm->from->k != o->factors)
+			return lfg_error(err, LFG_EPARAM, "Train with the factors of the model warm-started from.",
+							 "warm start from a model with %d factors into one with %d",
+							 o->warm->from->k, o->factors);
+		warm_params(out, o->warm);
+	}
 
 	t = lfg_alloc_array(a, d->n, sizeof(Triple));
 	if (t == NULL)

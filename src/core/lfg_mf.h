@@ -23,6 +23,25 @@
 #define LFG_DEFAULT_SEED	42
 #define LFG_MAX_IDS			(INT32_MAX / 2)
 
+struct LfgNet;
+
+/*
+ * Warm start: an earlier model to start from, its rows mapped by id:
+ * user_map[u] and item_map[i] give the row of dense user u and item i in
+ * from, or -1 for ones it did not know (they keep the fresh start). Both
+ * models have the same number of factors. For lfg_net_train, net and
+ * dense_map (the row in the old generator's dense input weights of each new
+ * dense input, or -1) also start the generator, when its shapes match.
+ */
+typedef struct LfgWarmStart
+{
+	const struct LfgMfParams *from;
+	const int32_t *user_map;
+	const int32_t *item_map;
+	const struct LfgNet *net;
+	const int32_t *dense_map;
+} LfgWarmStart;
+
 typedef struct LfgMfOptions
 {
 	int			kind;			/* LFG_KIND_SVD or LFG_KIND_BIASSVD */
@@ -33,6 +52,7 @@ typedef struct LfgMfOptions
 	double		init_std;
 	uint64_t	seed;
 	bool		verbose;
+	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgMfOptions;
 
 /* Ratings with dense user and item indexes */

@@ -293,6 +293,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	mo.factors = k;
 	mo.epochs = t->o->pretrain_epochs;
 	mo.seed = t->o->seed;
+	mo.warm = t->o->warm;		/* known users and items start where they were */
 	if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
 		return st;
 	/* mu matches the pretrained biases; the range covers every rating */
@@ -586,6 +587,43 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 	}
 }
 
+/* See lfg_net.h */
+bool
+lfg_net_warm_compatible(const LfgNet *old, const LfgNetOptions *o)
+{
+	return old->gen.h1 == o->h1 && old->gen.h2 == o->h2 && old->gen.k == o->factors &&
+		old->gen.channels == (o->input == LFG_INPUT_CENTERED ? 2 : 1) &&
+		old->gen.batchnorm == (o->batchnorm ? 1 : 0);
+}
+
+/*
+ * Start the generator from an earlier one (shapes checked by
+ * lfg_net_warm_compatible): the first layer's rows of known items and of
+ * the dense inputs both have, and every other layer whole.
+ */
+static void
+warm_generator(const LfgGenConfig *c, const LfgGenLayout *l, float *theta, float *running,
+			   const LfgWarmStart *w)
+{
+	const LfgNet *old = w->net;
+	const LfgGenLayout *ol = &old->layout;
+	size_t		row = (size_t) c->channels * c->h1,
+				h1 = (size_t) c->h1;
+
+	for (int32_t i = 0; i < c->n_items; i++)
+		if (w->item_map[i] >= 0)
+			memcpy(theta + l->W1s + (size_t) i * row,
+				   old->theta + ol->W1s + (size_t) w->item_map[i] * row, row * sizeof(float));
+	for (int32_t j = 0; j < c->n_dense; j++)
+		if (w->dense_map[j] >= 0)
+			memcpy(theta + l->W1d + (size_t) j * h1,
+				   old->theta + ol->W1d + (size_t) w->dense_map[j] * h1, h1 * sizeof(float));
+	/* b1 to b3 are laid out contiguously after W1d in both */
+	memcpy(theta + l->b1, old->theta + ol->b1, (l->total - l->b1) * sizeof(float));
+	if (l->n_running > 0)
+		memcpy(running, old->running, l->n_running * sizeof(float));
+}
+
 /* RMSE of the clipped predictions on lists (ptr, item, rating) */
 static double
 list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float *rating)
@@ -665,6 +703,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		return st;
 	stats->pretrain_seconds = lfg_clock_seconds() - t0;
 	lfg_gen_init(&net->gen, &net->layout, t.params, net->running, o->seed ^ UINT64_C(0x4444));
+	if (o->warm != NULL && o->warm->net != NULL && lfg_net_warm_compatible(o->warm->net, o))
+		warm_generator(&net->gen, &net->layout, t.params, net->running, o->warm);
 	/*
 	 * "auto" weight decay: 3e-3 up to 80,000 training ratings (tuned on the
 	 * ml-100k folds), then scaled by 80,000 / N: with a mean loss the prior

@@ -48,6 +48,7 @@ typedef struct LfgNetOptions
 	double		revealed_weight;	/* loss weight of revealed ratings */
 	int			pretrain_epochs;	/* BiasSVD pretraining */
 	bool		verbose;
+	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgNetOptions;
 
 /* Per-user demographics, dense user index order */
@@ -75,6 +76,12 @@ typedef struct LfgNet
 	float	   *theta;			/* layout.total */
 	float	   *running;		/* layout.n_running */
 } LfgNet;
+
+/*
+ * Whether an earlier LFG model's generator can start one with this
+ * configuration: same hidden sizes, factors, input channels and BatchNorm
+ */
+extern bool lfg_net_warm_compatible(const LfgNet *old, const LfgNetOptions *o);
 
 typedef struct LfgNetStats
 {

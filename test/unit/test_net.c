@@ -605,6 +605,118 @@ test_recommend_top_k(void)
 	}
 }
 
+/*
+ * Warm start: a BiasSVD model started from another keeps the rows of the
+ * users and items both know (almost unchanged with a negligible learning
+ * rate) and starts the others fresh; an LFG model's generator starts from
+ * the earlier generator (its second layer unchanged at a negligible rate),
+ * with the first-layer rows of known items and of shared dense inputs.
+ */
+static void
+test_warm_start(void)
+{
+	LfgSynthData s;
+	LfgError	err;
+	LfgMfOptions mo;
+	LfgMfParams old,
+				warm,
+				lmf,
+				lmf2;
+	LfgNetOptions no;
+	LfgNet		net,
+				net2;
+	LfgNetStats st;
+	LfgRatings	d,
+				d2;
+	LfgWarmStart w;
+	int32_t		umap[200],
+				imap[80],
+				dmap[16];
+	float		age[200];
+	int32_t		gender[200],
+				job[200];
+	LfgUsers	u = {200, age, gender, job, 2, 3};
+	double		diff = 0.0,
+				moved = 0.0,
+				w2diff = 0.0,
+				w1diff = 0.0;
+	double		rmse;
+	size_t		kept_rows = 0;
+
+	CHECK(lfg_synth_generate(200, 80, 6000, 5, &A, &s, &err) == LFG_OK, "synthetic data");
+	d = (LfgRatings) {s.n, 200, 80, s.user, s.item, s.rating};
+	lfg_mf_options_default(&mo);
+	mo.factors = 6;
+	mo.epochs = 20;
+	CHECK(lfg_mf_train(&d, &mo, NULL, &A, &old, &rmse, &err) == LFG_OK, "old model: %s", err.msg);
+	/* the new data knows users 0..149 and items 0..59 as old ones, shifted */
+	for (int j = 0; j < 200; j++)
+		umap[j] = j < 150 ? j : -1;
+	for (int j = 0; j < 80; j++)
+		imap[j] = j < 60 ? j : -1;
+	w = (LfgWarmStart) {&old, umap, imap, NULL, NULL};
+	mo.warm = &w;
+	mo.epochs = 1;
+	mo.lr = 1e-9;
+	CHECK(lfg_mf_train(&d, &mo, NULL, &A, &warm, &rmse, &err) == LFG_OK, "warm model: %s", err.msg);
+	for (int i = 0; i < 80; i++)
+		for (int f = 0; f < 6; f++)
+		{
+			double		e = fabs(warm.Q[i * 6 + f] - old.Q[i * 6 + f]);
+
+			if (i < 60)
+				diff = fmax(diff, e);
+			else
+				moved = fmax(moved, e);
+		}
+	for (int j = 0; j < 150; j++)
+		diff = fmax(diff, fabs(warm.bu[j] - old.bu[j]) + fabs(warm.P[j * 6] - old.P[j * 6]));
+	CHECK(diff < 1e-5 && moved > 1e-3, "warm BiasSVD keeps known rows (diff %g), new ones start fresh (%g)",
+		  diff, moved);
+	mo.factors = 7;
+	CHECK(lfg_mf_train(&d, &mo, NULL, &A, &warm, &rmse, &err) == LFG_EPARAM,
+		  "warm start across factor counts is refused");
+
+	/* LFG: a first model, then one warm-started at a negligible rate */
+	for (int j = 0; j < 200; j++)
+	{
+		age[j] = (float) (18 + j % 50);
+		gender[j] = j % 2;
+		job[j] = j % 3;
+	}
+	lfg_net_options_preset(&no, 1);
+	no.h1 = no.h2 = 16;
+	no.factors = 6;
+	no.epochs = 5;
+	no.pretrain_epochs = 5;
+	no.batch_size = 32;
+	CHECK(lfg_net_train(&d, &u, &no, NULL, &A, &lmf, &net, &st, &err) == LFG_OK, "lfg: %s", err.msg);
+	CHECK(lfg_net_warm_compatible(&net, &no), "same shapes are compatible");
+	/* dense inputs [age, gender x 2, job x 3, log1p n]: the same, except job 2 is new */
+	for (int j = 0; j < net.gen.n_dense; j++)
+		dmap[j] = j == 5 ? -1 : j;
+	w = (LfgWarmStart) {&lmf, umap, imap, &net, dmap};
+	no.warm = &w;
+	no.lr = 1e-9;
+	no.epochs = 1;
+	no.seed = 99;				/* a fresh start would differ everywhere */
+	d2 = d;
+	CHECK(lfg_net_train(&d2, &u, &no, NULL, &A, &lmf2, &net2, &st, &err) == LFG_OK, "warm lfg: %s", err.msg);
+	for (size_t j = 0; j < (size_t) net.gen.h1 * net.gen.h2; j++)
+		w2diff = fmax(w2diff, fabs(net2.theta[net2.layout.W2 + j] - net.theta[net.layout.W2 + j]));
+	for (int i = 0; i < 60; i++)
+		for (size_t j = 0; j < (size_t) net.gen.channels * net.gen.h1; j++, kept_rows++)
+		{
+			size_t		row = (size_t) i * net.gen.channels * net.gen.h1 + j;
+
+			w1diff = fmax(w1diff, fabs(net2.theta[net2.layout.W1s + row] - net.theta[net.layout.W1s + row]));
+		}
+	CHECK(w2diff < 1e-5 && w1diff < 1e-5 && kept_rows > 0,
+		  "warm LFG starts from the earlier generator (layer 2 diff %g, known items' rows %g)", w2diff, w1diff);
+	no.h1 = 20;
+	CHECK(!lfg_net_warm_compatible(&net, &no), "other hidden sizes are not compatible");
+}
+
 int
 main(void)
 {
@@ -615,5 +727,6 @@ main(void)
 	test_serving();
 	test_recommend_top_k();
 	test_tiny_training();
+	test_warm_start();
 	return report_results();
 }
