@@ -458,7 +458,8 @@ SELECT pg_catalog.pg_extension_config_dump('lfg.retrain_log', '');
 SELECT pg_catalog.pg_extension_config_dump('lfg.retrain_log_id_seq', '');
 
 CREATE PROCEDURE @extschema@.lfg_retrain(model_name text, source text, options jsonb DEFAULT NULL,
-	tolerance double precision DEFAULT 0.005, validation_fraction double precision DEFAULT 0.05)
+	tolerance double precision DEFAULT 0.005, validation_fraction double precision DEFAULT 0.05,
+	warm_start boolean DEFAULT false)
 LANGUAGE plpgsql AS $$
 DECLARE
 	-- the source is the caller's SQL: it is resolved and run with the
@@ -521,6 +522,12 @@ BEGIN
 			      HINT = 'Pass NULL to reuse the active version''s options.';
 	END IF;
 	model_kind := coalesce(opts->>'kind', previous_kind, 'biassvd');
+	-- start from the active version: its users and items keep their
+	-- factors, new ones start fresh (doc/operations.md)
+	IF warm_start AND previous IS NOT NULL THEN
+		opts := opts || pg_catalog.jsonb_build_object('warm_start',
+			pg_catalog.jsonb_build_object('model', model_name, 'version', previous));
+	END IF;
 
 	-- the held-out rows: a fixed hash of (user, item), so a rating stays on
 	-- its side of the split from one retrain to the next
@@ -597,7 +604,7 @@ BEGIN
 	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
-COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision, double precision) IS
+COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision, double precision, boolean) IS
 'train a new version from a table, view or query, and activate it if its validation RMSE is within tolerance of the active version''s (doc/operations.md)';
 
 ------------------------------------------------------------------------

@@ -75,3 +75,9 @@ SELECT count(*) FROM lfg_synthetic_ratings(10, 10, 5);
 
 -- the server is unharmed and nothing stored was lost
 SELECT name, version, kind FROM lfg.models WHERE name = 'in';
+-- warm_start: an object naming a stored model (and optionally its version) with as many factors
+SELECT lfg_fit(user_id, item_id, rating, '{"warm_start": "m"}') FROM small;
+SELECT lfg_fit(user_id, item_id, rating, '{"warm_start": {"version": 1}}') FROM small;
+SELECT lfg_fit(user_id, item_id, rating, '{"warm_start": {"model": "m", "version": 0}}') FROM small;
+SELECT lfg_fit(user_id, item_id, rating, '{"warm_start": {"model": "m", "seed": 1}}') FROM small;
+SELECT lfg_fit(user_id, item_id, rating, '{"warm_start": {"model": "no_such_model"}}') FROM small;

@@ -1,5 +1,6 @@
 -- Model lifecycle: active versions, rollback, pruning, retraining with a
--- validation gate, privileges
+-- validation gate, privileges (the retrain NOTICEs carry RMSEs: quieted)
+SET client_min_messages = warning;
 CREATE FUNCTION pg_temp.sqlstate(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE q;
@@ -75,10 +76,17 @@ SELECT new_version, previous_version, activated, new_rmse > previous_rmse AS wor
   FROM lfg.retrain_log WHERE name = 'lcr' ORDER BY id DESC LIMIT 1;
 SELECT lfg_active_version('lcr') AS active,
        lfg_predict('lcr', 1, 1) = lfg_predict('lcr', 2, 1, 1) AS serves_v2;
+-- warm start from the active version: its users and items start where they were
+CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1, warm_start => true);
+SELECT version, metrics->>'warm_start' AS warm_from, (metrics->>'warm_start_version')::int AS from_version,
+       (metrics->>'warm_users')::int AS users_known, (metrics->>'warm_items')::int AS items_known,
+       options ? 'warm_start' AS in_options
+  FROM lfg.models WHERE name = 'lcr' ORDER BY version DESC LIMIT 1;
 -- an LFG model retrains from a view with demographics; options carried over
 CALL lfg_retrain('lcn', 'lc_with_users', '{"kind": "lfg", "preset": "new_user", "hidden": [16, 16], "factors": 4, "epochs": 3, "pretrain_epochs": 5}');
-CALL lfg_retrain('lcn', 'lc_with_users', NULL, tolerance => 1);
-SELECT version, kind, active FROM lfg.model_versions WHERE name = 'lcn' ORDER BY version;
+CALL lfg_retrain('lcn', 'lc_with_users', NULL, tolerance => 1, warm_start => true);
+SELECT version, kind, active, (metrics->>'warm_generator')::bool AS warm_generator
+  FROM lfg.model_versions WHERE name = 'lcn' ORDER BY version;
 SELECT count(*) AS served FROM lfg_recommend('lcn', '{"1": 5, "2": 3}', 30, 'F', '2', 5);
 
 -- bad retrain input, each leaving nothing behind

@@ -19,11 +19,11 @@
 #include "lfg.h"
 #include "lfg_options.h"
 
-#define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, verbose"
+#define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, verbose, warm_start"
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, verbose"
+	"pretrain_epochs, verbose, warm_start"
 
 /* Raise the error for an option value of the wrong type */
 static void
@@ -237,6 +237,45 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
 }
 
 /*
+ * "warm_start": {"model": "name", "version": n}: train starting from that
+ * model (version optional: its active version). Not part of the stored
+ * options (a retrain reusing them starts from its own active version); the
+ * model's metrics record it.
+ */
+static void
+WarmStartError(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"warm_start\" must be %s", what),
+			 errhint("For example: '{\"warm_start\": {\"model\": \"movies\", \"version\": 3}}'; "
+					 "without \"version\", the model's active version.")));
+}
+
+static void
+ReadWarmStart(JsonbValue *v, LfgFitOptions *opts)
+{
+	JsonbValue *m,
+			   *ver;
+	JsonbContainer *c;
+
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		WarmStartError("an object");
+	c = v->val.binary.data;
+	m = getKeyJsonValueFromContainer(c, "model", 5, NULL);
+	ver = getKeyJsonValueFromContainer(c, "version", 7, NULL);
+	if (m == NULL || m->type != jbvString || m->val.string.len == 0)
+		WarmStartError("an object with the \"model\" name to start from");
+	if (JsonContainerSize(c) != (ver ? 2 : 1))
+		WarmStartError("an object with only \"model\" and \"version\"");
+	if (ver != NULL && (ver->type != jbvNumeric ||
+						IntegerValue("warm_start.version", ver, 1, PG_INT32_MAX) < 1))
+		WarmStartError("an object whose \"version\" is a positive integer");
+	opts->warm_model = pnstrdup(m->val.string.val, m->val.string.len);
+	opts->warm_version = ver ? (int32) IntegerValue("warm_start.version", ver, 1, PG_INT32_MAX) : 0;
+}
+
+/*
  * Parse an options object into opts, starting from the defaults of its kind
  * (default_kind unless "kind" is given) and preset, and check the ranges. A
  * NULL jsonb gives the defaults.
@@ -263,6 +302,8 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 	if (opts->kind != LFG_KIND_LFG)
 		opts->mf.kind = opts->kind;
 	lfg_net_options_preset(&opts->net, preset);
+	opts->warm_model = NULL;
+	opts->warm_version = 0;
 	if (jb != NULL)
 	{
 		it = JsonbIteratorInit(&jb->root);
@@ -277,6 +318,11 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 			tok = JsonbIteratorNext(&it, &v, true);
 			if (strcmp(key, "kind") == 0 || strcmp(key, "preset") == 0)
 				continue;
+			if (strcmp(key, "warm_start") == 0)
+			{
+				ReadWarmStart(&v, opts);
+				continue;
+			}
 			known = opts->kind == LFG_KIND_LFG ? ApplyNetOption(&opts->net, key, &v) :
 				ApplyMfOption(&opts->mf, key, &v);
 			if (!known)

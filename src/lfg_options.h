@@ -15,6 +15,8 @@ typedef struct LfgFitOptions
 	int			kind;			/* LFG_KIND_SVD, LFG_KIND_BIASSVD or LFG_KIND_LFG */
 	LfgMfOptions mf;			/* kinds svd and biassvd */
 	LfgNetOptions net;			/* kind lfg */
+	char	   *warm_model;		/* "warm_start": start from this model (or NULL) */
+	int32		warm_version;	/* ... at this version (0: its active version) */
 } LfgFitOptions;
 
 extern void LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts);

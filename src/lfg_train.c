@@ -21,6 +21,7 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -632,10 +633,105 @@ VocabTable(const LfgVocab *v, uint32_t *len)
 	return t;
 }
 
+/* A warm start (option "warm_start"): the model started from and the maps */
+typedef struct WarmSetup
+{
+	LfgCachedModel *from;
+	LfgWarmStart w;
+	int32		users_known;
+	int32		items_known;
+	bool		generator;		/* the generator started from the old one too */
+} WarmSetup;
+
+/*
+ * Load the model opts->warm_start names and map d's users and items to its
+ * rows. Training then calls no other lookup, so the cache entry stays valid.
+ */
+static void
+PrepareWarm(const LfgFitOptions *opts, const DenseData *d, WarmSetup *ws)
+{
+	const LfgModel *old;
+	int32		k = opts->kind == LFG_KIND_LFG ? opts->net.factors : opts->mf.factors;
+	int32	   *umap = palloc_extended(mul_size(Max(d->r.n_users, 1), sizeof(int32)), MCXT_ALLOC_HUGE);
+	int32	   *imap = palloc_extended(mul_size(Max(d->r.n_items, 1), sizeof(int32)), MCXT_ALLOC_HUGE);
+
+	memset(ws, 0, sizeof(*ws));
+	ws->from = LfgGetModel(cstring_to_text(opts->warm_model), opts->warm_version);
+	old = &ws->from->model;
+	if (old->mf.k != k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot warm-start a model with %d factors from version %d of model \"%s\", which has %d",
+						k, ws->from->version, opts->warm_model, old->mf.k),
+				 errhint("Train with \"factors\": %d, or without \"warm_start\".", old->mf.k)));
+	for (int32 u = 0; u < d->r.n_users; u++)
+		ws->users_known += (umap[u] = lfg_find_id(old->user_ids, old->mf.n_users, d->user_ids[u])) >= 0;
+	for (int32 i = 0; i < d->r.n_items; i++)
+		ws->items_known += (imap[i] = lfg_find_id(old->item_ids, old->mf.n_items, d->item_ids[i])) >= 0;
+	ws->w = (LfgWarmStart) {&old->mf, umap, imap, NULL, NULL};
+}
+
+/*
+ * The generator's warm start, once the new vocabularies are known: the old
+ * row of each new dense input (age, each gender, each job, the rating
+ * count), matched by meaning and by the gender and job strings.
+ */
+static void
+PrepareWarmGenerator(WarmSetup *ws, const LfgNetOptions *o, const LfgVocab *genders,
+					 const LfgVocab *jobs)
+{
+	const LfgModel *old = &ws->from->model;
+	const LfgNet *on = &old->net;
+	int32		n = lfg_net_dense_width(o->aux, o->input, genders->n, jobs->n),
+				pos = 0;
+	int32	   *dmap;
+
+	if (old->mf.kind != LFG_KIND_LFG || !lfg_net_warm_compatible(on, o))
+		return;
+	dmap = palloc(sizeof(int32) * Max(n, 1));
+	if (o->aux)
+	{
+		dmap[pos++] = on->aux ? 0 : -1;
+		for (int32 g = 0; g < genders->n; g++)
+		{
+			int32		og = on->aux ? lfg_vocab_find(old->vocab_gender, genders->str[g], genders->len[g]) : -1;
+
+			dmap[pos++] = og >= 0 ? 1 + og : -1;
+		}
+		for (int32 j = 0; j < jobs->n; j++)
+		{
+			int32		oj = on->aux ? lfg_vocab_find(old->vocab_job, jobs->str[j], jobs->len[j]) : -1;
+
+			dmap[pos++] = oj >= 0 ? 1 + on->n_genders + oj : -1;
+		}
+	}
+	if (o->input == LFG_INPUT_CENTERED)
+		dmap[pos++] = on->input == LFG_INPUT_CENTERED ? on->gen.n_dense - 1 : -1;
+	Assert(pos == n);
+	ws->w.net = on;
+	ws->w.dense_map = dmap;
+	ws->generator = true;
+}
+
+/* Record the warm start in the metrics object */
+static void
+WarmMetrics(StringInfo metrics, const WarmSetup *ws)
+{
+	if (ws == NULL)
+		return;
+	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
+	metrics->data[--metrics->len] = '\0';
+	appendStringInfoString(metrics, ", \"warm_start\": ");
+	escape_json(metrics, ws->from->name);
+	appendStringInfo(metrics, ", \"warm_start_version\": %d, \"warm_users\": %d, \"warm_items\": %d"
+					 ", \"warm_generator\": %s}", ws->from->version, ws->users_known, ws->items_known,
+					 ws->generator ? "true" : "false");
+}
+
 /* Train an LFG model on d; fill m and the metrics */
 static void
 TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
-		 StringInfo metrics, TrainBudget *budget)
+		 StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
 	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net};
@@ -649,6 +745,11 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		LfgUserMapBuild(s->demo, d->user_ids, d->r.n_users, &users, &genders, &jobs);
 	else
 		opts->net.aux = false;
+	if (warm != NULL)
+	{
+		PrepareWarmGenerator(warm, &opts->net, &genders, &jobs);
+		opts->net.warm = &warm->w;
+	}
 	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
 	{
 		if (budget->refused)
@@ -668,6 +769,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 					 s->n, s->skipped, d->r.n_users, d->r.n_items, st.train_rmse,
 					 isnan(st.best_val_rmse) ? -1.0 : st.best_val_rmse, st.best_epoch,
 					 st.epochs_run, genders.n, jobs.n);
+	WarmMetrics(metrics, warm);
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,
 			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s",
@@ -680,13 +782,15 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 /* Train an SVD or BiasSVD model on d; fill m and the metrics */
 static void
 TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
-		StringInfo metrics, TrainBudget *budget)
+		StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
 	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &opts->mf};
 	LfgError	err;
 	double		rmse;
 
+	if (warm != NULL)
+		opts->mf.warm = &warm->w;
 	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
 	{
 		if (budget->refused)
@@ -698,6 +802,7 @@ TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
 					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
 					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse);
+	WarmMetrics(metrics, warm);
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_final);
@@ -717,6 +822,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	bytea	   *result;
 	StringInfoData metrics;
 	TrainBudget budget;
+	WarmSetup	warm;
 
 	RememberEpochs(NAN, NAN);	/* nothing left from an earlier failed fit */
 	if (s == NULL || s->n == 0)
@@ -735,12 +841,14 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(train);
 	Densify(s, &d);
 	budget.peak = BudgetUsed(&budget);
+	if (opts.warm_model != NULL)
+		PrepareWarm(&opts, &d, &warm);
 	memset(&m, 0, sizeof(m));
 	initStringInfo(&metrics);
 	if (opts.kind == LFG_KIND_LFG)
-		TrainNet(s, &d, &opts, &m, &metrics, &budget);
+		TrainNet(s, &d, &opts, &m, &metrics, &budget, opts.warm_model ? &warm : NULL);
 	else
-		TrainMf(s, &d, &opts, &m, &metrics, &budget);
+		TrainMf(s, &d, &opts, &m, &metrics, &budget, opts.warm_model ? &warm : NULL);
 	budget.peak = Max(budget.peak, BudgetUsed(&budget));
 	m.user_ids = d.user_ids;
 	m.item_ids = d.item_ids;

@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -f "$LFG_PG_BIN/../lib/pg_cron.so" ] || [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] ||
+[ -f "$LFG_PG_BIN/../lib/pg_cron.so" ] ||
   fail "pg_cron is not installed (apt-get install postgresql-15-cron)"
 
 # cron.host must name the socket directory, which cluster.sh creates, and it
@@ -56,8 +56,11 @@ if [ -z "$coretype" ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuin
    "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" -l "$LFG_CLUSTER_DIR/server.log" -w restart >/dev/null) ||
   fail "restart with cron.host failed"
 [ "$(q -c 'SHOW cron.host')" = "$LFG_CLUSTER_DIR" ] || fail "cron.host is not the socket directory"
+export PGOPTIONS="-c client_min_messages=warning"
+[ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM pg_available_extension_versions WHERE name = 'lfg' AND version = '0.2.0'")" = 1 ] ||
+  fail "lfg 0.2.0 is not installed (make install)"
 
-q >/dev/null <<'SQL'
+q >/dev/null <<'SQL' || fail "setting up the database failed"
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION lfg;
 -- 400 users, 150 items; users 301..400 rate only after version 1
@@ -163,7 +166,7 @@ read -r prev_rmse new_rmse train_rows val_rows train_s < <(q -F ' ' -c "SELECT r
 
 # Serving: copies of the bytes of version 1 and of the new version under
 # names of their own give the reference answers of each version.
-q >/dev/null <<SQL
+q >/dev/null <<SQL || fail "copying the versions failed"
 INSERT INTO lfg.models (name, model) SELECT 'm_v1', model FROM lfg.models WHERE name = 'm' AND version = 1;
 INSERT INTO lfg.models (name, model) SELECT 'm_new', model FROM lfg.models WHERE name = 'm' AND version = $newest;
 SQL

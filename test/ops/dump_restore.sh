@@ -33,13 +33,16 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+export PGOPTIONS="-c client_min_messages=warning"
 
 lfg_cluster_start "$port" || fail "cluster did not start"
+[ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM pg_available_extension_versions WHERE name = 'lfg' AND version = '0.2.0'")" = 1 ] ||
+  fail "lfg 0.2.0 is not installed (make install)"
 dump=$LFG_CLUSTER_DIR/lfg.dump
 
 # The database to dump
 q postgres -c "CREATE DATABASE lfg_src" >/dev/null
-q lfg_src >/dev/null <<'SQL'
+q lfg_src >/dev/null <<'SQL' || fail "setting up the source database failed"
 CREATE EXTENSION lfg;
 CREATE TABLE all_ratings AS SELECT * FROM lfg_synthetic_ratings(300, 120, 12000, 31);
 CREATE TABLE users AS
@@ -166,7 +169,7 @@ rank_sql="SELECT string_agg(item_id || ':' || score, ' ') FROM probe_users p, un
 [ "$(q lfg_src -c "$rank_sql")" = "$(q lfg_dst -c "$rank_sql")" ] || fail "lfg_recommend ranks differently after the restore"
 
 # Life goes on in the restored database: versions and log ids continue
-q lfg_dst >/dev/null <<'SQL'
+q lfg_dst >/dev/null <<'SQL' || fail "lfg_activate or lfg_retrain failed on the restored database"
 SELECT lfg_activate('gen', 2);
 CALL lfg_retrain('bias', 'ratings', NULL);
 SQL

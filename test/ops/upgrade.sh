@@ -44,7 +44,7 @@ default_version=$(q postgres -c "SELECT default_version FROM pg_available_extens
 q postgres -c "CREATE DATABASE lfg_upgraded" -c "CREATE DATABASE lfg_fresh" >/dev/null
 
 # 0.1.0: models and the answers they serve
-q lfg_upgraded >/dev/null <<'SQL'
+q lfg_upgraded >/dev/null <<'SQL' || fail "setting up the 0.1.0 database failed"
 CREATE EXTENSION lfg VERSION '0.1.0';
 CREATE TABLE ratings AS SELECT * FROM lfg_synthetic_ratings(300, 120, 12000, 31);
 CREATE TABLE users AS
@@ -215,8 +215,16 @@ SELECT format('view %s: %s', c.oid::regclass, pg_get_viewdef(c.oid))
 UNION ALL
 SELECT format('sequence %s type=%s start=%s inc=%s max=%s min=%s cache=%s cycle=%s owned_by=%s',
               s.seqrelid::regclass, s.seqtypid::regtype, s.seqstart, s.seqincrement, s.seqmax, s.seqmin,
-              s.seqcache, s.seqcycle, pg_get_serial_sequence('lfg.retrain_log', 'id'))
+              s.seqcache, s.seqcycle, (SELECT d.refobjid::regclass || '.' || a.attname
+                                         FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                                        WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
+                                          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
   FROM pg_sequence s JOIN rels r ON r.oid = s.seqrelid
+UNION ALL
+-- privileges granted by the extension's scripts (pg_dump compares against them)
+SELECT format('init_privs %s type=%s privs=%s', pg_describe_object(ip.classoid, ip.objoid, ip.objsubid),
+              ip.privtype, ip.initprivs)
+  FROM pg_init_privs ip JOIN members m ON m.classid = ip.classoid AND m.objid = ip.objoid
 ORDER BY 1;
 SQL
 q lfg_upgraded -f "$work/objects.sql" >"$work/objects_upgraded.txt"
