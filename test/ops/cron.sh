@@ -40,6 +40,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP
 
 [ -f "$LFG_PG_BIN/../lib/pg_cron.so" ] ||
   fail "pg_cron is not installed (apt-get install postgresql-15-cron)"

@@ -33,6 +33,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP
 export PGOPTIONS="-c client_min_messages=warning"
 
 lfg_cluster_start "$port" || fail "cluster did not start"
