@@ -61,3 +61,14 @@ test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h
 .PHONY: fuzzcheck
 fuzzcheck: test/fuzz/fuzz_decode
 	OPENBLAS_NUM_THREADS=1 ./test/fuzz/fuzz_decode $(or $(FUZZ_ITERATIONS),200000)
+
+# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster from PGXS): after
+# `make install`, run `make prove_installcheck` as a user other than root, or
+# `bash scripts/tap.sh` (as root it runs them as postgres). Not TAP_TESTS = 1:
+# PGXS would then run them inside `make installcheck`, which scripts/test.sh
+# runs as root (initdb refuses root) against its own server.
+PROVE_TESTS = test/t/*.pl
+EXTRA_CLEAN += tmp_check
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)

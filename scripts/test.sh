@@ -38,6 +38,9 @@ lfg_cluster_start 54329
 echo "== pg_regress"
 make installcheck
 
+echo "== operations: pg_cron retraining, dump/restore, upgrade from 0.1.0"
+bash test/ops/run.sh
+
 # Benchmarks on MovieLens when it is beside the repository (never committed).
 # --check turns their targets into failures: accuracy (issues 2 and 3) and
 # new users on ml-100k (issue 4). The ml-1m new-user run and the latency run

@@ -282,7 +282,10 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("lfg_recommend must be called in the FROM clause")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+	/* the executor's row type when it gives one: no catalog work per call */
+	if (rsinfo->expectedDesc != NULL && rsinfo->expectedDesc->natts == 2)
+		tupdesc = rsinfo->expectedDesc;
+	else if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	UserVector(c, in);
 	found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
