@@ -219,10 +219,17 @@ dropout_forward(float *y, float *mask, size_t n, float p, int training, LfgRng *
 {
 	float		scale = 1.0f / (1.0f - p);
 
+	if (!training || p == 0.0f)
+	{
+		/* identity; the backward pass (training only) reads the mask */
+		if (training)
+			for (size_t j = 0; j < n; j++)
+				mask[j] = 1.0f;
+		return;
+	}
 	for (size_t j = 0; j < n; j++)
 	{
-		mask[j] = (!training || p == 0.0f) ? 1.0f :
-			(lfg_rng_uniform(rng) >= p ? scale : 0.0f);
+		mask[j] = lfg_rng_uniform(rng) >= p ? scale : 0.0f;
 		y[j] *= mask[j];
 	}
 }
