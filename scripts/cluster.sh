@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL clusters for the demo, the tests and the benchmarks.
 # Source this file, then: lfg_cluster_start [port]; ...; lfg_cluster_stop
+# LFG_EXTRA_CONF adds postgresql.conf lines; @SOCKDIR@ in them is the socket
+# directory (for pg_cron's cron.host).
 # The server runs as the postgres user (PostgreSQL refuses root); clients
 # (psql, pg_regress) connect through the socket in $LFG_CLUSTER_DIR.
 
@@ -27,7 +29,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_parallel_workers_per_gather = 2
-${LFG_EXTRA_CONF:-}
+${LFG_EXTRA_CONF//@SOCKDIR@/$LFG_CLUSTER_DIR}
 CONF
   # OpenBLAS 0.3.21 does not know recent CPUs and falls back to its slowest
   # (Prescott) kernels; where the CPU has AVX2 and FMA, ask for Haswell's

@@ -9,36 +9,11 @@
 # Usage: bash test/ops/dump_restore.sh   (port: LFG_OPS_DUMP_PORT, default 54351)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/cluster.sh
+source test/ops/lib.sh
 
 port=${LFG_OPS_DUMP_PORT:-54351}
 t0=$(date +%s)
-
-fail() { echo "FAIL (test/ops/dump_restore.sh): $*" >&2; exit 1; }
-# q DB ARGS...: psql on a database, unaligned, stop at the first error
-q() { local db=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-# check DB DESCRIPTION SQL: the query must return exactly 't'
-check() {
-  local got
-  got=$(q "$1" -c "$3") || fail "$2: query failed on $1: $3"
-  [ "$got" = t ] || fail "$2: expected t, got '$got' on $1 from: $3"
-}
-cleanup() {
-  local rc=$?
-  set +e
-  if [ $rc -ne 0 ] && [ -n "${LFG_CLUSTER_DIR:-}" ] && [ -f "$LFG_CLUSTER_DIR/server.log" ]; then
-    echo "== server.log (tail)" >&2; tail -n 40 "$LFG_CLUSTER_DIR/server.log" >&2
-  fi
-  lfg_cluster_stop
-  exit $rc
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM HUP
-export PGOPTIONS="-c client_min_messages=warning"
-
-lfg_cluster_start "$port" || fail "cluster did not start"
-[ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM pg_available_extension_versions WHERE name = 'lfg' AND version = '0.2.0'")" = 1 ] ||
-  fail "lfg 0.2.0 is not installed (make install)"
+ops_start dump_restore "$port"
 dump=$LFG_CLUSTER_DIR/lfg.dump
 
 # The database to dump

@@ -10,34 +10,11 @@
 # Usage: bash test/ops/upgrade.sh   (port: LFG_OPS_UPGRADE_PORT, default 54352)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/cluster.sh
+source test/ops/lib.sh
 
 port=${LFG_OPS_UPGRADE_PORT:-54352}
 t0=$(date +%s)
-
-fail() { echo "FAIL (test/ops/upgrade.sh): $*" >&2; exit 1; }
-# q DB ARGS...: psql on a database, unaligned, stop at the first error
-q() { local db=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-# check DB DESCRIPTION SQL: the query must return exactly 't'
-check() {
-  local got
-  got=$(q "$1" -c "$3") || fail "$2: query failed on $1: $3"
-  [ "$got" = t ] || fail "$2: expected t, got '$got' on $1 from: $3"
-}
-cleanup() {
-  local rc=$?
-  set +e
-  if [ $rc -ne 0 ] && [ -n "${LFG_CLUSTER_DIR:-}" ] && [ -f "$LFG_CLUSTER_DIR/server.log" ]; then
-    echo "== server.log (tail)" >&2; tail -n 40 "$LFG_CLUSTER_DIR/server.log" >&2
-  fi
-  lfg_cluster_stop
-  exit $rc
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM HUP
-export PGOPTIONS="-c client_min_messages=warning"
-
-lfg_cluster_start "$port" || fail "cluster did not start"
+ops_start upgrade "$port"
 work=$LFG_CLUSTER_DIR
 
 default_version=$(q postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'lfg'")
