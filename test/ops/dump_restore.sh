@@ -44,33 +44,6 @@ INSERT INTO lfg.models (name, model)
   SELECT 'bias', lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "factors": 16, "epochs": 15}')
   FROM ratings;
 
--- New users to serve, and the answers recorded in the source database
-CREATE TABLE probe_users (id int PRIMARY KEY, ratings jsonb, age float8, gender text, job text);
-INSERT INTO probe_users VALUES
-  (1, '{"3": 5, "17": 1, "42": 4, "99": 2}', 30, 'F', 'doctor'),
-  (2, '{"5": 2, "6": 2, "7": 5, "8": 4, "9": 1, "110": 5}', 55, 'M', 'engineer'),
-  (3, '{"1": 4}', 19, 'M', 'student'),
-  (4, '{}', 40, NULL, NULL);
-CREATE VIEW answers AS
-  SELECT m AS model, 'recommend' AS fn, p.id, r.item_id, r.score, NULL::real[] AS factors
-    FROM unnest(ARRAY['gen', 'bias']) m, probe_users p,
-         lfg_recommend(m, p.ratings, p.age, p.gender, p.job, 20) r
-  UNION ALL
-  SELECT m, 'predict_new_user', p.id, s.i, s.score, NULL
-    FROM unnest(ARRAY['gen', 'bias']) m, probe_users p,
-         unnest(lfg_predict(m, p.ratings, p.age, p.gender, p.job,
-                            (SELECT array_agg(g::bigint) FROM generate_series(1, 120) g)))
-           WITH ORDINALITY AS s(score, i)
-  UNION ALL
-  SELECT m, 'user_factors', p.id, NULL, NULL, lfg_user_factors(m, p.ratings, p.age, p.gender, p.job)
-    FROM unnest(ARRAY['gen', 'bias']) m, probe_users p
-  UNION ALL
-  SELECT m, 'predict', u, i, lfg_predict(m, u, i), NULL
-    FROM unnest(ARRAY['gen', 'bias']) m, generate_series(1, 300, 7) u, generate_series(1, 120, 5) i
-  UNION ALL
-  SELECT 'gen', 'predict_v' || v, u, i, lfg_predict('gen', v, u, i), NULL
-    FROM generate_series(1, 2) v, generate_series(1, 300, 7) u, generate_series(1, 120, 5) i;
-CREATE TABLE recorded AS SELECT * FROM answers;
 -- the state of the extension's tables, as text, for a comparison after restore
 CREATE VIEW lfg_state AS
   SELECT 'models' AS t, format('%s|%s|%s|%s|%s|%s|%s', name, version, kind, created_at, options,
@@ -81,6 +54,8 @@ CREATE VIEW lfg_state AS
   UNION ALL SELECT 'model_versions', format('%s|%s|%s|%s|%s', name, version, active, activated_at, bytes)
               FROM lfg.model_versions;
 SQL
+# new users to serve, and the answers recorded in the source database
+q lfg_src -v versioned=gen -f test/ops/probe.sql >/dev/null || fail "recording the answers failed"
 check lfg_src "before the dump, 'gen' has versions 1 and 2 and serves version 1 (lfg_activate)" \
   "SELECT lfg_active_version('gen') = 1 AND (SELECT array_agg(version ORDER BY version) FROM lfg.models WHERE name = 'gen') = '{1,2}'
       AND (SELECT version FROM lfg.active WHERE name = 'gen') = 1"
