@@ -32,6 +32,12 @@ cleanup() {
       cat "$f"
     done
   fi
+  # a test killed before its END block leaves its server running: stop it
+  for pid in "$work"/tmp_check/t_*_data/pgdata/postmaster.pid; do
+    [ -f "$pid" ] || continue
+    (cd / && "${run[@]}" "$("$PG_CONFIG" --bindir)/pg_ctl" -D "$(dirname "$pid")" \
+        -m immediate -w stop >/dev/null 2>&1) || true
+  done
   if [ "$work" != "$(pwd)" ]; then
     rm -rf "$work"
   fi

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run every lfg test on this machine: install dependencies (as root on
-# Debian 12), build with warnings as errors, run the core unit tests, install,
-# start a throwaway cluster, run pg_regress (make installcheck) and the
-# MovieLens-100k accuracy benchmark when the data is present, then clean up.
-# Exits non-zero on any failure.
+# Debian 12), build with warnings as errors, run the core unit tests and the
+# decoder fuzzing, install, start a throwaway cluster, run pg_regress (make
+# installcheck), the operations tests (pg_cron, dump/restore, upgrade: each
+# on a cluster of its own), the TAP tests (as postgres) and the benchmarks
+# when the MovieLens data is present, then clean up. Exits non-zero on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -40,6 +42,8 @@ make installcheck
 
 echo "== operations: pg_cron retraining, dump/restore, upgrade from 0.1.0"
 bash test/ops/run.sh
+echo "== TAP: retraining under pgbench load, a terminated and a crashed retrain"
+bash scripts/tap.sh
 
 # Benchmarks on MovieLens when it is beside the repository (never committed).
 # --check turns their targets into failures: accuracy (issues 2 and 3) and
@@ -64,5 +68,5 @@ else
   echo "== MovieLens-1m not found at $ml1m: its benchmarks are skipped"
 fi
 echo "== serving latency with pgbench (reported)"
-LFG_BENCH_SECONDS=${LFG_BENCH_SECONDS:-10} bash test/bench/latency.sh "$ml1m"
+LFG_BENCH_SECONDS=${LFG_BENCH_SECONDS:-5} bash test/bench/latency.sh "$ml1m"
 echo "lfg: all tests passed"

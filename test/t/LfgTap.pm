@@ -14,7 +14,7 @@ use Time::HiRes qw(sleep time);
 
 # LFG options of the first version and of a retrain that differs from it
 # (another seed: other factors, so other scores); 200,000 ratings and 20
-# epochs take about 4 s on an idle 2-core machine, 9 s under pgbench
+# epochs take about 4 s on an idle 2-core machine, 6 to 9 s under pgbench
 our $OPTIONS_V1 = '{"kind": "lfg", "preset": "new_user", "epochs": 20, "seed": 1}';
 our $OPTIONS_V2 = '{"kind": "lfg", "preset": "new_user", "epochs": 20, "seed": 2}';
 
