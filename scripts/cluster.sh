@@ -10,6 +10,7 @@ LFG_PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 lfg_cluster_start() {
   local port=${1:-54329}
+  local extra=${LFG_EXTRA_CONF:-}
   LFG_CLUSTER_DIR=$(mktemp -d /tmp/lfgpg.XXXXXX)
   chmod 755 "$LFG_CLUSTER_DIR"
   local as_pg=()
@@ -29,7 +30,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_parallel_workers_per_gather = 2
-${LFG_EXTRA_CONF//@SOCKDIR@/$LFG_CLUSTER_DIR}
+${extra//@SOCKDIR@/$LFG_CLUSTER_DIR}
 CONF
   # OpenBLAS 0.3.21 does not know recent CPUs and falls back to its slowest
   # (Prescott) kernels; where the CPU has AVX2 and FMA, ask for Haswell's
