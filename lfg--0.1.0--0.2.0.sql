@@ -211,6 +211,8 @@ DECLARE
 	started timestamptz := pg_catalog.clock_timestamp();
 	trained timestamptz;
 	previous integer;
+	previous_pin integer;
+	current_pin integer;
 	previous_options jsonb;
 	previous_kind text;
 	opts jsonb;
@@ -249,6 +251,7 @@ BEGIN
 	END IF;
 
 	previous := @extschema@.lfg_active_version(model_name);
+	previous_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
 	IF previous IS NOT NULL THEN
 		SELECT m.options, m.kind INTO previous_options, previous_kind
 		  FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous;
@@ -331,12 +334,27 @@ BEGIN
 		            previous, round(new_rmse::numeric, 4), round(previous_rmse::numeric, 4), tolerance)
 	END;
 	-- the new version is the newest: without a row in lfg.active it would be
-	-- served, so a rejected one pins the previous version
+	-- served, so a rejected one pins the previous version. An activation
+	-- committed while this one trained (lfg_activate, lfg_rollback) wins.
 	PERFORM pg_catalog.pg_advisory_xact_lock(4998729, pg_catalog.hashtext(model_name));
-	INSERT INTO lfg.active AS a (name, version)
-		VALUES (model_name, CASE WHEN activate THEN new_version ELSE previous END)
-		ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version,
-			activated_at = CASE WHEN a.version = EXCLUDED.version THEN a.activated_at ELSE pg_catalog.now() END;
+	current_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
+	IF current_pin IS DISTINCT FROM previous_pin THEN
+		activate := false;
+		decision := format('not activated: the active version changed to %s while training '
+		                   '(validation RMSE %s against %s of version %s)',
+		                   coalesce(current_pin::text, 'the newest'), round(new_rmse::numeric, 4),
+		                   coalesce(round(previous_rmse::numeric, 4)::text, 'none'), coalesce(previous::text, 'none'));
+		IF current_pin IS NULL AND previous IS NOT NULL THEN
+			INSERT INTO lfg.active (name, version)
+				SELECT model_name, previous WHERE EXISTS
+					(SELECT 1 FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous);
+		END IF;
+	ELSE
+		INSERT INTO lfg.active AS a (name, version)
+			VALUES (model_name, CASE WHEN activate THEN new_version ELSE previous END)
+			ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version,
+				activated_at = CASE WHEN a.version = EXCLUDED.version THEN a.activated_at ELSE pg_catalog.now() END;
+	END IF;
 	INSERT INTO lfg.retrain_log (name, started_at, finished_at, previous_version, new_version,
 	                             previous_rmse, new_rmse, tolerance, activated, decision,
 	                             train_rows, validation_rows, train_seconds)

@@ -107,6 +107,27 @@ SELECT dblink_connect('lc_other', 'dbname=' || current_database());
 SELECT * FROM dblink('lc_other', $$SELECT pg_advisory_lock(4998728, hashtext('lcr'))$$) AS t(locked text);
 SELECT pg_temp.sqlstate($$CALL lfg_retrain('lcr', 'lc_ratings')$$) AS concurrent;
 SELECT dblink_disconnect('lc_other');
+-- an activation committed while a retrain trains wins: the retrain (held at
+-- its activation step by this session's lock) stores its version, logs it,
+-- and leaves the activation alone
+SELECT dblink_connect('lc_other', 'dbname=' || current_database());
+SELECT count(*) AS held FROM (SELECT pg_advisory_lock(4998729, hashtext('lcr'))) AS l;
+SELECT dblink_send_query('lc_other', $$CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1)$$) AS sent;
+DO $$
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT count(*) AS retrain_waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted;
+SELECT lfg_activate('lcr', 1) AS was_active;
+SELECT pg_advisory_unlock(4998729, hashtext('lcr')) AS released;
+SELECT * FROM dblink_get_result('lc_other') AS t(r text);
+SELECT dblink_disconnect('lc_other');
+SELECT activated, decision LIKE 'not activated: the active version changed to 1 while training%' AS logged,
+       lfg_active_version('lcr') AS active, new_version = (SELECT max(version) FROM lfg.models WHERE name = 'lcr') AS stored
+  FROM lfg.retrain_log WHERE name = 'lcr' ORDER BY id DESC LIMIT 1;
 
 -- a reader recommends but cannot change models; a trainer retrains
 CREATE ROLE regress_lfg_reader;
