@@ -158,10 +158,21 @@ lfg_gen_work_alloc(const LfgGenConfig *c, int32_t max_batch, const LfgAllocator 
 
 /* a = leaky(z) */
 static void
-leaky_forward(const float *z, float *a, size_t n, float slope)
+leaky_forward(const float *restrict z, float *restrict a, size_t n, float slope)
 {
+	/*
+	 * max(z, 0) + slope min(z, 0): the same values as the branch on the sign,
+	 * without its mispredictions (half the units are negative), and
+	 * vectorised
+	 */
 	for (size_t j = 0; j < n; j++)
-		a[j] = z[j] > 0.0f ? z[j] : slope * z[j];
+	{
+		float		v = z[j];
+		float		pos = v > 0.0f ? v : 0.0f;
+		float		neg = v < 0.0f ? v : 0.0f;
+
+		a[j] = pos + slope * neg;
+	}
 }
 
 /*

@@ -515,6 +515,47 @@ sift_down(const float *scores, int32_t *heap, int32_t n, int32_t j)
 }
 
 /*
+ * Small k (the usual 10): the kept items as an array sorted best first, a
+ * better item shifted in from the end. As many replacements as with a heap
+ * (about k ln(n / k)), but each a short predictable loop instead of a
+ * sift whose comparisons the branch predictor cannot guess.
+ */
+#define LFG_TOPK_INSERTION 16
+
+static int32_t
+top_k_insertion(const float *scores, int32_t n, int32_t k, int32_t *top)
+{
+	int32_t		size = 0;
+	float		bar = -INFINITY;
+
+	if (k < 1)
+		return 0;
+	for (int32_t i = 0; i < n; i++)
+	{
+		int32_t		pos;
+
+		if (size == k)
+		{
+			/* later items lose ties (larger index): they must be strictly better */
+			if ((i = next_above(scores, i, n, bar)) == n)
+				break;
+		}
+		else if (scores[i] == -INFINITY)
+			continue;
+		pos = size < k ? size++ : k - 1;
+		while (pos > 0 && scores[i] > scores[top[pos - 1]])
+		{
+			top[pos] = top[pos - 1];
+			pos--;
+		}
+		top[pos] = i;
+		if (size == k)
+			bar = scores[top[k - 1]];
+	}
+	return size;
+}
+
+/*
  * See lfg_serve.h: a bounded min-heap, O(n log k), then a heap sort of k.
  * Once the heap is full, most items fail one comparison with the score of
  * the worst kept item (eight at a time where the CPU has AVX2).
@@ -525,6 +566,9 @@ lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
 	int32_t		size = 0;
 	int32_t		i = 0;
 	float		bar;
+
+	if (k <= LFG_TOPK_INSERTION)
+		return top_k_insertion(scores, n, k, heap);
 
 	for (; i < n && size < k; i++)
 	{
