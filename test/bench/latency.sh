@@ -30,7 +30,7 @@ if [ -z "${PGHOST:-}" ]; then
 fi
 export PGDATABASE=${PGDATABASE:-postgres}
 work=$(mktemp -d)
-trap 'rm -rf "$work"; [ -n "${LFG_CLUSTER_DIR:-}" ] && lfg_cluster_stop' EXIT
+trap 'rm -rf "$work"; declare -F lfg_cluster_stop >/dev/null && lfg_cluster_stop' EXIT
 
 if [ -f "$data/ratings_uir.dat" ] && [ -f "$data/users.dat" ]; then
   source_name="MovieLens-1m"
