@@ -100,6 +100,14 @@ SELECT pg_temp.sqlstate($$CALL lfg_retrain('new', 'lc_ratings')$$) AS no_options
        pg_temp.sqlstate($$CALL lfg_retrain('lcr', 'lc_ratings', '{"factors": -1}')$$) AS bad_factors,
        pg_temp.sqlstate($$CALL lfg_retrain('lcr', 'SELECT * FROM lc_ratings WHERE false')$$) AS no_rows;
 SELECT count(*) AS versions, max(version) AS newest FROM lfg.models WHERE name = 'lcr';
+-- a statement_timeout (or a cancel) mid-training leaves nothing behind either
+SET statement_timeout = '200ms';
+\set VERBOSITY terse
+CALL lfg_retrain('lcr', 'lc_ratings', '{"factors": 4, "epochs": 5000}');
+\set VERBOSITY default
+RESET statement_timeout;
+SELECT count(*) AS versions, max(version) AS newest, lfg_active_version('lcr') AS active
+  FROM lfg.models WHERE name = 'lcr';
 
 -- a retrain already running elsewhere (its lock held by another session) refuses at once
 CREATE EXTENSION IF NOT EXISTS dblink;
