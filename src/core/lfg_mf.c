@@ -139,31 +139,28 @@ init_params(LfgMfParams *m, const LfgMfOptions *o, const LfgAllocator *a, LfgErr
  * every mapped user and item, and their biases when both models have them
  */
 static void
+warm_rows(float *rows, float *bias, int32_t n, size_t k, const int32_t *map,
+		  const float *from_rows, const float *from_bias)
+{
+	for (int32_t r = 0; r < n; r++)
+	{
+		int32_t		o = map[r];
+
+		if (o < 0)
+			continue;
+		memcpy(rows + (size_t) r * k, from_rows + (size_t) o * k, k * sizeof(float));
+		if (bias != NULL && from_bias != NULL)
+			bias[r] = from_bias[o];
+	}
+}
+
+static void
 warm_params(LfgMfParams *m, const LfgWarmStart *w)
 {
 	const LfgMfParams *f = w->from;
-	size_t		k = (size_t) m->k;
 
-	for (int32_t u = 0; u < m->n_users; u++)
-	{
-		int32_t		o = w->user_map[u];
-
-		if (o < 0)
-			continue;
-		memcpy(m->P + (size_t) u * k, f->P + (size_t) o * k, k * sizeof(float));
-		if (m->bu != NULL && f->bu != NULL)
-			m->bu[u] = f->bu[o];
-	}
-	for (int32_t i = 0; i < m->n_items; i++)
-	{
-		int32_t		o = w->item_map[i];
-
-		if (o < 0)
-			continue;
-		memcpy(m->Q + (size_t) i * k, f->Q + (size_t) o * k, k * sizeof(float));
-		if (m->bi != NULL && f->bi != NULL)
-			m->bi[i] = f->bi[o];
-	}
+	warm_rows(m->P, m->bu, m->n_users, (size_t) m->k, w->user_map, f->P, f->bu);
+	warm_rows(m->Q, m->bi, m->n_items, (size_t) m->k, w->item_map, f->Q, f->bi);
 }
 
 /* Fisher-Yates shuffle of the ratings */

@@ -398,8 +398,7 @@ lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x, flo
 {
 	size_t		n = (size_t) mf->n_items;
 	int32_t		k = mf->k;
-	float		lo = mf->rating_min,
-				hi = mf->rating_max;
+	float		base = mf->bi != NULL ? mf->mu + x[k] : 0.0f;
 
 #ifdef LFG_X86
 	if (panels != NULL)
@@ -409,20 +408,8 @@ lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x, flo
 	}
 #endif
 	lfg_gemv(0, mf->n_items, k, 1.0f, mf->Q, k, x, 0.0f, scores);
-	if (mf->bi != NULL)
-	{
-		float		base = mf->mu + x[k];
-
-		for (size_t i = 0; i < n; i++)
-		{
-			float		v = scores[i] + base + mf->bi[i];
-
-			scores[i] = v < lo ? lo : v > hi ? hi : v;
-		}
-	}
-	else
-		for (size_t i = 0; i < n; i++)
-			scores[i] = scores[i] < lo ? lo : scores[i] > hi ? hi : scores[i];
+	for (size_t i = 0; i < n; i++)
+		scores[i] = clip(mf, mf->bi != NULL ? scores[i] + base + mf->bi[i] : scores[i]);
 }
 
 /* See lfg_serve.h */
@@ -617,7 +604,8 @@ lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
  */
 int32_t
 lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
-					const int32_t *exclude, int32_t n_exclude, int32_t k, LfgTopKWork *w, int32_t *out_items, float *out_scores)
+					const int32_t *exclude, int32_t n_exclude, int32_t k, LfgTopKWork *w,
+					int32_t *out_items, float *out_scores)
 {
 	int32_t		n = mf->n_items,
 				found,

@@ -88,8 +88,9 @@ typedef struct LfgTopKWork
  * The k items with the best exact scores (lfg_score_one) for user vector
  * x, best first, ties by smaller index, none of the n_exclude indexes in
  * exclude: exactly the answer of scoring every item exactly, computed from
- * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of the few items their error
- * bound cannot rule out. Writes up to k indexes and scores; returns how many.
+ * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of
+ * the few items their error bound cannot rule out. Writes up to k indexes
+ * and scores; returns how many.
  */
 extern int32_t lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc,
 								   const float *x,
