@@ -71,6 +71,16 @@ InvalidateCallback(Datum arg, Oid relid)
 	}
 }
 
+/* Unlink the entry *link points to and free it */
+static void
+DropEntry(CacheEntry **link)
+{
+	CacheEntry *e = *link;
+
+	*link = e->next;
+	MemoryContextDelete(e->cxt);
+}
+
 /*
  * Free every cached model if an invalidation arrived, and the provisional
  * entries of earlier transactions.
@@ -97,10 +107,7 @@ FlushIfStale(void)
 		CacheEntry *e = *link;
 
 		if (cache_stale || (e->provisional && e->lxid != CurrentLxid()))
-		{
-			*link = e->next;
-			MemoryContextDelete(e->cxt);
-		}
+			DropEntry(link);
 		else
 			link = &e->next;
 	}
@@ -214,8 +221,8 @@ LoadEntry(const char *name, int32 version)
 
 /*
  * Keep the cache within lfg.cache_size_limit: drop the least recently used
- * entries other than keep; if keep alone is larger, drop it too and raise
- * an error. Entries are only ever dropped here or on invalidation, never
+ * entries other than keep; if keep alone is larger, drop it (only it) and
+ * raise an error. Entries are only ever dropped here or on invalidation, never
  * while a caller holds them (each call uses one entry, obtained last).
  */
 static CacheEntry *
@@ -227,43 +234,35 @@ EnforceCacheLimit(CacheEntry *keep)
 	for (;;)
 	{
 		Size		total = 0;
-		CacheEntry **lru = NULL;
+		CacheEntry **lru = NULL,
+				  **mine_link = NULL;
 
 		for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
 		{
 			total += MemoryContextMemAllocated((*link)->cxt, true);
 			if (*link != keep)
 				lru = link;
+			else
+				mine_link = link;
+		}
+		if (mine > limit)
+		{
+			char	   *name = pstrdup(keep->pub.name);
+			int32		version = keep->pub.version;
+
+			Assert(mine_link != NULL);	/* keep is always in the list */
+			DropEntry(mine_link);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("version %d of model \"%s\" needs %zu MB in the backend's cache, more than lfg.cache_size_limit (%d MB)",
+							version, name, (mine + 1024 * 1024 - 1) / (1024 * 1024), lfg_cache_size_limit),
+					 errhint("Raise lfg.cache_size_limit, e.g. ALTER SYSTEM SET lfg.cache_size_limit = '%dMB'.",
+							 (int) Min((mine / (1024 * 1024) + 1) * 2, INT_MAX))));
 		}
 		if (total <= limit || lru == NULL)
-			break;
-		{
-			CacheEntry *e = *lru;
-
-			*lru = e->next;
-			MemoryContextDelete(e->cxt);
-		}
+			return keep;
+		DropEntry(lru);
 	}
-	if (mine > limit)
-	{
-		char	   *name = pstrdup(keep->pub.name);
-		int32		version = keep->pub.version;
-
-		for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
-			if (*link == keep)
-			{
-				*link = keep->next;
-				break;
-			}
-		MemoryContextDelete(keep->cxt);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("version %d of model \"%s\" needs %zu MB in the backend's cache, more than lfg.cache_size_limit (%d MB)",
-						version, name, (mine + 1024 * 1024 - 1) / (1024 * 1024), lfg_cache_size_limit),
-				 errhint("Raise lfg.cache_size_limit, e.g. ALTER SYSTEM SET lfg.cache_size_limit = '%dMB'.",
-						 (int) Min((mine / (1024 * 1024) + 1) * 2, INT_MAX))));
-	}
-	return keep;
 }
 
 /*
