@@ -268,9 +268,6 @@ ReadWarmStart(JsonbValue *v, LfgFitOptions *opts)
 		WarmStartError("an object with the \"model\" name to start from");
 	if (JsonContainerSize(c) != (ver ? 2 : 1))
 		WarmStartError("an object with only \"model\" and \"version\"");
-	if (ver != NULL && (ver->type != jbvNumeric ||
-						IntegerValue("warm_start.version", ver, 1, PG_INT32_MAX) < 1))
-		WarmStartError("an object whose \"version\" is a positive integer");
 	opts->warm_model = pnstrdup(m->val.string.val, m->val.string.len);
 	opts->warm_version = ver ? (int32) IntegerValue("warm_start.version", ver, 1, PG_INT32_MAX) : 0;
 }

@@ -100,13 +100,12 @@ BudgetAlloc(void *ctx, size_t size)
 	TrainBudget *b = ctx;
 	Size		used = BudgetUsed(b);
 
+	b->peak = Max(b->peak, used + size);
 	if (used + size > LimitBytes())
 	{
 		b->refused = true;
-		b->peak = Max(b->peak, used + size);
 		return NULL;
 	}
-	b->peak = Max(b->peak, used + size);
 	return MemoryContextAllocExtended(b->cxt, size, MCXT_ALLOC_HUGE);
 }
 
@@ -114,6 +113,15 @@ static void
 BudgetFree(void *ctx, void *ptr)
 {
 	pfree(ptr);
+}
+
+/* A training failure: the limit's error if an allocation was refused */
+static void
+RaiseTrainError(const TrainBudget *b, const LfgError *err)
+{
+	if (b->refused)
+		BudgetError(b->peak, "to train");
+	LfgRaise(err);
 }
 
 /* A new empty state in cxt */
@@ -751,11 +759,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		opts->net.warm = &warm->w;
 	}
 	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
-	{
-		if (budget->refused)
-			BudgetError(budget->peak, "to train");
-		LfgRaise(&err);
-	}
+		RaiseTrainError(budget, &err);
 	opts->net.weight_decay = st.weight_decay;	/* store "auto" as the value used */
 	if (!opts->net.aux)
 		genders.n = jobs.n = 0; /* demographics unused: empty vocabularies */
@@ -792,11 +796,7 @@ TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 	if (warm != NULL)
 		opts->mf.warm = &warm->w;
 	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
-	{
-		if (budget->refused)
-			BudgetError(budget->peak, "to train");
-		LfgRaise(&err);
-	}
+		RaiseTrainError(budget, &err);
 	/* no timing in the bytes: the same data and seed give the same bytes */
 	appendStringInfo(metrics,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
