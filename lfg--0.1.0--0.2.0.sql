@@ -307,17 +307,16 @@ BEGIN
 	                          'WHERE NOT %s RETURNING m.version', fit, src, holdout)
 	   INTO new_version USING model_name, opts;
 	trained := pg_catalog.clock_timestamp();
-	-- validation RMSE of the new and of the previously active version
+	-- validation RMSE of the new and of the previously active version, in
+	-- one pass over the held-out rows (lfg_predict is strict: no previous
+	-- version gives a NULL RMSE)
 	EXECUTE pg_catalog.format('SELECT pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $2, '
 	                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
+	                          'OPERATOR(pg_catalog.^) 2)), '
+	                          'pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $3, '
+	                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
 	                          'OPERATOR(pg_catalog.^) 2)) FROM %s AS s WHERE %s', src, holdout)
-	   INTO new_rmse USING model_name, new_version;
-	IF previous IS NOT NULL THEN
-		EXECUTE pg_catalog.format('SELECT pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $2, '
-		                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
-		                          'OPERATOR(pg_catalog.^) 2)) FROM %s AS s WHERE %s', src, holdout)
-		   INTO previous_rmse USING model_name, previous;
-	END IF;
+	   INTO new_rmse, previous_rmse USING model_name, new_version, previous;
 	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 	UPDATE lfg.models AS m
