@@ -30,20 +30,11 @@ cron.database_name = 'postgres'
 cron.host = '@SOCKDIR@'"
 [ "$(q postgres -c 'SHOW cron.host')" = "$LFG_CLUSTER_DIR" ] || fail "cron.host is not the socket directory"
 
-q postgres >/dev/null <<'SQL' || fail "setting up the database failed"
-CREATE EXTENSION pg_cron;
-CREATE EXTENSION lfg;
--- 400 users, 150 items; users 301..400 rate only after version 1
-CREATE TABLE all_ratings AS SELECT * FROM lfg_synthetic_ratings(400, 150, 20000, 7);
-CREATE TABLE users AS
-  SELECT u AS user_id, 15 + (u * 7) % 50 AS age,
-         CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
-         (ARRAY['artist', 'doctor', 'engineer', 'student'])[1 + u % 4] AS job
-  FROM generate_series(1, 400) u;
-CREATE TABLE ratings AS SELECT * FROM all_ratings WHERE user_id <= 300;
-CREATE VIEW training_ratings AS
-  SELECT r.user_id, r.item_id, r.rating, u.age, u.gender, u.job
-  FROM ratings r JOIN users u USING (user_id);
+# 400 users, 150 items; users 301..400 rate only after version 1
+q postgres -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION lfg" \
+  -v users=400 -v items=150 -v n=20000 -v seed=7 -v first=300 -f test/ops/data.sql >/dev/null ||
+  fail "setting up the database failed"
+q postgres >/dev/null <<'SQL' || fail "training version 1 failed"
 -- version 1, trained directly (lfg_retrain reuses its options)
 INSERT INTO lfg.models (name, model)
   SELECT 'm', lfg_fit(user_id, item_id, rating, age, gender, job,

@@ -18,18 +18,10 @@ dump=$LFG_CLUSTER_DIR/lfg.dump
 
 # The database to dump
 q postgres -c "CREATE DATABASE lfg_src" >/dev/null
-q lfg_src >/dev/null <<'SQL' || fail "setting up the source database failed"
-CREATE EXTENSION lfg;
-CREATE TABLE all_ratings AS SELECT * FROM lfg_synthetic_ratings(300, 120, 12000, 31);
-CREATE TABLE users AS
-  SELECT u AS user_id, 15 + (u * 7) % 50 AS age,
-         CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
-         (ARRAY['artist', 'doctor', 'engineer', 'student'])[1 + u % 4] AS job
-  FROM generate_series(1, 300) u;
-CREATE TABLE ratings AS SELECT * FROM all_ratings WHERE user_id <= 250;
-CREATE VIEW training_ratings AS
-  SELECT r.user_id, r.item_id, r.rating, u.age, u.gender, u.job
-  FROM ratings r JOIN users u USING (user_id);
+q lfg_src -c "CREATE EXTENSION lfg" \
+  -v users=300 -v items=120 -v n=12000 -v seed=31 -v first=250 -f test/ops/data.sql >/dev/null ||
+  fail "setting up the source database failed"
+q lfg_src >/dev/null <<'SQL' || fail "training the source database's models failed"
 -- 'gen' (kind lfg): version 1 trained directly, version 2 by lfg_retrain on
 -- more ratings, then version 1 activated again
 INSERT INTO lfg.models (name, model)

@@ -22,17 +22,10 @@ default_version=$(q postgres -c "SELECT default_version FROM pg_available_extens
 q postgres -c "CREATE DATABASE lfg_upgraded" -c "CREATE DATABASE lfg_fresh" >/dev/null
 
 # 0.1.0: models and the answers they serve
-q lfg_upgraded >/dev/null <<'SQL' || fail "setting up the 0.1.0 database failed"
-CREATE EXTENSION lfg VERSION '0.1.0';
-CREATE TABLE ratings AS SELECT * FROM lfg_synthetic_ratings(300, 120, 12000, 31);
-CREATE TABLE users AS
-  SELECT u AS user_id, 15 + (u * 7) % 50 AS age,
-         CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
-         (ARRAY['artist', 'doctor', 'engineer', 'student'])[1 + u % 4] AS job
-  FROM generate_series(1, 300) u;
-CREATE VIEW training_ratings AS
-  SELECT r.user_id, r.item_id, r.rating, u.age, u.gender, u.job
-  FROM ratings r JOIN users u USING (user_id);
+q lfg_upgraded -c "CREATE EXTENSION lfg VERSION '0.1.0'" \
+  -v users=300 -v items=120 -v n=12000 -v seed=31 -v first=300 -f test/ops/data.sql >/dev/null ||
+  fail "setting up the 0.1.0 database failed"
+q lfg_upgraded >/dev/null <<'SQL' || fail "training the 0.1.0 models failed"
 INSERT INTO lfg.models (name, model)
   SELECT 'gen', lfg_fit(user_id, item_id, rating, age, gender, job,
                         '{"hidden": [32, 32], "factors": 8, "epochs": 20, "seed": 1}')
