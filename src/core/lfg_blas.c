@@ -80,22 +80,38 @@ lfg_syrk_t(int d, int n, const float *A, float *C)
 	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, n, 1.0f, A, d, 1.0f, C, d);
 }
 
-/* C += A A^T, upper triangle (row-major) */
+/*
+ * C += A A^T, upper triangle (row-major), for the few rows of a new user's
+ * dual fold-in: one sgemv per row of C. OpenBLAS's ssyrk packs A into its
+ * level-3 buffer first, which under concurrent load (the buffer and A out
+ * of cache) cost about 10 us of a 40 us recommendation; the sgemv's touch
+ * only A and C.
+ */
 void
 lfg_syrk_n(int n, int d, const float *A, float *C)
 {
-	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, d, 1.0f, A, d, 1.0f, C, n);
+	for (int j = 0; j < n; j++)
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n - j, d, 1.0f, A + (size_t) j * d, d,
+					A + (size_t) j * d, 1, 1.0f, C + (size_t) j * n + j, 1);
 }
 
 /*
  * Cholesky solve of an SPD system; returns LAPACK's info (0 = success). The
  * row-major upper triangle is the column-major lower one: calling the
- * column-major _work routine avoids LAPACKE's transposed copies.
+ * column-major _work routine avoids LAPACKE's transposed copies. sposv's
+ * two triangular solves are level-3 strsm calls, through OpenBLAS's packing
+ * buffer; for one right-hand side, spotrf then two strsv compute the same.
  */
 int
 lfg_posv(int n, float *A, float *b)
 {
-	return LAPACKE_sposv_work(LAPACK_COL_MAJOR, 'L', n, 1, A, n, b, n);
+	int			info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n);
+
+	if (info != 0)
+		return info;
+	cblas_strsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, n, A, n, b, 1);
+	cblas_strsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, A, n, b, 1);
+	return 0;
 }
 
 /* The OpenBLAS kernel family in use (its CPU detection), for diagnostics */
