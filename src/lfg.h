@@ -33,7 +33,7 @@ typedef struct LfgCachedModel
 	MemoryContext cxt;			/* the entry's memory, freed with it */
 	/* serving buffers, sized once per entry (not per call) */
 	LfgTopKWork topk;			/* n_items each; topk.scores NULL until first use */
-	uint16	   *panels;			/* Q in half precision for scoring, or NULL */
+	void	   *panels;			/* Q laid out for fast scoring, or NULL */
 	LfgScorer	scorer;
 	int32	   *top_items;		/* n_items: the answer of lfg_recommend_top_k */
 	float	   *top_scores;

@@ -310,7 +310,8 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 	{
 		const LfgMfParams *mf = &c->model.mf;
 		Size		n = Max(mf->n_items, 1);
-		Size		np = lfg_score_panels_size(mf);
+		LfgPanelFormat format = lfg_score_panels_best(mf);
+		Size		np = lfg_score_panels_size(mf, format);
 
 		c->x = MemoryContextAlloc(c->cxt, sizeof(float) * ((Size) mf->k + 1));
 		c->topk.heap = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
@@ -320,10 +321,12 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		c->top_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		if (np > 0)
 		{
-			c->panels = MemoryContextAllocHuge(c->cxt, sizeof(uint16) * np);
-			lfg_score_panels_fill(mf, c->panels);
+			/* on a cache line: the kernels read whole lines (palloc aligns to 8) */
+			c->panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+										   MemoryContextAllocHuge(c->cxt, np + PG_CACHE_LINE_SIZE));
+			lfg_score_panels_fill(mf, format, c->panels);
 		}
-		lfg_scorer_init(mf, c->panels, &c->scorer);
+		lfg_scorer_init(mf, format, c->panels, &c->scorer);
 		/* last: it marks the buffers as ready */
 		c->topk.scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		/* the buffers count toward the cache's limit (c is the first member) */

@@ -168,17 +168,26 @@ lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
  * Scoring panels. One sgemv of the n_items x k matrix Q against x reads Q
  * row by row and reduces each row to a dot product; scoring was then a
  * third of a call's time (about 30 us for ml-1m's 3,706 x 64), bound by
- * reading Q's 950 kB. The panels store Q in half precision (half the
- * bytes), in blocks of LFG_PANEL items transposed within the block (panel
- * b holds, for each factor f, the f-th factor of its LFG_PANEL items), so
- * that the kernel keeps LFG_PANEL scores in eight AVX registers and does
- * one conversion and one broadcast multiply-add per factor and register.
+ * reading Q's 950 kB. Panels store Q in fewer bytes, in blocks of
+ * LFG_PANEL items transposed within the block, so that a kernel keeps the
+ * block's LFG_PANEL scores in registers:
+ *
+ *	 LFG_PANELS_HALF (AVX2, FMA, F16C): half precision (475 kB for ml-1m);
+ *		for each factor, one conversion and one broadcast multiply-add per
+ *		8 items.
+ *	 LFG_PANELS_INT8 (AVX-512 VNNI): each item's factors as signed bytes
+ *		times a per-item scale (240 kB), x quantized to bytes per call; one
+ *		vpdpbusd sums 4 factors of 16 items. Half the bytes of the half
+ *		precision panels, a quarter of the instructions: under concurrent
+ *		load the catalogue no longer leaves the core's cache between calls.
+ *
  * These scores are approximate, with a proven error bound (below); the top
  * k are then chosen among the items that the bound cannot exclude, from
- * their exact scores, so the answer is exactly that of exact scoring.
- * The panels cost half of Q again per cached model; where the CPU lacks
- * AVX2, FMA or F16C (or |q| is beyond half precision) they are not built
- * and one sgemv computes the approximate scores instead.
+ * their exact scores, so the answer is exactly that of exact scoring. The
+ * panels cost a quarter to a half of Q again per cached model; where the
+ * CPU has neither kernel (or Q is not finite, or |q| is beyond half
+ * precision) they are not built and one sgemv computes the approximate
+ * scores instead.
  */
 #define LFG_PANEL 64
 
@@ -188,7 +197,10 @@ lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
 #define LFG_X86 1
 #endif
 
-/* 0: plain C; 1: AVX2 (the top-k scan); 2: AVX2, FMA and F16C (panels) */
+/*
+ * 0: plain C; 1: AVX2 (the top-k scan); 2: AVX2, FMA and F16C (half
+ * precision panels); 3: also AVX-512F, BW and VNNI (byte panels)
+ */
 static int
 simd_level(void)
 {
@@ -205,7 +217,9 @@ simd_level(void)
 
 		__builtin_cpu_init();
 		level = !__builtin_cpu_supports("avx2") ? 0 :
-			__builtin_cpu_supports("fma") && f16c ? 2 : 1;
+			!__builtin_cpu_supports("fma") || !f16c ? 1 :
+			!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+			!__builtin_cpu_supports("avx512vnni") ? 2 : 3;
 	}
 #else
 	level = 0;
@@ -213,28 +227,99 @@ simd_level(void)
 	return level;
 }
 
-static bool
-panels_supported(void)
-{
-	return simd_level() >= 2;
-}
-
 /* the largest |q_if| stored in half precision (its maximum is 65504) */
 #define LFG_PANEL_MAX_ABS 60000.0f
 
+/* int8 panels: factors in groups of 4 (one 32-bit lane of vpdpbusd) */
+#define LFG_GROUPS(k) (((size_t) (k) + 3) / 4)
+
+/* Bytes of one int8 panel: the codes, then the scales and code sums */
+static size_t
+int8_panel_bytes(int32_t k)
+{
+	return LFG_GROUPS(k) * 4 * LFG_PANEL + LFG_PANEL * (sizeof(float) + sizeof(int32_t));
+}
+
+/* See lfg_serve.h */
+LfgPanelFormat
+lfg_score_panels_best(const LfgMfParams *mf)
+{
+	LfgPanelFormat f = simd_level() >= 3 ? LFG_PANELS_INT8 :
+		simd_level() >= 2 ? LFG_PANELS_HALF : LFG_PANELS_NONE;
+
+	return lfg_score_panels_size(mf, f) > 0 ? f : LFG_PANELS_NONE;
+}
+
 /* See lfg_serve.h */
 size_t
-lfg_score_panels_size(const LfgMfParams *mf)
+lfg_score_panels_size(const LfgMfParams *mf, LfgPanelFormat format)
 {
 	size_t		blocks = ((size_t) mf->n_items + LFG_PANEL - 1) / LFG_PANEL;
 	size_t		nq = (size_t) mf->n_items * (size_t) mf->k;
+	float		limit = format == LFG_PANELS_HALF ? LFG_PANEL_MAX_ABS : INFINITY;
 
-	if (!panels_supported() || mf->n_items == 0)
+	if (mf->n_items == 0 || format == LFG_PANELS_NONE ||
+		simd_level() < (format == LFG_PANELS_INT8 ? 3 : 2))
 		return 0;
 	for (size_t j = 0; j < nq; j++)
-		if (!(fabsf(mf->Q[j]) <= LFG_PANEL_MAX_ABS))
+		if (!(fabsf(mf->Q[j]) < limit))
 			return 0;
-	return blocks * LFG_PANEL * (size_t) mf->k;
+	if (format == LFG_PANELS_HALF)
+		return blocks * LFG_PANEL * (size_t) mf->k * sizeof(uint16_t);
+	return blocks * int8_panel_bytes(mf->k);
+}
+
+/*
+ * Q into int8 panels: item i's factors as round(q_if / s_i) with s_i =
+ * max_f |q_if| / 127, after the codes of its panel the panel's scales s_i
+ * and the sums 128 sum_f c_if (the kernel's unsigned x is x_q + 128).
+ * Within group g of a panel, the 4 bytes of lane l of vector t are item
+ * 16 t + l's codes for factors 4 g .. 4 g + 3 (0 past k and past n).
+ */
+static void
+fill_int8(const LfgMfParams *mf, uint8_t *panels)
+{
+	size_t		n = (size_t) mf->n_items,
+				k = (size_t) mf->k,
+				groups = LFG_GROUPS(k),
+				blocks = (n + LFG_PANEL - 1) / LFG_PANEL,
+				bytes = int8_panel_bytes(mf->k);
+
+	memset(panels, 0, blocks * bytes);
+	for (size_t i = 0; i < n; i++)
+	{
+		uint8_t    *p = panels + (i / LFG_PANEL) * bytes;
+		size_t		l = i % LFG_PANEL;
+		float	   *scale = (float *) (p + groups * 4 * LFG_PANEL);
+		int32_t    *csum = (int32_t *) (scale + LFG_PANEL);
+		const float *q = mf->Q + i * k;
+		float		amax = 0.0f;
+
+		for (size_t f = 0; f < k; f++)
+			amax = fabsf(q[f]) > amax ? fabsf(q[f]) : amax;
+		scale[l] = amax / 127.0f;
+		csum[l] = 0;
+		for (size_t f = 0; f < k && amax > 0.0f; f++)
+		{
+			long		c = lrintf(q[f] / scale[l]);
+			int8_t		code = (int8_t) (c > 127 ? 127 : c < -127 ? -127 : c);
+
+			p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4] = (uint8_t) code;
+			csum[l] += 128 * code;
+		}
+	}
+}
+
+/* The b_i of the panel from item first, len items; zeros past them (or for SVD) */
+static const float *
+panel_bias(const LfgMfParams *mf, size_t first, size_t len, float *tail)
+{
+	if (mf->bi != NULL && len == LFG_PANEL)
+		return mf->bi + first;
+	memset(tail, 0, sizeof(float) * LFG_PANEL);
+	if (mf->bi != NULL)
+		memcpy(tail, mf->bi + first, len * sizeof(float));
+	return tail;
 }
 
 #ifdef LFG_X86
@@ -242,7 +327,7 @@ lfg_score_panels_size(const LfgMfParams *mf)
 /* Q into half-precision panels (round to nearest even) */
 __attribute__((target("avx2,f16c")))
 static void
-fill_panels(const LfgMfParams *mf, uint16_t *panels)
+fill_half(const LfgMfParams *mf, uint16_t *panels)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
@@ -266,12 +351,13 @@ fill_panels(const LfgMfParams *mf, uint16_t *panels)
 }
 
 /*
- * Approximate clipped scores of every item from the panels, 64 at a time:
- * the dot products, plus mu + b_u + b_i when the model has biases.
+ * Approximate clipped scores of every item from half precision panels, 64
+ * at a time: the dot products, plus mu + b_u + b_i when the model has
+ * biases.
  */
 __attribute__((target("avx2,fma,f16c")))
 static void
-panel_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float *scores)
+half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float *scores)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
@@ -283,10 +369,10 @@ panel_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, floa
 	for (size_t b = 0; b < blocks; b++)
 	{
 		const uint16_t *p = panels + b * k * LFG_PANEL;
-		const float *bias;
 		float		tail[LFG_PANEL];
 		size_t		first = b * LFG_PANEL,
 					len = n - first < LFG_PANEL ? n - first : LFG_PANEL;
+		const float *bias = panel_bias(mf, first, len, tail);
 		float	   *out = len == LFG_PANEL ? scores + first : tail;
 		__m256		a0,
 					a1,
@@ -298,15 +384,6 @@ panel_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, floa
 					a7;
 
 		/* start from mu + b_u + b_i (or 0): eight named chains in registers */
-		if (mf->bi != NULL && len == LFG_PANEL)
-			bias = mf->bi + first;
-		else
-		{
-			memset(tail, 0, sizeof(tail));
-			if (mf->bi != NULL)
-				memcpy(tail, mf->bi + first, len * sizeof(float));
-			bias = tail;
-		}
 		a0 = _mm256_add_ps(base, _mm256_loadu_ps(bias));
 		a1 = _mm256_add_ps(base, _mm256_loadu_ps(bias + 8));
 		a2 = _mm256_add_ps(base, _mm256_loadu_ps(bias + 16));
@@ -338,6 +415,83 @@ panel_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, floa
 		_mm256_storeu_ps(out + 40, _mm256_min_ps(_mm256_max_ps(a5, lo), hi));
 		_mm256_storeu_ps(out + 48, _mm256_min_ps(_mm256_max_ps(a6, lo), hi));
 		_mm256_storeu_ps(out + 56, _mm256_min_ps(_mm256_max_ps(a7, lo), hi));
+		if (out == tail)
+			memcpy(scores + first, tail, len * sizeof(float));
+	}
+}
+
+/*
+ * Approximate clipped scores from int8 panels: x_q = round(x_f / s_x) with
+ * s_x = max_f |x_f| / 127, sent as the unsigned bytes x_q + 128; four
+ * chains of 16 items accumulate sum_f (x_q + 128) c_if exactly in 32 bits,
+ * and s_x s_i (acc - 128 sum_f c_if) is the dot product of the quantized
+ * vectors.
+ */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void
+int8_scores(const LfgMfParams *mf, const uint8_t *panels, float sx, const float *x,
+			float *scores)
+{
+	size_t		n = (size_t) mf->n_items,
+				k = (size_t) mf->k,
+				groups = LFG_GROUPS(k),
+				blocks = (n + LFG_PANEL - 1) / LFG_PANEL,
+				bytes = int8_panel_bytes(mf->k);
+	uint32_t	xw[LFG_GROUPS(LFG_MAX_FACTORS)];
+	__m512		lo = _mm512_set1_ps(mf->rating_min),
+				hi = _mm512_set1_ps(mf->rating_max),
+				base = _mm512_set1_ps(mf->bi != NULL ? mf->mu + x[k] : 0.0f),
+				vsx = _mm512_set1_ps(sx);
+
+	for (size_t g = 0; g < groups; g++)
+	{
+		uint32_t	w = 0;
+
+		for (size_t t = 0; t < 4; t++)
+		{
+			size_t		f = 4 * g + t;
+			long		v = f < k && sx > 0.0f ? lrintf(x[f] / sx) : 0;
+
+			v = v > 127 ? 127 : v < -127 ? -127 : v;
+			w |= (uint32_t) (v + 128) << (8 * t);
+		}
+		xw[g] = w;
+	}
+	for (size_t b = 0; b < blocks; b++)
+	{
+		const uint8_t *p = panels + b * bytes;
+		const float *scale = (const float *) (p + groups * 4 * LFG_PANEL);
+		const int32_t *csum = (const int32_t *) (scale + LFG_PANEL);
+		float		tail[LFG_PANEL];
+		size_t		first = b * LFG_PANEL,
+					len = n - first < LFG_PANEL ? n - first : LFG_PANEL;
+		const float *bias = panel_bias(mf, first, len, tail);
+		float	   *out = len == LFG_PANEL ? scores + first : tail;
+		__m512i		a0 = _mm512_setzero_si512(),
+					a1 = _mm512_setzero_si512(),
+					a2 = _mm512_setzero_si512(),
+					a3 = _mm512_setzero_si512();
+
+		for (size_t g = 0; g < groups; g++, p += 4 * LFG_PANEL)
+		{
+			__m512i		xg = _mm512_set1_epi32((int) xw[g]);
+
+			a0 = _mm512_dpbusd_epi32(a0, xg, _mm512_loadu_si512(p));
+			a1 = _mm512_dpbusd_epi32(a1, xg, _mm512_loadu_si512(p + 64));
+			a2 = _mm512_dpbusd_epi32(a2, xg, _mm512_loadu_si512(p + 128));
+			a3 = _mm512_dpbusd_epi32(a3, xg, _mm512_loadu_si512(p + 192));
+		}
+#define LFG_SCORE16(a, t) \
+		_mm512_storeu_ps(out + 16 * (t), _mm512_min_ps(_mm512_max_ps(_mm512_add_ps( \
+			_mm512_add_ps(base, _mm512_loadu_ps(bias + 16 * (t))), \
+			_mm512_mul_ps(_mm512_mul_ps(vsx, _mm512_loadu_ps(scale + 16 * (t))), \
+						  _mm512_cvtepi32_ps(_mm512_sub_epi32(a, _mm512_loadu_si512(csum + 16 * (t)))))), \
+			lo), hi))
+		LFG_SCORE16(a0, 0);
+		LFG_SCORE16(a1, 1);
+		LFG_SCORE16(a2, 2);
+		LFG_SCORE16(a3, 3);
+#undef LFG_SCORE16
 		if (out == tail)
 			memcpy(scores + first, tail, len * sizeof(float));
 	}
@@ -382,28 +536,44 @@ next_above(const float *scores, int32_t i, int32_t n, float bar)
 
 /* See lfg_serve.h */
 void
-lfg_score_panels_fill(const LfgMfParams *mf, uint16_t *panels)
+lfg_score_panels_fill(const LfgMfParams *mf, LfgPanelFormat format, void *panels)
 {
+	if (format == LFG_PANELS_INT8)
+		fill_int8(mf, panels);
 #ifdef LFG_X86
-	fill_panels(mf, panels);
-#else
-	(void) mf;
-	(void) panels;
+	else if (format == LFG_PANELS_HALF)
+		fill_half(mf, panels);
 #endif
+}
+
+/* s_x of the int8 kernel: max_f |x_f| / 127 */
+static float
+int8_x_scale(const LfgMfParams *mf, const float *x)
+{
+	float		amax = 0.0f;
+
+	for (int32_t f = 0; f < mf->k; f++)
+		amax = fabsf(x[f]) > amax ? fabsf(x[f]) : amax;
+	return amax / 127.0f;
 }
 
 /* See lfg_serve.h */
 void
-lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x, float *scores)
+lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores)
 {
 	size_t		n = (size_t) mf->n_items;
 	int32_t		k = mf->k;
 	float		base = mf->bi != NULL ? mf->mu + x[k] : 0.0f;
 
 #ifdef LFG_X86
-	if (panels != NULL)
+	if (sc->format == LFG_PANELS_INT8)
 	{
-		panel_scores(mf, panels, x, scores);
+		int8_scores(mf, sc->panels, int8_x_scale(mf, x), x, scores);
+		return;
+	}
+	if (sc->format == LFG_PANELS_HALF)
+	{
+		half_scores(mf, sc->panels, x, scores);
 		return;
 	}
 #endif
@@ -414,11 +584,13 @@ lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x, flo
 
 /* See lfg_serve.h */
 void
-lfg_scorer_init(const LfgMfParams *mf, const uint16_t *panels, LfgScorer *sc)
+lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels,
+				LfgScorer *sc)
 {
 	double		best = 0.0,
 				bimax = 0.0;
 
+	memset(sc, 0, sizeof(*sc));
 	for (int32_t i = 0; i < mf->n_items; i++)
 	{
 		const float *q = mf->Q + (size_t) i * mf->k;
@@ -431,23 +603,52 @@ lfg_scorer_init(const LfgMfParams *mf, const uint16_t *panels, LfgScorer *sc)
 		if (mf->bi != NULL && fabs(mf->bi[i]) > bimax)
 			bimax = fabs(mf->bi[i]);
 	}
+	sc->format = panels != NULL ? format : LFG_PANELS_NONE;
 	sc->panels = panels;
 	sc->qnorm_max = sqrt(best);
 	sc->bi_max = bimax;
+	if (sc->format == LFG_PANELS_INT8)
+	{
+		/* the largest step s_i and the largest sum_f |s_i c_if| of the codes */
+		size_t		groups = LFG_GROUPS(mf->k),
+					bytes = int8_panel_bytes(mf->k);
+
+		for (int32_t i = 0; i < mf->n_items; i++)
+		{
+			const uint8_t *p = (const uint8_t *) panels + (i / LFG_PANEL) * bytes;
+			int32_t		l = i % LFG_PANEL;
+			double		s = ((const float *) (p + groups * 4 * LFG_PANEL))[l],
+						l1 = 0.0;
+
+			for (int32_t f = 0; f < mf->k; f++)
+				l1 += abs((int8_t) p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4]);
+			sc->step_max = fmax(sc->step_max, s);
+			sc->l1_max = fmax(sc->l1_max, s * l1);
+		}
+	}
 }
 
 /*
- * A bound on |approximate - exact| for every item's clipped score (clipping
- * only shrinks differences). Half precision rounds each q_if within
- * 2^-11 |q_if| (2^-25 in its subnormal range), so the dot products move by
- * at most 2^-11 ||x|| ||q_i|| + 2^-25 ||x||_1 (Cauchy-Schwarz); each of
- * the two single-precision evaluations adds at most (k + 4) 2^-24 times
- * the sum of the magnitudes of its terms. Doubled for safety.
+ * See lfg_serve.h: a bound on |approximate - exact| for every item's
+ * clipped score (clipping only shrinks differences). Each of the two single-precision evaluations
+ * (the exact one and an approximate one) adds at most (k + 4) 2^-24 times
+ * the sum of the magnitudes of its terms. Then the approximation itself:
+ *
+ *	 half precision rounds each q_if within 2^-11 |q_if| (2^-25 in its
+ *	 subnormal range), so the dot products move by at most
+ *	 2^-11 ||x|| ||q_i|| + 2^-25 ||x||_1 (Cauchy-Schwarz);
+ *
+ *	 int8: x.q_i - s_x s_i x_q.c_i = x.(q_i - s_i c_i) + s_i c_i.(x - s_x x_q),
+ *	 at most ||x||_1 s_i / 2 + s_x / 2 sum_f |s_i c_if|, with rounding to
+ *	 nearest (2^-20 relative slack for the divisions that find the codes).
+ *	 The sum in 32-bit integers is exact (|acc| < 2^24: exact in float too).
+ *
+ * Doubled for safety.
  */
-static double
-score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
+double
+lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 {
-	bool		half = sc->panels != NULL;
+	bool		half = sc->format == LFG_PANELS_HALF;
 	double		qnorm_max = sc->qnorm_max;
 	int32_t		k = mf->k;
 	double		x2 = 0.0,
@@ -464,9 +665,19 @@ score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 	x2 = sqrt(x2);
 	terms = x2 * qnorm_max * (half ? 1.0 + ldexp(1.0, -11) : 1.0) +
 		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0);
-	e = 2.0 * gamma * terms;
-	if (half)
-		e += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
+	if (sc->format == LFG_PANELS_INT8)
+	{
+		double		sx = int8_x_scale(mf, x),
+					q = x1 * sc->step_max / 2.0 + sx * sc->l1_max / 2.0;
+
+		e = 2.0 * gamma * (terms + q) + q * (1.0 + ldexp(1.0, -20));
+	}
+	else
+	{
+		e = 2.0 * gamma * terms;
+		if (half)
+			e += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
+	}
 	return 2.0 * e;
 }
 
@@ -612,7 +823,7 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 				nc = 0;
 	float		floor_score;
 
-	lfg_score_all(mf, sc->panels, x, w->scores);
+	lfg_score_all(mf, sc, x, w->scores);
 	for (int32_t j = 0; j < n_exclude; j++)
 		w->scores[exclude[j]] = -INFINITY;
 	if (k > n)
@@ -621,7 +832,7 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	if (found == 0)
 		return 0;
 	floor_score = found < k ? -INFINITY :
-		(float) (w->scores[w->heap[found - 1]] - 2.0 * score_error_bound(mf, sc, x));
+		(float) (w->scores[w->heap[found - 1]] - 2.0 * lfg_score_error_bound(mf, sc, x));
 	/* candidates, ascending: strictly above the next float below the floor */
 	for (int32_t i = 0;
 		 (i = next_above(w->scores, i, n, nextafterf(floor_score, -INFINITY))) < n; i++)

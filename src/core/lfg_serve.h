@@ -37,30 +37,47 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
- * Scoring panels: Q in half precision, laid out for the fast scoring
- * kernel. The size in elements is 0 where the CPU has no kernel for it or
- * Q does not fit half precision (then pass NULL).
+ * Scoring panels: Q in fewer bytes, laid out for a fast scoring kernel
+ * (lfg_serve.c). lfg_score_panels_best is the best format for this CPU and
+ * model; the size in bytes is 0 where the CPU has no kernel for a format or
+ * Q does not fit it. Fill a buffer of that size (64-byte aligned is best).
  */
-extern size_t lfg_score_panels_size(const LfgMfParams *mf);
-extern void lfg_score_panels_fill(const LfgMfParams *mf, uint16_t *panels);
+typedef enum LfgPanelFormat
+{
+	LFG_PANELS_NONE = 0,		/* no panels: one sgemv */
+	LFG_PANELS_HALF,			/* half precision (AVX2, FMA, F16C) */
+	LFG_PANELS_INT8				/* bytes and per-item scales (AVX-512 VNNI) */
+} LfgPanelFormat;
+
+extern LfgPanelFormat lfg_score_panels_best(const LfgMfParams *mf);
+extern size_t lfg_score_panels_size(const LfgMfParams *mf, LfgPanelFormat format);
+extern void lfg_score_panels_fill(const LfgMfParams *mf, LfgPanelFormat format, void *panels);
 
 /* What lfg_recommend_top_k needs of a model besides its parameters */
 typedef struct LfgScorer
 {
-	const uint16_t *panels;		/* or NULL: approximate scores by sgemv */
+	LfgPanelFormat format;
+	const void *panels;			/* NULL with LFG_PANELS_NONE */
 	double		qnorm_max;		/* max_i ||q_i||, for the error bound */
 	double		bi_max;			/* max_i |b_i| */
+	double		step_max;		/* int8: max_i s_i */
+	double		l1_max;			/* int8: max_i sum_f |s_i c_if| */
 } LfgScorer;
 
-extern void lfg_scorer_init(const LfgMfParams *mf, const uint16_t *panels, LfgScorer *sc);
+/* panels NULL (or format LFG_PANELS_NONE): score by sgemv */
+extern void lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels,
+							LfgScorer *sc);
 
 /*
- * Approximate clipped scores of every item for user vector x: from the
- * panels, or (panels NULL) one sgemv. Within the bound that
- * lfg_recommend_top_k uses of the exact ones.
+ * Approximate clipped scores of every item for user vector x, by the
+ * scorer's panels or one sgemv. Within the bound that lfg_recommend_top_k
+ * uses of the exact ones.
  */
-extern void lfg_score_all(const LfgMfParams *mf, const uint16_t *panels, const float *x,
+extern void lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 						  float *scores);
+
+/* The bound on |lfg_score_all - lfg_score_one| for every item, for x */
+extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x);
 
 /*
  * Clipped predicted rating of item i (dense index) for user vector x; i = -1

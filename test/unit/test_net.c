@@ -431,6 +431,7 @@ test_serving(void)
 	float		ratings[10];
 	LfgModel	m;
 	LfgServeScratch s;
+	LfgScorer	sc;
 	LfgError	err;
 	LfgRng		rng;
 
@@ -474,7 +475,8 @@ test_serving(void)
 			  n, n < K + 1 ? "dual" : "primal", diff);
 	}
 	/* top k: best first, ties by index, -inf excluded */
-	lfg_score_all(&m.mf, NULL, x, scores);
+	lfg_scorer_init(&m.mf, LFG_PANELS_NONE, NULL, &sc);
+	lfg_score_all(&m.mf, &sc, x, scores);
 	scores[3] = scores[7];		/* a tie */
 	scores[5] = -INFINITY;		/* a rated item */
 	{
@@ -510,13 +512,13 @@ by_exact_score(const void *a, const void *b)
 }
 
 /*
- * Top k for a new user: lfg_recommend_top_k (approximate scores from the
- * half-precision panels where the CPU has them, else the sgemv, then exact
- * rescoring of the candidates) against scoring every item exactly with
- * lfg_score_one and sorting: the same items in the same order with the same
- * scores, for many users, with exclusions, exact ties (duplicated items),
- * near ties, clipping at both ends, k = 1 .. beyond the catalogue, and a
- * catalogue that is not a multiple of the panel width.
+ * Top k for a new user: lfg_recommend_top_k (approximate scores from each
+ * panel format the CPU has, and from the sgemv, then exact rescoring of
+ * the candidates) against scoring every item exactly with lfg_score_one
+ * and sorting: the same items in the same order with the same scores, for
+ * many users, with exclusions, exact ties (duplicated items), near ties,
+ * clipping at both ends, k = 1 .. beyond the catalogue, and a catalogue
+ * that is not a multiple of the panel width.
  */
 static void
 test_recommend_top_k(void)
@@ -524,13 +526,13 @@ test_recommend_top_k(void)
 	enum { N = 1203, D = 13, USERS = 300 };
 	static float Q[N * D], bi[N], scores[N], cand_scores[N], out_scores[N], exact[N];
 	static int32_t heap[N], cand[N], out_items[N], order[N], excl[8];
-	static uint16_t panels[(N + 63) / 64 * 64 * D];
+	static _Alignas(64) uint8_t panels[(N + 63) / 64 * 64 * D * 2];
 	float		x[D + 1];
 	LfgRng		rng;
 	LfgMfParams mf = {.kind = LFG_KIND_BIASSVD, .n_items = N, .k = D, .mu = 3.0f,
 	.rating_min = 1.0f, .rating_max = 5.0f, .Q = Q, .bi = bi};
 	LfgTopKWork w = {scores, heap, cand, cand_scores};
-	size_t		np = lfg_score_panels_size(&mf);
+	static const char *const names[] = {"sgemv", "half-precision panels", "int8 panels"};
 	int			mismatches = 0,
 				approx_far = 0,
 				clipped = 0,
@@ -554,14 +556,25 @@ test_recommend_top_k(void)
 			Q[i * D + f] = Q[(i % 20) * D + f] * (1.0f + (float) (1e-4 * lfg_rng_normal(&rng)));
 		bi[i] = bi[i % 20];
 	}
-	CHECK(np == 0 || np == sizeof(panels) / sizeof(uint16_t), "panel size %zu", np);
-	if (np > 0)
-		lfg_score_panels_fill(&mf, panels);
-	for (int pass = 0; pass < 2; pass++)
+	for (LfgPanelFormat format = LFG_PANELS_NONE; format <= LFG_PANELS_INT8; format++)
 	{
-		const uint16_t *pn = pass == 0 && np > 0 ? panels : NULL;
+		size_t		np = lfg_score_panels_size(&mf, format);
+		const void *pn = np > 0 ? panels : NULL;
 
-		lfg_scorer_init(&mf, pn, &sc);
+		if (format != LFG_PANELS_NONE && np == 0)
+		{
+			printf("skip: this CPU has no kernel for %s\n", names[format]);
+			continue;
+		}
+		CHECK(np <= sizeof(panels), "panel size %zu", np);
+		if (np > 0)
+			lfg_score_panels_fill(&mf, format, panels);
+		lfg_scorer_init(&mf, format, pn, &sc);
+		CHECK(sc.format == format, "scorer format %d", (int) sc.format);
+		double		bound,
+					diff_max = 0.0,
+					bound_min = INFINITY;
+
 		mismatches = approx_far = clipped = cases = 0;
 		for (int u = 0; u < USERS; u++)
 		{
@@ -593,15 +606,23 @@ test_recommend_top_k(void)
 			mismatches += found != (k < expect ? k : expect);
 			for (int j = 0; j < found; j++)
 				mismatches += out_items[j] != order[j] || out_scores[j] != exact[order[j]];
-			lfg_score_all(&mf, pn, x, scores);
+			lfg_score_all(&mf, &sc, x, scores);
+			bound = lfg_score_error_bound(&mf, &sc, x);
 			for (int i = 0; i < N; i++)
-				approx_far += fabsf(scores[i] - (float) lfg_score_one(&mf, x, i)) > 0.05f;
+			{
+				double		diff = fabs(scores[i] - lfg_score_one(&mf, x, i));
+
+				approx_far += diff > bound || (format != LFG_PANELS_INT8 && diff > 0.05);
+				diff_max = fmax(diff_max, diff);
+				bound_min = fmin(bound_min, bound);
+			}
 			cases++;
 		}
 		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0,
 			  "top k (%s) equals exact scoring and sorting in %d cases (%d mismatches, "
-			  "%d approximate scores off by more than 0.05, %d clipped scores)",
-			  pn != NULL ? "half-precision panels" : "sgemv", cases, mismatches, approx_far, clipped);
+			  "%d approximate scores beyond the error bound (or 0.05 but for int8), "
+			  "%d clipped scores; largest error %.4f, smallest bound %.4f)",
+			  names[format], cases, mismatches, approx_far, clipped, diff_max, bound_min);
 	}
 }
 
