@@ -31,6 +31,8 @@ typedef struct LfgCachedModel
 	int32		version;
 	LfgModel	model;
 	MemoryContext cxt;			/* the entry's memory, freed with it */
+	LfgIdIndex	users;			/* user id -> dense index */
+	LfgIdIndex	items;			/* item id -> dense index */
 	/* serving buffers, sized once per entry (not per call) */
 	LfgTopKWork topk;			/* n_items each; topk.scores NULL until first use */
 	void	   *panels;			/* Q laid out for fast scoring, or NULL */

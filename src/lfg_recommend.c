@@ -38,8 +38,9 @@ typedef struct UserInput
 
 /* Append one rating after checking it against the model's rating range */
 static void
-AddInput(const LfgModel *m, UserInput *in, int64 id, double r)
+AddInput(const LfgCachedModel *c, UserInput *in, int64 id, double r)
 {
+	const LfgModel *m = &c->model;
 	int32		i;
 
 	if (isnan(r) || isinf(r))
@@ -53,7 +54,7 @@ AddInput(const LfgModel *m, UserInput *in, int64 id, double r)
 				 errdetail("The model was trained on ratings from %g to %g.",
 						   m->mf.rating_min, m->mf.rating_max),
 				 errhint("Rescale the ratings to the training scale.")));
-	i = lfg_find_id(m->item_ids, m->mf.n_items, id);
+	i = lfg_id_index_find(&c->items, id);
 	if (i < 0)
 	{
 		in->ignored++;
@@ -124,7 +125,7 @@ InitInput(UserInput *in, int32 n)
 
 /* user_ratings as a jsonb object {"item id": rating, ...}; NULL is empty */
 static void
-InputFromJsonb(const LfgModel *m, Jsonb *jb, UserInput *in)
+InputFromJsonb(const LfgCachedModel *c, Jsonb *jb, UserInput *in)
 {
 	JsonbIterator *it;
 	JsonbValue	k,
@@ -153,15 +154,15 @@ InputFromJsonb(const LfgModel *m, Jsonb *jb, UserInput *in)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("rating of item " INT64_FORMAT " must be a number", id),
 					 errhint("Pass an object such as '{\"50\": 5, \"181\": 4}'.")));
-		AddInput(m, in, id, DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+		AddInput(c, in, id, DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 															   NumericGetDatum(v.val.numeric))));
 	}
-	CheckDuplicates(m, in);
+	CheckDuplicates(&c->model, in);
 }
 
 /* user_ratings as item_ids bigint[] and ratings double precision[] */
 static void
-InputFromArrays(const LfgModel *m, ArrayType *ids, ArrayType *ratings, UserInput *in)
+InputFromArrays(const LfgCachedModel *c, ArrayType *ids, ArrayType *ratings, UserInput *in)
 {
 	Datum	   *id_d,
 			   *r_d;
@@ -194,9 +195,9 @@ InputFromArrays(const LfgModel *m, ArrayType *ids, ArrayType *ratings, UserInput
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("item_ids and ratings must not contain NULL"),
 					 errdetail("Element %d is NULL.", j + 1)));
-		AddInput(m, in, DatumGetInt64(id_d[j]), DatumGetFloat8(r_d[j]));
+		AddInput(c, in, DatumGetInt64(id_d[j]), DatumGetFloat8(r_d[j]));
 	}
-	CheckDuplicates(m, in);
+	CheckDuplicates(&c->model, in);
 }
 
 /* Demographics (arguments a, a+1, a+2): age, gender, job; NULL = missing */
@@ -319,7 +320,7 @@ RecommendJsonb(FunctionCallInfo fcinfo, bool named)
 	int32		k = ArgK(fcinfo, b + 4);
 	UserInput	in;
 
-	InputFromJsonb(&c->model, PG_ARGISNULL(b) ? NULL : PG_GETARG_JSONB_P(b), &in);
+	InputFromJsonb(c, PG_ARGISNULL(b) ? NULL : PG_GETARG_JSONB_P(b), &in);
 	InputDemographics(fcinfo, b + 1, &c->model, &in);
 	return Recommend(fcinfo, c, &in, k);
 }
@@ -333,7 +334,7 @@ RecommendArrays(FunctionCallInfo fcinfo, bool named)
 	int32		k = ArgK(fcinfo, b + 5);
 	UserInput	in;
 
-	InputFromArrays(&c->model, PG_ARGISNULL(b) ? NULL : PG_GETARG_ARRAYTYPE_P(b),
+	InputFromArrays(c, PG_ARGISNULL(b) ? NULL : PG_GETARG_ARRAYTYPE_P(b),
 					PG_ARGISNULL(b + 1) ? NULL : PG_GETARG_ARRAYTYPE_P(b + 1), &in);
 	InputDemographics(fcinfo, b + 2, &c->model, &in);
 	return Recommend(fcinfo, c, &in, k);
@@ -386,15 +387,14 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("item_ids must be a one-dimensional array")));
-	InputFromJsonb(&c->model, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
+	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
 	UserVector(c, &in);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
 	{
-		int32		i = id_n[j] ? -1 : lfg_find_id(c->model.item_ids, c->model.mf.n_items,
-												   DatumGetInt64(id_d[j]));
+		int32		i = id_n[j] ? -1 : lfg_id_index_find(&c->items, DatumGetInt64(id_d[j]));
 
 		out[j] = Float8GetDatum(lfg_score_one(&c->model.mf, c->x, i));
 	}
@@ -413,7 +413,7 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 	UserInput	in;
 	Datum	   *out;
 
-	InputFromJsonb(&c->model, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
+	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
 	UserVector(c, &in);
 	out = palloc(sizeof(Datum) * (k + 1));

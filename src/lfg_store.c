@@ -143,6 +143,16 @@ DecodeInto(bytea *b, MemoryContext cxt, LfgModel *m)
  * version: the one lfg.active names, else the newest (the only rule before
  * 0.2.0, which has no lfg.active).
  */
+/* The direct index of ids where they are dense enough, else binary search */
+static void
+IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
+{
+	size_t		nslots = lfg_id_index_slots(ids, n);
+
+	lfg_id_index_init(ids, n, nslots > 0 ? MemoryContextAllocHuge(cxt, sizeof(int32) * nslots) : NULL,
+					  nslots, ix);
+}
+
 static CacheEntry *
 LoadEntry(const char *name, int32 version)
 {
@@ -200,6 +210,8 @@ LoadEntry(const char *name, int32 version)
 											 SPI_tuptable->tupdesc, 2, &isnull)),
 			   cxt, &e->pub.model);
 	SPI_finish();
+	IdIndex(cxt, e->pub.model.user_ids, e->pub.model.mf.n_users, &e->pub.users);
+	IdIndex(cxt, e->pub.model.item_ids, e->pub.model.mf.n_items, &e->pub.items);
 
 	/*
 	 * A load whose snapshot may predate a commit it was told about (an
@@ -403,12 +415,12 @@ LfgDefaultModel(void)
 
 /* Predict one rating with a model (see doc/reference.md for the fallbacks) */
 static double
-PredictIds(const LfgModel *m, int64 user, int64 item)
+PredictIds(const LfgCachedModel *c, int64 user, int64 item)
 {
-	int32		u = lfg_find_id(m->user_ids, m->mf.n_users, user);
-	int32		i = lfg_find_id(m->item_ids, m->mf.n_items, item);
+	int32		u = lfg_id_index_find(&c->users, user);
+	int32		i = lfg_id_index_find(&c->items, item);
 
-	return lfg_mf_predict(&m->mf, u, i);
+	return lfg_mf_predict(&c->model.mf, u, i);
 }
 
 PG_FUNCTION_INFO_V1(lfg_predict);
@@ -418,7 +430,7 @@ lfg_predict(PG_FUNCTION_ARGS)
 {
 	LfgCachedModel *c = LfgGetModel(PG_GETARG_TEXT_PP(0), 0);
 
-	PG_RETURN_FLOAT8(PredictIds(&c->model, PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
+	PG_RETURN_FLOAT8(PredictIds(c, PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
 }
 
 PG_FUNCTION_INFO_V1(lfg_predict_version);
@@ -435,7 +447,7 @@ lfg_predict_version(PG_FUNCTION_ARGS)
 				 errmsg("model version must be positive"),
 				 errhint("Versions are numbered 1, 2, 3... per model name.")));
 	c = LfgGetModel(PG_GETARG_TEXT_PP(0), version);
-	PG_RETURN_FLOAT8(PredictIds(&c->model, PG_GETARG_INT64(2), PG_GETARG_INT64(3)));
+	PG_RETURN_FLOAT8(PredictIds(c, PG_GETARG_INT64(2), PG_GETARG_INT64(3)));
 }
 
 /* A JSON text section as jsonb */

@@ -541,6 +541,35 @@ lfg_find_id(const int64_t *ids, int32_t n, int64_t id)
 	return -1;
 }
 
+/* See lfg_model.h: at most 4 slots per id plus 4096 */
+size_t
+lfg_id_index_slots(const int64_t *ids, int32_t n)
+{
+	uint64_t	span;
+
+	if (n <= 0)
+		return 0;
+	span = (uint64_t) ids[n - 1] - (uint64_t) ids[0] + 1;
+	return span != 0 && span <= 4 * (uint64_t) n + 4096 ? (size_t) span : 0;
+}
+
+/* See lfg_model.h; slot has nslots = lfg_id_index_slots(ids, n) entries, or is NULL */
+void
+lfg_id_index_init(const int64_t *ids, int32_t n, int32_t *slot, size_t nslots, LfgIdIndex *ix)
+{
+	ix->ids = ids;
+	ix->n = n;
+	ix->base = n > 0 ? ids[0] : 0;
+	ix->span = slot != NULL ? nslots : 0;
+	ix->slot = slot;
+	if (slot == NULL)
+		return;
+	for (size_t j = 0; j < nslots; j++)
+		slot[j] = -1;
+	for (int32_t i = 0; i < n; i++)
+		slot[(uint64_t) ids[i] - (uint64_t) ix->base] = i;
+}
+
 /* Size of a string table of n strings */
 size_t
 lfg_vocab_size(const char *const *strings, const uint32_t *lens, int32_t n)

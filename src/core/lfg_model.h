@@ -76,4 +76,34 @@ extern LfgStatus lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc,
 								  LfgModel *out, LfgError *err);
 extern int32_t lfg_find_id(const int64_t *ids, int32_t n, int64_t id);
 
+/*
+ * A direct index of ascending ids whose range is not much wider than their
+ * count (MovieLens, serial keys): slot[id - base] is the dense index or -1.
+ * A lookup is one load instead of a binary search's dozen dependent ones
+ * (about 100 ns for 3,706 items). lfg_id_index_slots is 0 for ids too
+ * sparse for it; then lfg_id_index_find falls back to lfg_find_id.
+ */
+typedef struct LfgIdIndex
+{
+	const int64_t *ids;
+	int32_t		n;
+	int64_t		base;			/* ids[0] */
+	uint64_t	span;			/* slots, or 0: binary search */
+	const int32_t *slot;
+} LfgIdIndex;
+
+extern size_t lfg_id_index_slots(const int64_t *ids, int32_t n);
+extern void lfg_id_index_init(const int64_t *ids, int32_t n, int32_t *slot, size_t nslots,
+							  LfgIdIndex *ix);
+
+static inline int32_t
+lfg_id_index_find(const LfgIdIndex *ix, int64_t id)
+{
+	uint64_t	off = (uint64_t) id - (uint64_t) ix->base;
+
+	if (ix->span == 0)
+		return lfg_find_id(ix->ids, ix->n, id);
+	return off < ix->span ? ix->slot[off] : -1;
+}
+
 #endif							/* LFG_MODEL_H */

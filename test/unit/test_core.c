@@ -309,9 +309,66 @@ test_synth(void)
 	CHECK(lfg_synth_generate(10, 10, 1000, 1, &A, &a, &err) == LFG_EPARAM, "too dense refused");
 }
 
+/*
+ * lfg_find_id and the direct index (lfg_id_index_find) against a linear
+ * search: every id in and around ascending arrays of every length up to
+ * 70, with gaps and negatives, and with the int64 extremes (too sparse for
+ * the direct index: the binary search answers).
+ */
+static void
+test_find_id(void)
+{
+	int64_t		ids[70];
+	int32_t		slot[4 * 70 + 4096];
+	int			wrong = 0,
+				lookups = 0,
+				direct = 0;
+
+	for (int extremes = 0; extremes < 2; extremes++)
+		for (int32_t n = 0; n <= 70; n++)
+		{
+			LfgIdIndex	ix;
+			size_t		nslots;
+
+			for (int32_t j = 0; j < n; j++)
+				ids[j] = 3 * (int64_t) j - 40 + j % 2;
+			if (extremes && n > 0)
+				ids[0] = INT64_MIN;
+			if (extremes && n > 1)
+				ids[n - 1] = INT64_MAX;
+			nslots = lfg_id_index_slots(ids, n);
+			if (nslots > sizeof(slot) / sizeof(slot[0]))
+			{
+				wrong++;
+				continue;
+			}
+			lfg_id_index_init(ids, n, nslots > 0 ? slot : NULL, nslots, &ix);
+			direct += nslots > 0;
+			for (int64_t id = -45; id <= 3 * 70 - 35; id++)
+			{
+				int64_t		probe[3] = {id, INT64_MIN, INT64_MAX};
+
+				for (int p = 0; p < (id == -45 ? 3 : 1); p++)
+				{
+					int32_t		expect = -1;
+
+					for (int32_t j = 0; j < n; j++)
+						if (ids[j] == probe[p])
+							expect = j;
+					wrong += lfg_find_id(ids, n, probe[p]) != expect;
+					wrong += lfg_id_index_find(&ix, probe[p]) != expect;
+					lookups += 2;
+				}
+			}
+		}
+	CHECK(wrong == 0 && direct > 60, "lfg_find_id and the direct index (%d arrays) equal a "
+		  "linear search (%d of %d lookups differ)", direct, wrong, lookups);
+}
+
 int
 main(void)
 {
+	test_find_id();
 	lfg_blas_single_thread();
 	test_crc();
 	test_rng();
