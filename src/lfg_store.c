@@ -329,6 +329,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		c->topk.heap = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
 		c->topk.cand = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
 		c->topk.cand_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		c->topk.upper = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		c->top_items = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
 		c->top_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		if (np > 0)

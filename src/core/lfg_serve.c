@@ -233,11 +233,32 @@ simd_level(void)
 /* int8 panels: factors in groups of 4 (one 32-bit lane of vpdpbusd) */
 #define LFG_GROUPS(k) (((size_t) (k) + 3) / 4)
 
-/* Bytes of one int8 panel: the codes, then the scales and code sums */
+/*
+ * One int8 panel: the codes (LFG_GROUPS(k) groups of 4 * LFG_PANEL bytes),
+ * then per item its scale s_i, the L1 norm sum_f |s_i c_if| of its coded
+ * factors (for its error bound) and 128 sum_f c_if.
+ */
+typedef struct Int8Meta
+{
+	float	   *scale;
+	float	   *l1;
+	int32_t    *csum;
+} Int8Meta;
+
 static size_t
 int8_panel_bytes(int32_t k)
 {
-	return LFG_GROUPS(k) * 4 * LFG_PANEL + LFG_PANEL * (sizeof(float) + sizeof(int32_t));
+	return LFG_GROUPS(k) * 4 * LFG_PANEL + LFG_PANEL * (2 * sizeof(float) + sizeof(int32_t));
+}
+
+/* The per-item arrays of panel b */
+static Int8Meta
+int8_meta(const void *panels, int32_t k, size_t b)
+{
+	uint8_t    *p = (uint8_t *) panels + b * int8_panel_bytes(k) + LFG_GROUPS(k) * 4 * LFG_PANEL;
+	Int8Meta	meta = {(float *) p, (float *) p + LFG_PANEL, (int32_t *) ((float *) p + 2 * LFG_PANEL)};
+
+	return meta;
 }
 
 /* See lfg_serve.h */
@@ -285,28 +306,31 @@ fill_int8(const LfgMfParams *mf, uint8_t *panels)
 				blocks = (n + LFG_PANEL - 1) / LFG_PANEL,
 				bytes = int8_panel_bytes(mf->k);
 
+	(void) groups;
 	memset(panels, 0, blocks * bytes);
 	for (size_t i = 0; i < n; i++)
 	{
 		uint8_t    *p = panels + (i / LFG_PANEL) * bytes;
+		Int8Meta	meta = int8_meta(panels, mf->k, i / LFG_PANEL);
 		size_t		l = i % LFG_PANEL;
-		float	   *scale = (float *) (p + groups * 4 * LFG_PANEL);
-		int32_t    *csum = (int32_t *) (scale + LFG_PANEL);
 		const float *q = mf->Q + i * k;
 		float		amax = 0.0f;
+		int32_t		l1 = 0;
 
 		for (size_t f = 0; f < k; f++)
 			amax = fabsf(q[f]) > amax ? fabsf(q[f]) : amax;
-		scale[l] = amax / 127.0f;
-		csum[l] = 0;
+		meta.scale[l] = amax / 127.0f;
+		meta.csum[l] = 0;
 		for (size_t f = 0; f < k && amax > 0.0f; f++)
 		{
-			long		c = lrintf(q[f] / scale[l]);
+			long		c = lrintf(q[f] / meta.scale[l]);
 			int8_t		code = (int8_t) (c > 127 ? 127 : c < -127 ? -127 : c);
 
 			p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4] = (uint8_t) code;
-			csum[l] += 128 * code;
+			meta.csum[l] += 128 * code;
+			l1 += abs(code);
 		}
+		meta.l1[l] = (float) ((double) meta.scale[l] * l1 * (1.0 + ldexp(1.0, -20)));
 	}
 }
 
@@ -425,12 +449,13 @@ half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float
  * s_x = max_f |x_f| / 127, sent as the unsigned bytes x_q + 128; four
  * chains of 16 items accumulate sum_f (x_q + 128) c_if exactly in 32 bits,
  * and s_x s_i (acc - 128 sum_f c_if) is the dot product of the quantized
- * vectors.
+ * vectors. With upper, also upper_i = score_i + F s_i + G L1_i: the item's
+ * score plus its own error bound less the part common to all items.
  */
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 static void
-int8_scores(const LfgMfParams *mf, const uint8_t *panels, float sx, const float *x,
-			float *scores)
+int8_scores(const LfgMfParams *mf, const void *panels, float sx, const float *x,
+			float *scores, float *upper, float F, float G)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
@@ -441,7 +466,9 @@ int8_scores(const LfgMfParams *mf, const uint8_t *panels, float sx, const float 
 	__m512		lo = _mm512_set1_ps(mf->rating_min),
 				hi = _mm512_set1_ps(mf->rating_max),
 				base = _mm512_set1_ps(mf->bi != NULL ? mf->mu + x[k] : 0.0f),
-				vsx = _mm512_set1_ps(sx);
+				vsx = _mm512_set1_ps(sx),
+				vF = _mm512_set1_ps(F),
+				vG = _mm512_set1_ps(G);
 
 	for (size_t g = 0; g < groups; g++)
 	{
@@ -459,41 +486,49 @@ int8_scores(const LfgMfParams *mf, const uint8_t *panels, float sx, const float 
 	}
 	for (size_t b = 0; b < blocks; b++)
 	{
-		const uint8_t *p = panels + b * bytes;
-		const float *scale = (const float *) (p + groups * 4 * LFG_PANEL);
-		const int32_t *csum = (const int32_t *) (scale + LFG_PANEL);
-		float		tail[LFG_PANEL];
+		const uint8_t *p = (const uint8_t *) panels + b * bytes;
+		Int8Meta	meta = int8_meta(panels, mf->k, b);
+		float		tail[LFG_PANEL],
+					tail_upper[LFG_PANEL];
 		size_t		first = b * LFG_PANEL,
 					len = n - first < LFG_PANEL ? n - first : LFG_PANEL;
 		const float *bias = panel_bias(mf, first, len, tail);
-		float	   *out = len == LFG_PANEL ? scores + first : tail;
-		__m512i		a0 = _mm512_setzero_si512(),
-					a1 = _mm512_setzero_si512(),
-					a2 = _mm512_setzero_si512(),
-					a3 = _mm512_setzero_si512();
+		float	   *out = len == LFG_PANEL ? scores + first : tail,
+				   *out_upper = len == LFG_PANEL && upper ? upper + first : tail_upper;
+		__m512i		acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
+							  _mm512_setzero_si512(), _mm512_setzero_si512()};
 
 		for (size_t g = 0; g < groups; g++, p += 4 * LFG_PANEL)
 		{
 			__m512i		xg = _mm512_set1_epi32((int) xw[g]);
 
-			a0 = _mm512_dpbusd_epi32(a0, xg, _mm512_loadu_si512(p));
-			a1 = _mm512_dpbusd_epi32(a1, xg, _mm512_loadu_si512(p + 64));
-			a2 = _mm512_dpbusd_epi32(a2, xg, _mm512_loadu_si512(p + 128));
-			a3 = _mm512_dpbusd_epi32(a3, xg, _mm512_loadu_si512(p + 192));
+			acc[0] = _mm512_dpbusd_epi32(acc[0], xg, _mm512_loadu_si512(p));
+			acc[1] = _mm512_dpbusd_epi32(acc[1], xg, _mm512_loadu_si512(p + 64));
+			acc[2] = _mm512_dpbusd_epi32(acc[2], xg, _mm512_loadu_si512(p + 128));
+			acc[3] = _mm512_dpbusd_epi32(acc[3], xg, _mm512_loadu_si512(p + 192));
 		}
-#define LFG_SCORE16(a, t) \
-		_mm512_storeu_ps(out + 16 * (t), _mm512_min_ps(_mm512_max_ps(_mm512_add_ps( \
-			_mm512_add_ps(base, _mm512_loadu_ps(bias + 16 * (t))), \
-			_mm512_mul_ps(_mm512_mul_ps(vsx, _mm512_loadu_ps(scale + 16 * (t))), \
-						  _mm512_cvtepi32_ps(_mm512_sub_epi32(a, _mm512_loadu_si512(csum + 16 * (t)))))), \
-			lo), hi))
-		LFG_SCORE16(a0, 0);
-		LFG_SCORE16(a1, 1);
-		LFG_SCORE16(a2, 2);
-		LFG_SCORE16(a3, 3);
-#undef LFG_SCORE16
+		for (int t = 0; t < 4; t++)
+		{
+			__m512		s = _mm512_loadu_ps(meta.scale + 16 * t),
+						dot = _mm512_mul_ps(_mm512_mul_ps(vsx, s),
+											_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[t],
+																				_mm512_loadu_si512(meta.csum + 16 * t)))),
+						v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_add_ps(base,
+																				   _mm512_loadu_ps(bias + 16 * t)),
+																	 dot), lo), hi);
+
+			_mm512_storeu_ps(out + 16 * t, v);
+			if (upper)
+				_mm512_storeu_ps(out_upper + 16 * t,
+								 _mm512_fmadd_ps(vG, _mm512_loadu_ps(meta.l1 + 16 * t),
+												 _mm512_fmadd_ps(vF, s, v)));
+		}
 		if (out == tail)
+		{
 			memcpy(scores + first, tail, len * sizeof(float));
+			if (upper)
+				memcpy(upper + first, tail_upper, len * sizeof(float));
+		}
 	}
 }
 
@@ -568,7 +603,7 @@ lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float 
 #ifdef LFG_X86
 	if (sc->format == LFG_PANELS_INT8)
 	{
-		int8_scores(mf, sc->panels, int8_x_scale(mf, x), x, scores);
+		int8_scores(mf, sc->panels, int8_x_scale(mf, x), x, scores, NULL, 0.0f, 0.0f);
 		return;
 	}
 	if (sc->format == LFG_PANELS_HALF)
@@ -607,46 +642,45 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 	sc->panels = panels;
 	sc->qnorm_max = sqrt(best);
 	sc->bi_max = bimax;
-	if (sc->format == LFG_PANELS_INT8)
+	/* int8: the largest step s_i and the largest sum_f |s_i c_if| */
+	for (int32_t i = 0; sc->format == LFG_PANELS_INT8 && i < mf->n_items; i++)
 	{
-		/* the largest step s_i and the largest sum_f |s_i c_if| of the codes */
-		size_t		groups = LFG_GROUPS(mf->k),
-					bytes = int8_panel_bytes(mf->k);
+		Int8Meta	meta = int8_meta(panels, mf->k, i / LFG_PANEL);
 
-		for (int32_t i = 0; i < mf->n_items; i++)
-		{
-			const uint8_t *p = (const uint8_t *) panels + (i / LFG_PANEL) * bytes;
-			int32_t		l = i % LFG_PANEL;
-			double		s = ((const float *) (p + groups * 4 * LFG_PANEL))[l],
-						l1 = 0.0;
-
-			for (int32_t f = 0; f < mf->k; f++)
-				l1 += abs((int8_t) p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4]);
-			sc->step_max = fmax(sc->step_max, s);
-			sc->l1_max = fmax(sc->l1_max, s * l1);
-		}
+		sc->step_max = fmax(sc->step_max, meta.scale[i % LFG_PANEL]);
+		sc->l1_max = fmax(sc->l1_max, meta.l1[i % LFG_PANEL]);
 	}
 }
 
 /*
  * See lfg_serve.h: a bound on |approximate - exact| for every item's
- * clipped score (clipping only shrinks differences). Each of the two single-precision evaluations
- * (the exact one and an approximate one) adds at most (k + 4) 2^-24 times
- * the sum of the magnitudes of its terms. Then the approximation itself:
+ * clipped score (clipping only shrinks differences). Each of the two
+ * single-precision evaluations (the exact one and an approximate one) adds
+ * at most (k + 4) 2^-24 times the sum of the magnitudes of its terms. Then
+ * the approximation itself:
  *
  *	 half precision rounds each q_if within 2^-11 |q_if| (2^-25 in its
  *	 subnormal range), so the dot products move by at most
  *	 2^-11 ||x|| ||q_i|| + 2^-25 ||x||_1 (Cauchy-Schwarz);
  *
  *	 int8: x.q_i - s_x s_i x_q.c_i = x.(q_i - s_i c_i) + s_i c_i.(x - s_x x_q),
- *	 at most ||x||_1 s_i / 2 + s_x / 2 sum_f |s_i c_if|, with rounding to
- *	 nearest (2^-20 relative slack for the divisions that find the codes).
- *	 The sum in 32-bit integers is exact (|acc| < 2^24: exact in float too).
+ *	 at most ||x||_1 s_i / 2 + s_x / 2 L1_i (L1_i = sum_f |s_i c_if|), with
+ *	 rounding to nearest (2^-20 relative slack for the divisions that find
+ *	 the codes). The sum in 32-bit integers is exact (|acc| < 2^24: exact in
+ *	 float too). Item i's own bound is E + F s_i + G L1_i (int8_bound).
  *
  * Doubled for safety.
  */
-double
-lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
+typedef struct ScoreBound
+{
+	float		sx;				/* int8: the scale of x */
+	double		E,				/* the part common to all items */
+				F,				/* int8: times s_i */
+				G;				/* int8: times L1_i */
+} ScoreBound;
+
+static ScoreBound
+score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 {
 	bool		half = sc->format == LFG_PANELS_HALF;
 	double		qnorm_max = sc->qnorm_max;
@@ -654,8 +688,9 @@ lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x
 	double		x2 = 0.0,
 				x1 = 0.0,
 				gamma = (k + 4) * ldexp(1.0, -24),
-				terms,
-				e;
+				slack = 1.0 + ldexp(1.0, -20),
+				terms;
+	ScoreBound	b = {0.0f, 0.0, 0.0, 0.0};
 
 	for (int32_t f = 0; f < k; f++)
 	{
@@ -667,18 +702,39 @@ lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x
 		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0);
 	if (sc->format == LFG_PANELS_INT8)
 	{
-		double		sx = int8_x_scale(mf, x),
-					q = x1 * sc->step_max / 2.0 + sx * sc->l1_max / 2.0;
+		b.sx = int8_x_scale(mf, x);
+		b.F = x1 / 2.0 * slack;
+		b.G = b.sx / 2.0 * slack;
+		terms += b.F * sc->step_max + b.G * sc->l1_max;
+	}
+	b.E = 2.0 * gamma * terms;
+	if (half)
+		b.E += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
+	b.E *= 2.0;
+	b.F *= 2.0;
+	b.G *= 2.0;
+	return b;
+}
 
-		e = 2.0 * gamma * (terms + q) + q * (1.0 + ldexp(1.0, -20));
-	}
-	else
-	{
-		e = 2.0 * gamma * terms;
-		if (half)
-			e += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
-	}
-	return 2.0 * e;
+/* Item i's bound, E + F s_i + G L1_i */
+static double
+item_bound(const LfgMfParams *mf, const LfgScorer *sc, const ScoreBound *b, int32_t i)
+{
+	Int8Meta	meta;
+
+	if (sc->format != LFG_PANELS_INT8)
+		return b->E;
+	meta = int8_meta(sc->panels, mf->k, i / LFG_PANEL);
+	return b->E + b->F * meta.scale[i % LFG_PANEL] + b->G * meta.l1[i % LFG_PANEL];
+}
+
+/* See lfg_serve.h */
+double
+lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, int32_t i)
+{
+	ScoreBound	b = score_bound(mf, sc, x);
+
+	return i >= 0 ? item_bound(mf, sc, &b, i) : b.E + b.F * sc->step_max + b.G * sc->l1_max;
 }
 
 /* a ranks below b: lower score, or equal score and larger index */
@@ -808,10 +864,13 @@ lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
 
 /*
  * See lfg_serve.h. Approximate scores of the catalogue (panels or sgemv);
- * the k-th best approximate score t among the items not excluded; every
- * item of the exact top k scores at least t - 2 * bound approximately, so
- * those candidates are rescored exactly (lfg_score_one, as lfg_predict)
- * and the exact top k is taken among them.
+ * the approximate top k among the items not excluded; t, the smallest of
+ * their approximate scores less their bounds, is at most the exact k-th
+ * best score, so every item of the exact top k has an approximate score
+ * plus bound of at least t. Those candidates are rescored exactly
+ * (lfg_score_one, as lfg_predict) and the exact top k is taken among them.
+ * With int8 panels each item has its own bound (about 25 candidates for
+ * ml-1m where the largest bound for all gave about 70).
  */
 int32_t
 lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
@@ -821,21 +880,40 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	int32_t		n = mf->n_items,
 				found,
 				nc = 0;
-	float		floor_score;
+	ScoreBound	b = score_bound(mf, sc, x);
+	bool		per_item = sc->format == LFG_PANELS_INT8;
+	const float *upper = per_item ? w->upper : w->scores;
+	double		floor_score = INFINITY;
 
-	lfg_score_all(mf, sc, x, w->scores);
+	if (per_item)
+		int8_scores(mf, sc->panels, b.sx, x, w->scores, w->upper, (float) b.F, (float) b.G);
+	else
+		lfg_score_all(mf, sc, x, w->scores);
 	for (int32_t j = 0; j < n_exclude; j++)
+	{
 		w->scores[exclude[j]] = -INFINITY;
+		if (per_item)
+			w->upper[exclude[j]] = -INFINITY;
+	}
 	if (k > n)
 		k = n;
 	found = lfg_top_k(w->scores, n, k, w->heap);
 	if (found == 0)
 		return 0;
-	floor_score = found < k ? -INFINITY :
-		(float) (w->scores[w->heap[found - 1]] - 2.0 * lfg_score_error_bound(mf, sc, x));
+
+	/*
+	 * The k approximate best each score at least their approximate score
+	 * less their bound exactly, so the exact k-th best does too: an item
+	 * can be among the exact top k only if its approximate score plus its
+	 * bound reaches the smallest of those (upper holds the score plus the
+	 * item's own part of the bound, or just the score).
+	 */
+	for (int32_t j = 0; j < found; j++)
+		floor_score = fmin(floor_score, w->scores[w->heap[j]] - item_bound(mf, sc, &b, w->heap[j]));
+	floor_score = found < k ? -INFINITY : floor_score - b.E;
 	/* candidates, ascending: strictly above the next float below the floor */
 	for (int32_t i = 0;
-		 (i = next_above(w->scores, i, n, nextafterf(floor_score, -INFINITY))) < n; i++)
+		 (i = next_above(upper, i, n, nextafterf((float) floor_score, -INFINITY))) < n; i++)
 	{
 		w->cand[nc] = i;
 		w->cand_scores[nc++] = (float) lfg_score_one(mf, x, i);

@@ -76,8 +76,12 @@ extern void lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const 
 extern void lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 						  float *scores);
 
-/* The bound on |lfg_score_all - lfg_score_one| for every item, for x */
-extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x);
+/*
+ * The bound on |lfg_score_all - lfg_score_one| for item i and user vector
+ * x, or (i < 0) for every item
+ */
+extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
+									int32_t i);
 
 /*
  * Clipped predicted rating of item i (dense index) for user vector x; i = -1
@@ -99,6 +103,7 @@ typedef struct LfgTopKWork
 	int32_t    *heap;
 	int32_t    *cand;
 	float	   *cand_scores;
+	float	   *upper;			/* int8 panels: score plus the item's bound */
 } LfgTopKWork;
 
 /*
