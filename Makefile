@@ -21,7 +21,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # the SGD kernels need -O3 to vectorise (see src/core/lfg_blas.c)
 PG_CFLAGS = -O3
 SHLIB_LINK = -llapacke -lopenblas -lm
-EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/.passed test/fuzz/fuzz_decode
+EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/.passed test/fuzz/fuzz_decode \
+	test/bench/serve_stages
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -52,6 +53,10 @@ all: test/unit/.passed
 unitcheck: test/unit/test_core test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
+
+# Serving stages benchmark (test/bench/latency.sh runs it on its model).
+test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h
