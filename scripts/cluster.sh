@@ -8,6 +8,17 @@
 
 LFG_PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# OpenBLAS 0.3.21 does not know recent CPUs and falls back to its slowest
+# (Prescott) kernels; where the CPU has AVX2 and FMA, ask for Haswell's
+# unless the environment already chose a core type.
+lfg_openblas_coretype() {
+  if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "$OPENBLAS_CORETYPE"
+  elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    echo Haswell
+  fi
+}
+
 lfg_cluster_start() {
   local port=${1:-54329}
   local extra=${LFG_EXTRA_CONF:-}
@@ -32,13 +43,8 @@ full_page_writes = off
 max_parallel_workers_per_gather = 2
 ${extra//@SOCKDIR@/$LFG_CLUSTER_DIR}
 CONF
-  # OpenBLAS 0.3.21 does not know recent CPUs and falls back to its slowest
-  # (Prescott) kernels; where the CPU has AVX2 and FMA, ask for Haswell's
-  # unless the environment already chose a core type.
-  local coretype=${OPENBLAS_CORETYPE:-}
-  if [ -z "$coretype" ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-    coretype=Haswell
-  fi
+  local coretype
+  coretype=$(lfg_openblas_coretype)
   (cd / && env OPENBLAS_NUM_THREADS=1 ${coretype:+OPENBLAS_CORETYPE=$coretype} "${as_pg[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" \
       -l "$LFG_CLUSTER_DIR/server.log" -w start >/dev/null) || { cat "$LFG_CLUSTER_DIR/server.log"; return 1; }
   LFG_AS_PG=("${as_pg[@]}")

@@ -7,30 +7,36 @@
 # on how long it trained) on MovieLens-1m when ML1M_DIR (default
 # ../shared/data/ml-1m) holds it, else on the project's synthetic ratings at
 # 6,040 users x 3,706 items x 1,000,000 ratings. Then pgbench, prepared
-# protocol, 1 and 2 clients, in LFG_BENCH_ROUNDS (3) rounds of 5 s runs:
+# protocol, 1 and 2 clients, in LFG_BENCH_ROUNDS (5) rounds of
+# LFG_BENCH_SECONDS (3) s runs (short rounds, so that the median sees more
+# of the shared machine's swings):
 #   jsonb:  lfg_recommend with 20 ratings in a jsonb bind parameter
 #   arrays: the item_ids/ratings array overload, arrays as bind parameters
 #   floor:  SELECT * FROM generate_series(:base, :base + 9)
 # and prints the median TPS, mean latency and ratio to the floor measured in
-# the same round, plus the cost of the first call in a fresh backend. With
-# --check it exits non-zero unless the median ratio reaches one third.
+# the same round, plus the cost of the first call in a fresh backend, and
+# test/bench/serve_stages on the same model (one call's compute by stage and
+# scoring form, without PostgreSQL). With --check it exits non-zero unless
+# the median ratio reaches one third.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check=0
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 data=${1:-$here/../shared/data/ml-1m}
-duration=${LFG_BENCH_SECONDS:-5}
+duration=${LFG_BENCH_SECONDS:-3}
 PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# shellcheck source=../../scripts/cluster.sh
+source "$here/scripts/cluster.sh"
+own_cluster=0
 if [ -z "${PGHOST:-}" ]; then
-  # shellcheck source=../../scripts/cluster.sh
-  source "$here/scripts/cluster.sh"
   lfg_cluster_start 54334
+  own_cluster=1
   trap lfg_cluster_stop EXIT
 fi
 export PGDATABASE=${PGDATABASE:-postgres}
 work=$(mktemp -d)
-trap 'rm -rf "$work"; declare -F lfg_cluster_stop >/dev/null && lfg_cluster_stop' EXIT
+trap 'rm -rf "$work"; [ $own_cluster = 0 ] || lfg_cluster_stop' EXIT
 
 if [ -f "$data/ratings_uir.dat" ] && [ -f "$data/users.dat" ]; then
   source_name="MovieLens-1m"
@@ -91,7 +97,7 @@ EOS
 
 # rounds of floor, jsonb and arrays back to back at each client count: the
 # ratio is taken within a round, then the median over the rounds
-rounds=${LFG_BENCH_ROUNDS:-3}
+rounds=${LFG_BENCH_ROUNDS:-5}
 results="$work/results.tsv"
 : > "$results"
 for round in $(seq 1 "$rounds"); do
@@ -148,6 +154,14 @@ awk -F'\t' '
   }' "$results" 2> "$work/bad"
 printf '%s\n' "${first[@]}" | sort -n | awk '{ a[NR] = $1; b[NR] = $2 } END {
   printf "fresh backend: first call %s ms (loads OpenBLAS and decodes the model), second call %s ms, each with one psql round trip (median of %d backends)\n", a[int((NR + 1) / 2)], b[int((NR + 1) / 2)], NR }'
+# one call's compute by stage, on the same model's bytes
+psql -X -At -c "SELECT encode(model, 'base64') FROM lfg.models WHERE name = 'lat'" |
+  base64 -d > "$work/model.bin"
+make -s -C "$here" test/bench/serve_stages >/dev/null
+echo
+coretype=$(lfg_openblas_coretype)
+env OPENBLAS_NUM_THREADS=1 ${coretype:+OPENBLAS_CORETYPE=$coretype} "$here/test/bench/serve_stages" "$work/model.bin" 5000 20 |
+  sed "s|$work/model.bin|serve_stages on the model|"
 psql -X -q -c "DELETE FROM lfg.models WHERE name = 'lat'; DROP TABLE lat_ratings, lat_users;"
 
 bad=$(cat "$work/bad")
