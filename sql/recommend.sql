@@ -112,6 +112,21 @@ SELECT * FROM lfg_recommend('rec_bias', '[1, 2]', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '"5"', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"fifty": 5}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"5.5": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{" 50": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50 ": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"-": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"9223372036854775808": 5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"-9223372036854775809": 5}', NULL::float8, NULL, NULL);
+-- a sign is allowed, and the int64 extremes are ids (unknown here: ignored);
+-- item 50 is known (its rating changes the answer)
+SELECT (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias',
+          '{"+50": 5, "-9223372036854775808": 4, "9223372036854775807": 3}', NULL::float8, NULL, NULL)) =
+       (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias', '{"50": 5}', NULL::float8, NULL, NULL))
+       AS same_as_50_alone,
+       (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias', '{"50": 5}', NULL::float8, NULL, NULL)) <>
+       (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias', '{}', NULL::float8, NULL, NULL))
+       AS differs_from_none;
 SELECT * FROM lfg_recommend('rec_bias', '{"50": "five"}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"50": null}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 9}', NULL::float8, NULL, NULL);

@@ -64,23 +64,33 @@ AddInput(const LfgCachedModel *c, UserInput *in, int64 id, double r)
 	in->rating[in->n++] = (float) r;
 }
 
-/* Parse a JSON object key as an item id */
+/*
+ * Parse a JSON object key as an item id: an optional sign and decimal
+ * digits, as strtoll would take them whole (no spaces), without copying.
+ */
 static int64
 ParseItemId(const char *s, int len)
 {
-	char	   *str = pnstrdup(s, len);
-	char	   *end;
-	long long	v;
+	uint64		v = 0,
+				limit;
+	bool		neg = len > 0 && s[0] == '-';
+	int			j = len > 0 && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+	bool		ok = j < len;
 
-	errno = 0;
-	v = strtoll(str, &end, 10);
-	if (len == 0 || *end != '\0' || errno == ERANGE || isspace((unsigned char) str[0]))
+	limit = neg ? (uint64) PG_INT64_MAX + 1 : (uint64) PG_INT64_MAX;
+	for (; ok && j < len; j++)
+	{
+		unsigned	d = (unsigned char) s[j] - '0';
+
+		ok = d <= 9 && v <= (limit - d) / 10;
+		v = v * 10 + d;
+	}
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("user_ratings key \"%s\" is not an integer item id", str),
+				 errmsg("user_ratings key \"%s\" is not an integer item id", pnstrdup(s, len)),
 				 errhint("Pass an object such as '{\"50\": 5, \"181\": 4}'.")));
-	pfree(str);
-	return (int64) v;
+	return neg ? (int64) (0 - v) : (int64) v;
 }
 
 /* Check that no item appears twice (the indexes are sorted in place) */
