@@ -131,6 +131,12 @@ SELECT * FROM lfg_recommend('rec_bias', '{"50": "five"}', NULL::float8, NULL, NU
 SELECT * FROM lfg_recommend('rec_bias', '{"50": null}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 9}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 0.5}', NULL::float8, NULL, NULL);
+SELECT * FROM lfg_recommend('rec_bias', '{"50": 3000000000}', NULL::float8, NULL, NULL);
+-- one rating written four ways (integral ratings are read as integers): one answer
+SELECT count(DISTINCT a) AS answers
+  FROM unnest(ARRAY['{"50": 4}', '{"50": 4.0}', '{"50": 40e-1}', '{"50": 0.4e1}']) AS r,
+       LATERAL (SELECT array_agg(item_id || ':' || score) AS a
+                  FROM lfg_recommend('rec_bias', r::jsonb, NULL::float8, NULL, NULL)) s;
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 5, "050": 4}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);

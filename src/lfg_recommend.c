@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
 #include "lfg.h"
@@ -133,6 +134,25 @@ InitInput(UserInput *in, int32 n)
 	in->rating = palloc(sizeof(float) * Max(n, 1));
 }
 
+/*
+ * A JSON rating as a double. An integral one (the usual 1..5) is read as an
+ * int4, without numeric_float8's trip through text: the same value.
+ */
+static double
+NumericRating(Numeric num)
+{
+	if (!numeric_is_nan(num) && !numeric_is_inf(num) &&
+		DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(num))) == 0)
+	{
+		bool		overflow = false;
+		int32		v = numeric_int4_opt_error(num, &overflow);
+
+		if (!overflow)
+			return (double) v;
+	}
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(num)));
+}
+
 /* user_ratings as a jsonb object {"item id": rating, ...}; NULL is empty */
 static void
 InputFromJsonb(const LfgCachedModel *c, Jsonb *jb, UserInput *in)
@@ -164,8 +184,7 @@ InputFromJsonb(const LfgCachedModel *c, Jsonb *jb, UserInput *in)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("rating of item " INT64_FORMAT " must be a number", id),
 					 errhint("Pass an object such as '{\"50\": 5, \"181\": 4}'.")));
-		AddInput(c, in, id, DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-															   NumericGetDatum(v.val.numeric))));
+		AddInput(c, in, id, NumericRating(v.val.numeric));
 	}
 	CheckDuplicates(&c->model, in);
 }
