@@ -21,8 +21,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # the SGD kernels need -O3 to vectorise (see src/core/lfg_blas.c)
 PG_CFLAGS = -O3
 SHLIB_LINK = -llapacke -lopenblas -lm
-EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/.passed test/fuzz/fuzz_decode \
-	test/bench/serve_stages
+EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/.passed \
+	test/fuzz/fuzz_decode test/bench/serve_stages
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -42,17 +42,23 @@ test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h test/unit/test
 test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
-test/unit/.passed: test/unit/test_core test/unit/test_net
+# the portable build (no SIMD kernels: what a CPU other than x86-64 runs)
+test/unit/test_net_portable: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -DLFG_NO_SIMD -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
 	@touch $@
 
 all: test/unit/.passed
 
 .PHONY: unitcheck
-unitcheck: test/unit/test_core test/unit/test_net
+unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h

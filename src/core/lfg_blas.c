@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include "lfg_core.h"
 #include "lfg_blas.h"
 
 /* One BLAS thread per process: concurrency comes from backends */
@@ -28,7 +29,7 @@ lfg_dot(const float *x, const float *y, int n)
  * BiasSVD fit 3x slower (0.47 s against 0.15 s on ml-100k u1.base), so the
  * loop is written out here and compiled for AVX2 where the CPU has it.
  */
-__attribute__((target_clones("avx2", "default")))
+LFG_AVX2_CLONES
 void
 lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 					float err, float reg)

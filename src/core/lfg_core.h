@@ -60,6 +60,17 @@ extern double lfg_clock_seconds(void);
 #define LFG_KIND_BIASSVD	2
 #define LFG_KIND_LFG		3
 
+/*
+ * An AVX2 and a baseline clone of a vectorisable loop, chosen at load time,
+ * on x86-64 (GCC's function multiversioning); one version elsewhere and in
+ * the portable build (LFG_NO_SIMD).
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LFG_NO_SIMD)
+#define LFG_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LFG_AVX2_CLONES
+#endif
+
 extern const char *lfg_kind_name(int kind);
 extern int	lfg_kind_from_name(const char *name, size_t len);
 

@@ -33,7 +33,7 @@ lfg_adam_init(LfgAdam *opt, size_t n, float lr, float weight_decay,
  * theta -= lr mhat / (sqrt(vhat) + eps), with bias-corrected mhat, vhat.
  * grad is used as scratch.
  */
-__attribute__((target_clones("avx2", "default")))
+LFG_AVX2_CLONES
 void
 lfg_adam_step(LfgAdam *opt, float *restrict theta, float *restrict grad)
 {

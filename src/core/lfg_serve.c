@@ -14,6 +14,7 @@
  * One ssyrk, one or two sgemv and one Cholesky solve (LAPACK sposv).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lfg_blas.h"
@@ -191,7 +192,8 @@ lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
  */
 #define LFG_PANEL 64
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* LFG_NO_SIMD: the portable build (what a CPU other than x86-64 gets) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LFG_NO_SIMD)
 #include <cpuid.h>
 #include <immintrin.h>
 #define LFG_X86 1
@@ -334,6 +336,8 @@ fill_int8(const LfgMfParams *mf, uint8_t *panels)
 	}
 }
 
+#ifdef LFG_X86
+
 /* The b_i of the panel from item first, len items; zeros past them (or for SVD) */
 static const float *
 panel_bias(const LfgMfParams *mf, size_t first, size_t len, float *tail)
@@ -345,8 +349,6 @@ panel_bias(const LfgMfParams *mf, size_t first, size_t len, float *tail)
 		memcpy(tail, mf->bi + first, len * sizeof(float));
 	return tail;
 }
-
-#ifdef LFG_X86
 
 /* Q into half-precision panels (round to nearest even) */
 __attribute__((target("avx2,f16c")))
@@ -611,6 +613,8 @@ lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float 
 		half_scores(mf, sc->panels, x, scores);
 		return;
 	}
+#else
+	(void) sc;					/* no panels without the kernels */
 #endif
 	lfg_gemv(0, mf->n_items, k, 1.0f, mf->Q, k, x, 0.0f, scores);
 	for (size_t i = 0; i < n; i++)
@@ -885,9 +889,11 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	const float *upper = per_item ? w->upper : w->scores;
 	double		floor_score = INFINITY;
 
+#ifdef LFG_X86
 	if (per_item)
 		int8_scores(mf, sc->panels, b.sx, x, w->scores, w->upper, (float) b.F, (float) b.G);
 	else
+#endif
 		lfg_score_all(mf, sc, x, w->scores);
 	for (int32_t j = 0; j < n_exclude; j++)
 	{

@@ -563,7 +563,7 @@ test_recommend_top_k(void)
 
 		if (format != LFG_PANELS_NONE && np == 0)
 		{
-			printf("skip: this CPU has no kernel for %s\n", names[format]);
+			printf("skip: no kernel for %s (this CPU, or the portable build)\n", names[format]);
 			continue;
 		}
 		CHECK(np <= sizeof(panels), "panel size %zu", np);
