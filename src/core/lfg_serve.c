@@ -237,12 +237,14 @@ simd_level(void)
 
 /*
  * One int8 panel: the codes (LFG_GROUPS(k) groups of 4 * LFG_PANEL bytes),
- * then per item its scale s_i, the L1 norm sum_f |s_i c_if| of its coded
- * factors (for its error bound) and 128 sum_f c_if.
+ * then per item: its scale s_i; for its error bound, the largest rounding
+ * error max_f |q_if - s_i c_if| and the L1 norm sum_f |s_i c_if| of its
+ * coded factors (both measured, rounded up); and 128 sum_f c_if.
  */
 typedef struct Int8Meta
 {
 	float	   *scale;
+	float	   *qerr;
 	float	   *l1;
 	int32_t    *csum;
 } Int8Meta;
@@ -250,7 +252,7 @@ typedef struct Int8Meta
 static size_t
 int8_panel_bytes(int32_t k)
 {
-	return LFG_GROUPS(k) * 4 * LFG_PANEL + LFG_PANEL * (2 * sizeof(float) + sizeof(int32_t));
+	return LFG_GROUPS(k) * 4 * LFG_PANEL + LFG_PANEL * (3 * sizeof(float) + sizeof(int32_t));
 }
 
 /* The per-item arrays of panel b */
@@ -258,9 +260,67 @@ static Int8Meta
 int8_meta(const void *panels, int32_t k, size_t b)
 {
 	uint8_t    *p = (uint8_t *) panels + b * int8_panel_bytes(k) + LFG_GROUPS(k) * 4 * LFG_PANEL;
-	Int8Meta	meta = {(float *) p, (float *) p + LFG_PANEL, (int32_t *) ((float *) p + 2 * LFG_PANEL)};
+	float	   *f = (float *) p;
+	Int8Meta	meta = {f, f + LFG_PANEL, f + 2 * LFG_PANEL, (int32_t *) (f + 3 * LFG_PANEL)};
 
 	return meta;
+}
+
+/* The smallest float at least v (v >= 0) */
+static float
+float_up(double v)
+{
+	float		r = (float) v;
+
+	return (double) r < v ? nextafterf(r, INFINITY) : r;
+}
+
+/* A signed byte code: round(v / s), within +-127 */
+static int
+byte_code(float v, float s)
+{
+	long		c = s > 0.0f ? lrintf(v / s) : 0;
+
+	return c > 127 ? 127 : c < -127 ? -127 : (int) c;
+}
+
+/* A user vector for the int8 kernel */
+typedef struct Int8User
+{
+	float		sx;				/* s_x = max_f |x_f| / 127 */
+	double		xerr;			/* max_f |x_f - s_x x_q,f|, measured */
+	double		x1;				/* ||x||_1 */
+	uint32_t	xw[LFG_GROUPS(LFG_MAX_FACTORS)];	/* x_q + 128, 4 bytes a word */
+} Int8User;
+
+static void
+quantize_x(const LfgMfParams *mf, const float *x, Int8User *xu)
+{
+	size_t		k = (size_t) mf->k;
+	float		amax = 0.0f;
+
+	xu->xerr = xu->x1 = 0.0;
+	for (size_t f = 0; f < k; f++)
+	{
+		amax = fabsf(x[f]) > amax ? fabsf(x[f]) : amax;
+		xu->x1 += fabs(x[f]);
+	}
+	xu->sx = amax / 127.0f;
+	for (size_t g = 0; g < LFG_GROUPS(k); g++)
+	{
+		uint32_t	w = 0;
+
+		for (size_t t = 0; t < 4; t++)
+		{
+			size_t		f = 4 * g + t;
+			int			v = f < k ? byte_code(x[f], xu->sx) : 0;
+
+			if (f < k)
+				xu->xerr = fmax(xu->xerr, fabs((double) x[f] - (double) xu->sx * v));
+			w |= (uint32_t) (v + 128) << (8 * t);
+		}
+		xu->xw[g] = w;
+	}
 }
 
 /* See lfg_serve.h */
@@ -293,11 +353,11 @@ lfg_score_panels_size(const LfgMfParams *mf, LfgPanelFormat format)
 }
 
 /*
- * Q into int8 panels: item i's factors as round(q_if / s_i) with s_i =
- * max_f |q_if| / 127, after the codes of its panel the panel's scales s_i
- * and the sums 128 sum_f c_if (the kernel's unsigned x is x_q + 128).
- * Within group g of a panel, the 4 bytes of lane l of vector t are item
- * 16 t + l's codes for factors 4 g .. 4 g + 3 (0 past k and past n).
+ * Q into int8 panels: item i's factors as c_if = round(q_if / s_i) with
+ * s_i = max_f |q_if| / 127, after the codes of its panel the per-item
+ * arrays of Int8Meta (the kernel's unsigned x is x_q + 128, hence the code
+ * sums). Within group g of a panel, the 4 bytes of lane l of vector t are
+ * item 16 t + l's codes for factors 4 g .. 4 g + 3 (0 past k and past n).
  */
 static void
 fill_int8(const LfgMfParams *mf, uint8_t *panels)
@@ -317,22 +377,25 @@ fill_int8(const LfgMfParams *mf, uint8_t *panels)
 		size_t		l = i % LFG_PANEL;
 		const float *q = mf->Q + i * k;
 		float		amax = 0.0f;
+		double		qerr = 0.0;
 		int32_t		l1 = 0;
 
 		for (size_t f = 0; f < k; f++)
 			amax = fabsf(q[f]) > amax ? fabsf(q[f]) : amax;
 		meta.scale[l] = amax / 127.0f;
 		meta.csum[l] = 0;
-		for (size_t f = 0; f < k && amax > 0.0f; f++)
+		for (size_t f = 0; f < k; f++)
 		{
-			long		c = lrintf(q[f] / meta.scale[l]);
-			int8_t		code = (int8_t) (c > 127 ? 127 : c < -127 ? -127 : c);
+			int			code = byte_code(q[f], meta.scale[l]);
 
-			p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4] = (uint8_t) code;
+			p[(f / 4) * 4 * LFG_PANEL + l * 4 + f % 4] = (uint8_t) (int8_t) code;
 			meta.csum[l] += 128 * code;
 			l1 += abs(code);
+			/* exact in double: a float times a small integer, minus a float */
+			qerr = fmax(qerr, fabs((double) q[f] - (double) meta.scale[l] * code));
 		}
-		meta.l1[l] = (float) ((double) meta.scale[l] * l1 * (1.0 + ldexp(1.0, -20)));
+		meta.qerr[l] = float_up(qerr);
+		meta.l1[l] = float_up((double) meta.scale[l] * l1);
 	}
 }
 
@@ -447,16 +510,17 @@ half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float
 }
 
 /*
- * Approximate clipped scores from int8 panels: x_q = round(x_f / s_x) with
- * s_x = max_f |x_f| / 127, sent as the unsigned bytes x_q + 128; four
- * chains of 16 items accumulate sum_f (x_q + 128) c_if exactly in 32 bits,
- * and s_x s_i (acc - 128 sum_f c_if) is the dot product of the quantized
- * vectors. With upper, also upper_i = score_i + F s_i + G L1_i: the item's
- * score plus its own error bound less the part common to all items.
+ * Approximate clipped scores from int8 panels, for x quantized by
+ * quantize_x: four chains of 16 items accumulate sum_f (x_q + 128) c_if
+ * exactly in 32 bits, and s_x s_i (acc - 128 sum_f c_if) is the dot
+ * product of the quantized vectors (|x_q.c_i| <= 1024 * 127^2 < 2^24:
+ * exact in float too). With upper, also upper_i = score_i + F qerr_i +
+ * G L1_i: the item's score plus its own error bound less the part common
+ * to all items.
  */
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 static void
-int8_scores(const LfgMfParams *mf, const void *panels, float sx, const float *x,
+int8_scores(const LfgMfParams *mf, const void *panels, const Int8User *xu, const float *x,
 			float *scores, float *upper, float F, float G)
 {
 	size_t		n = (size_t) mf->n_items,
@@ -464,7 +528,8 @@ int8_scores(const LfgMfParams *mf, const void *panels, float sx, const float *x,
 				groups = LFG_GROUPS(k),
 				blocks = (n + LFG_PANEL - 1) / LFG_PANEL,
 				bytes = int8_panel_bytes(mf->k);
-	uint32_t	xw[LFG_GROUPS(LFG_MAX_FACTORS)];
+	const uint32_t *xw = xu->xw;
+	float		sx = xu->sx;
 	__m512		lo = _mm512_set1_ps(mf->rating_min),
 				hi = _mm512_set1_ps(mf->rating_max),
 				base = _mm512_set1_ps(mf->bi != NULL ? mf->mu + x[k] : 0.0f),
@@ -472,20 +537,6 @@ int8_scores(const LfgMfParams *mf, const void *panels, float sx, const float *x,
 				vF = _mm512_set1_ps(F),
 				vG = _mm512_set1_ps(G);
 
-	for (size_t g = 0; g < groups; g++)
-	{
-		uint32_t	w = 0;
-
-		for (size_t t = 0; t < 4; t++)
-		{
-			size_t		f = 4 * g + t;
-			long		v = f < k && sx > 0.0f ? lrintf(x[f] / sx) : 0;
-
-			v = v > 127 ? 127 : v < -127 ? -127 : v;
-			w |= (uint32_t) (v + 128) << (8 * t);
-		}
-		xw[g] = w;
-	}
 	for (size_t b = 0; b < blocks; b++)
 	{
 		const uint8_t *p = (const uint8_t *) panels + b * bytes;
@@ -523,7 +574,7 @@ int8_scores(const LfgMfParams *mf, const void *panels, float sx, const float *x,
 			if (upper)
 				_mm512_storeu_ps(out_upper + 16 * t,
 								 _mm512_fmadd_ps(vG, _mm512_loadu_ps(meta.l1 + 16 * t),
-												 _mm512_fmadd_ps(vF, s, v)));
+												 _mm512_fmadd_ps(vF, _mm512_loadu_ps(meta.qerr + 16 * t), v)));
 		}
 		if (out == tail)
 		{
@@ -583,17 +634,6 @@ lfg_score_panels_fill(const LfgMfParams *mf, LfgPanelFormat format, void *panels
 #endif
 }
 
-/* s_x of the int8 kernel: max_f |x_f| / 127 */
-static float
-int8_x_scale(const LfgMfParams *mf, const float *x)
-{
-	float		amax = 0.0f;
-
-	for (int32_t f = 0; f < mf->k; f++)
-		amax = fabsf(x[f]) > amax ? fabsf(x[f]) : amax;
-	return amax / 127.0f;
-}
-
 /* See lfg_serve.h */
 void
 lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores)
@@ -605,7 +645,10 @@ lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float 
 #ifdef LFG_X86
 	if (sc->format == LFG_PANELS_INT8)
 	{
-		int8_scores(mf, sc->panels, int8_x_scale(mf, x), x, scores, NULL, 0.0f, 0.0f);
+		Int8User	xu;
+
+		quantize_x(mf, x, &xu);
+		int8_scores(mf, sc->panels, &xu, x, scores, NULL, 0.0f, 0.0f);
 		return;
 	}
 	if (sc->format == LFG_PANELS_HALF)
@@ -646,12 +689,12 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 	sc->panels = panels;
 	sc->qnorm_max = sqrt(best);
 	sc->bi_max = bimax;
-	/* int8: the largest step s_i and the largest sum_f |s_i c_if| */
+	/* int8: the largest rounding error and the largest L1 norm of the codes */
 	for (int32_t i = 0; sc->format == LFG_PANELS_INT8 && i < mf->n_items; i++)
 	{
 		Int8Meta	meta = int8_meta(panels, mf->k, i / LFG_PANEL);
 
-		sc->step_max = fmax(sc->step_max, meta.scale[i % LFG_PANEL]);
+		sc->qerr_max = fmax(sc->qerr_max, meta.qerr[i % LFG_PANEL]);
 		sc->l1_max = fmax(sc->l1_max, meta.l1[i % LFG_PANEL]);
 	}
 }
@@ -668,23 +711,25 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
  *	 2^-11 ||x|| ||q_i|| + 2^-25 ||x||_1 (Cauchy-Schwarz);
  *
  *	 int8: x.q_i - s_x s_i x_q.c_i = x.(q_i - s_i c_i) + s_i c_i.(x - s_x x_q),
- *	 at most ||x||_1 s_i / 2 + s_x / 2 L1_i (L1_i = sum_f |s_i c_if|), with
- *	 rounding to nearest (2^-20 relative slack for the divisions that find
- *	 the codes). The sum in 32-bit integers is exact (|acc| < 2^24: exact in
- *	 float too). Item i's own bound is E + F s_i + G L1_i (int8_bound).
+ *	 at most ||x||_1 qerr_i + xerr L1_i, with qerr_i = max_f |q_if - s_i c_if|
+ *	 and L1_i = sum_f |s_i c_if| measured when the panels were filled, and
+ *	 xerr = max_f |x_f - s_x x_q,f| measured per call (so no assumption on
+ *	 the rounding of the codes is needed). Item i's own bound is
+ *	 E + F qerr_i + G L1_i. 2^-100 in E covers underflow in the kernel's
+ *	 products (at most 2^-149 times |x_q.c_i| < 2^24).
  *
  * Doubled for safety.
  */
 typedef struct ScoreBound
 {
-	float		sx;				/* int8: the scale of x */
 	double		E,				/* the part common to all items */
-				F,				/* int8: times s_i */
+				F,				/* int8: times qerr_i */
 				G;				/* int8: times L1_i */
+	Int8User	xu;				/* int8: x for the kernel */
 } ScoreBound;
 
-static ScoreBound
-score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
+static void
+score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, ScoreBound *b)
 {
 	bool		half = sc->format == LFG_PANELS_HALF;
 	double		qnorm_max = sc->qnorm_max;
@@ -692,10 +737,9 @@ score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 	double		x2 = 0.0,
 				x1 = 0.0,
 				gamma = (k + 4) * ldexp(1.0, -24),
-				slack = 1.0 + ldexp(1.0, -20),
 				terms;
-	ScoreBound	b = {0.0f, 0.0, 0.0, 0.0};
 
+	b->F = b->G = 0.0;
 	for (int32_t f = 0; f < k; f++)
 	{
 		x2 += (double) x[f] * x[f];
@@ -704,23 +748,24 @@ score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 	x2 = sqrt(x2);
 	terms = x2 * qnorm_max * (half ? 1.0 + ldexp(1.0, -11) : 1.0) +
 		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0);
+	b->E = 0.0;
 	if (sc->format == LFG_PANELS_INT8)
 	{
-		b.sx = int8_x_scale(mf, x);
-		b.F = x1 / 2.0 * slack;
-		b.G = b.sx / 2.0 * slack;
-		terms += b.F * sc->step_max + b.G * sc->l1_max;
+		quantize_x(mf, x, &b->xu);
+		b->F = b->xu.x1;
+		b->G = b->xu.xerr;
+		terms += b->F * sc->qerr_max + b->G * sc->l1_max;
+		b->E = ldexp(1.0, -100);
 	}
-	b.E = 2.0 * gamma * terms;
+	b->E += 2.0 * gamma * terms;
 	if (half)
-		b.E += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
-	b.E *= 2.0;
-	b.F *= 2.0;
-	b.G *= 2.0;
-	return b;
+		b->E += ldexp(1.0, -11) * x2 * qnorm_max + ldexp(1.0, -25) * x1;
+	b->E *= 2.0;
+	b->F *= 2.0;
+	b->G *= 2.0;
 }
 
-/* Item i's bound, E + F s_i + G L1_i */
+/* Item i's bound, E + F qerr_i + G L1_i */
 static double
 item_bound(const LfgMfParams *mf, const LfgScorer *sc, const ScoreBound *b, int32_t i)
 {
@@ -729,16 +774,17 @@ item_bound(const LfgMfParams *mf, const LfgScorer *sc, const ScoreBound *b, int3
 	if (sc->format != LFG_PANELS_INT8)
 		return b->E;
 	meta = int8_meta(sc->panels, mf->k, i / LFG_PANEL);
-	return b->E + b->F * meta.scale[i % LFG_PANEL] + b->G * meta.l1[i % LFG_PANEL];
+	return b->E + b->F * meta.qerr[i % LFG_PANEL] + b->G * meta.l1[i % LFG_PANEL];
 }
 
 /* See lfg_serve.h */
 double
 lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, int32_t i)
 {
-	ScoreBound	b = score_bound(mf, sc, x);
+	ScoreBound	b;
 
-	return i >= 0 ? item_bound(mf, sc, &b, i) : b.E + b.F * sc->step_max + b.G * sc->l1_max;
+	score_bound(mf, sc, x, &b);
+	return i >= 0 ? item_bound(mf, sc, &b, i) : b.E + b.F * sc->qerr_max + b.G * sc->l1_max;
 }
 
 /* a ranks below b: lower score, or equal score and larger index */
@@ -884,14 +930,15 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	int32_t		n = mf->n_items,
 				found,
 				nc = 0;
-	ScoreBound	b = score_bound(mf, sc, x);
+	ScoreBound	b;
 	bool		per_item = sc->format == LFG_PANELS_INT8;
 	const float *upper = per_item ? w->upper : w->scores;
 	double		floor_score = INFINITY;
 
+	score_bound(mf, sc, x, &b);
 #ifdef LFG_X86
 	if (per_item)
-		int8_scores(mf, sc->panels, b.sx, x, w->scores, w->upper, (float) b.F, (float) b.G);
+		int8_scores(mf, sc->panels, &b.xu, x, w->scores, w->upper, (float) b.F, (float) b.G);
 	else
 #endif
 		lfg_score_all(mf, sc, x, w->scores);

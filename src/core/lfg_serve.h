@@ -60,7 +60,7 @@ typedef struct LfgScorer
 	const void *panels;			/* NULL with LFG_PANELS_NONE */
 	double		qnorm_max;		/* max_i ||q_i||, for the error bound */
 	double		bi_max;			/* max_i |b_i| */
-	double		step_max;		/* int8: max_i s_i */
+	double		qerr_max;		/* int8: max_i max_f |q_if - s_i c_if| */
 	double		l1_max;			/* int8: max_i sum_f |s_i c_if| */
 } LfgScorer;
 

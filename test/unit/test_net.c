@@ -517,8 +517,9 @@ by_exact_score(const void *a, const void *b)
  * the candidates) against scoring every item exactly with lfg_score_one
  * and sorting: the same items in the same order with the same scores, for
  * many users, with exclusions, exact ties (duplicated items), near ties,
- * clipping at both ends, k = 1 .. beyond the catalogue, and a catalogue
- * that is not a multiple of the panel width.
+ * clipping at both ends, factors and user vectors in float's subnormal
+ * range, k = 1 .. beyond the catalogue, and a catalogue that is not a
+ * multiple of the panel width.
  */
 static void
 test_recommend_top_k(void)
@@ -556,6 +557,9 @@ test_recommend_top_k(void)
 			Q[i * D + f] = Q[(i % 20) * D + f] * (1.0f + (float) (1e-4 * lfg_rng_normal(&rng)));
 		bi[i] = bi[i % 20];
 	}
+	for (int i = 120; i < 124; i++)	/* factors in float's subnormal range */
+		for (int f = 0; f < D; f++)
+			Q[i * D + f] = (float) (1e-41 * lfg_rng_normal(&rng));
 	for (LfgPanelFormat format = LFG_PANELS_NONE; format <= LFG_PANELS_INT8; format++)
 	{
 		size_t		np = lfg_score_panels_size(&mf, format);
@@ -582,7 +586,8 @@ test_recommend_top_k(void)
 						nex = u % 9,
 						found,
 						expect = 0;
-			double		scale = u % 3 == 0 ? 2.5 : 0.5;	/* large vectors clip */
+			/* large vectors clip; some are tiny (subnormal products) */
+			double		scale = u % 3 == 0 ? 2.5 : u % 11 == 5 ? 1e-39 : 0.5;
 
 			for (int f = 0; f <= D; f++)
 				x[f] = (float) (scale * lfg_rng_normal(&rng));
