@@ -634,6 +634,67 @@ test_recommend_top_k(void)
 }
 
 /*
+ * lfg_top_k against sorting: arrays of 1 to 5,000 scores in random,
+ * ascending (every item better than the last: the most replacements) and
+ * descending order, with ties, runs of equal scores and -INFINITY entries,
+ * for k = 1 .. 40 (the insertion form up to 16, the heap beyond).
+ */
+static const float *topk_scores;
+
+static int
+by_score(const void *a, const void *b)
+{
+	int32_t		i = *(const int32_t *) a,
+				j = *(const int32_t *) b;
+
+	if (topk_scores[i] != topk_scores[j])
+		return topk_scores[i] > topk_scores[j] ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+static void
+test_top_k(void)
+{
+	enum { MAXN = 5000 };
+	static float scores[MAXN];
+	static int32_t order[MAXN], out[MAXN];
+	static const int32_t sizes[] = {1, 7, 64, 255, 640, 1203, 3706, 5000};
+	LfgRng		rng;
+	int			wrong = 0,
+				cases = 0;
+
+	lfg_rng_seed(&rng, 11);
+	for (int si = 0; si < (int) (sizeof(sizes) / sizeof(sizes[0])); si++)
+		for (int shape = 0; shape < 4; shape++)
+			for (int k = 1; k <= 40; k += (k < 20 ? 1 : 7))
+			{
+				int32_t		n = sizes[si],
+							expect = 0,
+							found;
+
+				for (int32_t i = 0; i < n; i++)
+				{
+					/* 0 random, 1 ascending, 2 descending, 3 few distinct values */
+					scores[i] = shape == 1 ? (float) i : shape == 2 ? (float) (n - i) :
+						shape == 3 ? (float) lfg_rng_below(&rng, 5) : (float) lfg_rng_normal(&rng);
+					if (lfg_rng_below(&rng, 10) == 0)
+						scores[i] = -INFINITY;
+				}
+				for (int32_t i = 0; i < n; i++)
+					if (scores[i] != -INFINITY)
+						order[expect++] = i;
+				topk_scores = scores;
+				qsort(order, expect, sizeof(int32_t), by_score);
+				found = lfg_top_k(scores, n, k, out);
+				wrong += found != (k < expect ? k : expect);
+				for (int32_t j = 0; j < found && j < expect; j++)
+					wrong += out[j] != order[j];
+				cases++;
+			}
+	CHECK(wrong == 0, "lfg_top_k equals sorting in %d cases (%d differences)", cases, wrong);
+}
+
+/*
  * Warm start: a BiasSVD model started from another keeps the rows of the
  * users and items both know (almost unchanged with a negligible learning
  * rate) and starts the others fresh; an LFG model's generator starts from
@@ -753,6 +814,7 @@ main(void)
 	test_item_gradients();
 	test_adam();
 	test_serving();
+	test_top_k();
 	test_recommend_top_k();
 	test_tiny_training();
 	test_warm_start();
