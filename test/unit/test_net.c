@@ -639,19 +639,6 @@ test_recommend_top_k(void)
  * descending order, with ties, runs of equal scores and -INFINITY entries,
  * for k = 1 .. 40 (the insertion form up to 16, the heap beyond).
  */
-static const float *topk_scores;
-
-static int
-by_score(const void *a, const void *b)
-{
-	int32_t		i = *(const int32_t *) a,
-				j = *(const int32_t *) b;
-
-	if (topk_scores[i] != topk_scores[j])
-		return topk_scores[i] > topk_scores[j] ? -1 : 1;
-	return i < j ? -1 : i > j;
-}
-
 static void
 test_top_k(void)
 {
@@ -683,8 +670,8 @@ test_top_k(void)
 				for (int32_t i = 0; i < n; i++)
 					if (scores[i] != -INFINITY)
 						order[expect++] = i;
-				topk_scores = scores;
-				qsort(order, expect, sizeof(int32_t), by_score);
+				exact_for_cmp = scores;
+				qsort(order, expect, sizeof(int32_t), by_exact_score);
 				found = lfg_top_k(scores, n, k, out);
 				wrong += found != (k < expect ? k : expect);
 				for (int32_t j = 0; j < found && j < expect; j++)
