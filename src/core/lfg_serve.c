@@ -11,7 +11,8 @@
  * SVD and BiasSVD (classic fold-in) and the generator's output for LFG, so
  * the refinement pulls the generated vector toward the user's own ratings
  * as they accumulate. For SVD there is no bias: A's rows are q_i, y_i = r_i.
- * One ssyrk, one or two sgemv and one Cholesky solve (LAPACK sposv).
+ * The system (lfg_syrk_n or lfg_syrk_t), one or two sgemv and one Cholesky
+ * solve (lfg_posv: spotrf and two strsv).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -289,7 +290,6 @@ typedef struct Int8User
 {
 	float		sx;				/* s_x = max_f |x_f| / 127 */
 	double		xerr;			/* max_f |x_f - s_x x_q,f|, measured */
-	double		x1;				/* ||x||_1 */
 	uint32_t	xw[LFG_GROUPS(LFG_MAX_FACTORS)];	/* x_q + 128, 4 bytes a word */
 } Int8User;
 
@@ -299,12 +299,9 @@ quantize_x(const LfgMfParams *mf, const float *x, Int8User *xu)
 	size_t		k = (size_t) mf->k;
 	float		amax = 0.0f;
 
-	xu->xerr = xu->x1 = 0.0;
+	xu->xerr = 0.0;
 	for (size_t f = 0; f < k; f++)
-	{
 		amax = fabsf(x[f]) > amax ? fabsf(x[f]) : amax;
-		xu->x1 += fabs(x[f]);
-	}
 	xu->sx = amax / 127.0f;
 	for (size_t g = 0; g < LFG_GROUPS(k); g++)
 	{
@@ -364,11 +361,9 @@ fill_int8(const LfgMfParams *mf, uint8_t *panels)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
-				groups = LFG_GROUPS(k),
 				blocks = (n + LFG_PANEL - 1) / LFG_PANEL,
 				bytes = int8_panel_bytes(mf->k);
 
-	(void) groups;
 	memset(panels, 0, blocks * bytes);
 	for (size_t i = 0; i < n; i++)
 	{
@@ -752,7 +747,7 @@ score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, ScoreBou
 	if (sc->format == LFG_PANELS_INT8)
 	{
 		quantize_x(mf, x, &b->xu);
-		b->F = b->xu.x1;
+		b->F = x1;
 		b->G = b->xu.xerr;
 		terms += b->F * sc->qerr_max + b->G * sc->l1_max;
 		b->E = ldexp(1.0, -100);
