@@ -138,11 +138,6 @@ DecodeInto(bytea *b, MemoryContext cxt, LfgModel *m)
 		LfgRaise(&err);
 }
 
-/*
- * Read (version, model) of name from lfg.models; version 0 means the active
- * version: the one lfg.active names, else the newest (the only rule before
- * 0.2.0, which has no lfg.active).
- */
 /* The direct index of ids where they are dense enough, else binary search */
 static void
 IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
@@ -153,6 +148,11 @@ IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
 					  nslots, ix);
 }
 
+/*
+ * Read (version, model) of name from lfg.models; version 0 means the active
+ * version: the one lfg.active names, else the newest (the only rule before
+ * 0.2.0, which has no lfg.active).
+ */
 static CacheEntry *
 LoadEntry(const char *name, int32 version)
 {
