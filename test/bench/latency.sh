@@ -32,7 +32,6 @@ own_cluster=0
 if [ -z "${PGHOST:-}" ]; then
   lfg_cluster_start 54334
   own_cluster=1
-  trap lfg_cluster_stop EXIT
 fi
 export PGDATABASE=${PGDATABASE:-postgres}
 work=$(mktemp -d)
