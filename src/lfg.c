@@ -8,10 +8,12 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/tuplestore.h"
 
 #include "lfg.h"
 #include "core/lfg_blas.h"
@@ -151,4 +153,42 @@ void
 LfgCheckInterrupts(void *ctx)
 {
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Set up a set-returning function's materialized result: check that the
+ * caller accepts one (fname names the function in the error), use the
+ * executor's row type when it has natts columns (no catalog work per call),
+ * and give the tuplestore random access when the caller asks for it (a
+ * SCROLL cursor), which the result then honours after spilling past
+ * work_mem. Returns the tuplestore to fill; *tupdesc is its row type.
+ */
+Tuplestorestate *
+LfgBeginSRF(FunctionCallInfo fcinfo, const char *fname, int natts, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	desc;
+	Tuplestorestate *ts;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s must be called in the FROM clause", fname),
+				 errhint("Write SELECT * FROM %s(...).", fname)));
+	if (rsinfo->expectedDesc != NULL && rsinfo->expectedDesc->natts == natts)
+		desc = rsinfo->expectedDesc;
+	else if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTupleDescCopy(desc);
+	ts = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+							   false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = desc;
+	*tupdesc = desc;
+	return ts;
 }

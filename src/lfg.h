@@ -7,6 +7,9 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
+#include "fmgr.h"
+
 #include "core/lfg_core.h"
 #include "core/lfg_model.h"
 #include "core/lfg_serve.h"
@@ -16,6 +19,8 @@ extern void LfgRaise(const LfgError *err) pg_attribute_noreturn();
 extern LfgAllocator LfgPallocAllocator(MemoryContext cxt);
 extern uint32_t LfgCrc32c(const void *data, size_t len);
 extern void LfgCheckInterrupts(void *ctx);
+extern struct Tuplestorestate *LfgBeginSRF(FunctionCallInfo fcinfo, const char *fname,
+										   int natts, TupleDesc *tupdesc);
 
 /* lfg.c: settings */
 extern char *lfg_default_model;

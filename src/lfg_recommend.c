@@ -300,31 +300,14 @@ ArgK(FunctionCallInfo fcinfo, int a)
 static Datum
 Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const LfgModel *m = &c->model;
 	TupleDesc	tupdesc;
-	Tuplestorestate *ts;
-	MemoryContext old;
+	Tuplestorestate *ts = LfgBeginSRF(fcinfo, "lfg_recommend", 2, &tupdesc);
 	int32		found;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("lfg_recommend must be called in the FROM clause")));
-	/* the executor's row type when it gives one: no catalog work per call */
-	if (rsinfo->expectedDesc != NULL && rsinfo->expectedDesc->natts == 2)
-		tupdesc = rsinfo->expectedDesc;
-	else if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 	UserVector(c, in);
 	found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
 								Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	tupdesc = CreateTupleDescCopy(tupdesc);
-	ts = tuplestore_begin_heap(false, false, work_mem);
-	MemoryContextSwitchTo(old);
 	for (int32 j = 0; j < found; j++)
 	{
 		Datum		values[2];
@@ -334,9 +317,6 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		values[1] = Float8GetDatum(c->top_scores[j]);
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = ts;
-	rsinfo->setDesc = tupdesc;
 	return (Datum) 0;
 }
 
