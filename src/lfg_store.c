@@ -4,19 +4,37 @@
  *
  * Decoding a model means a detoast, a CRC over every byte and a bounds
  * check of every section, so each backend keeps the models it has used,
- * decoded, in CacheMemoryContext. A statement-level trigger on lfg.models
- * sends a relcache invalidation for the table on every INSERT, UPDATE,
- * DELETE and TRUNCATE; it reaches every backend when the writing
- * transaction commits (and the writer itself at its next command), and our
- * relcache callback then drops the cache. So a new model is used by the
- * first transaction that starts after the commit, while lookups between
- * changes cost no query at all.
+ * decoded, in CacheMemoryContext. The cache answers only what a fresh read
+ * of lfg.models would answer, under these rules (doc/serving.md, "Caching"):
+ *
+ * - Invalidation. Statement triggers on lfg.models and lfg.active send a
+ *   relcache invalidation of the table on every change; our callback counts
+ *   them in inval_generation. Every call first processes the invalidations
+ *   already queued (AcceptInvalidationMessages: cheap when there are none),
+ *   so a commit is seen by the next call of every backend, inside an open
+ *   transaction too, not only when a new lock happens to be taken.
+ * - Snapshots. In READ COMMITTED a model is read with the latest snapshot,
+ *   taken after the invalidations were processed: it sees every commit
+ *   announced so far. The entry is current while inval_generation has not
+ *   moved since just before that snapshot; if it moved during the load, the
+ *   entry serves this call only. Under REPEATABLE READ or SERIALIZABLE the
+ *   transaction's snapshot is used and the entry serves that transaction
+ *   only; in parallel mode (no new snapshot can be taken) the statement's
+ *   snapshot is used and the entry serves that snapshot only.
+ * - Privileges. Every use checks the current user's SELECT right on
+ *   lfg.models (and lfg.active when the version is resolved by name); where
+ *   row-level security applies to the user, the version is resolved by a
+ *   query run as the user on every call, so a row the user cannot see is
+ *   never served from the cache.
+ * - SQL run from here names every table, function and operator by schema:
+ *   the caller's search_path never chooses one for us.
  */
 #include "postgres.h"
 
 #include <limits.h>
 
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -24,11 +42,15 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "storage/proc.h"
 
 #include "lfg.h"
@@ -39,36 +61,111 @@
 #define CurrentLxid() (MyProc->lxid)
 #endif
 
+/* How long a cache entry may be used */
+typedef enum EntryScope
+{
+	SCOPE_CURRENT,				/* until the next invalidation */
+	SCOPE_TRANSACTION,			/* and only in the transaction that loaded it */
+	SCOPE_SNAPSHOT,				/* and only with the snapshot that loaded it */
+	SCOPE_CALL					/* only the call that loaded it */
+} EntryScope;
+
+/* The identity of a snapshot: what it sees (PostgreSQL 14 on) */
+typedef struct SnapshotKey
+{
+	LocalTransactionId lxid;
+	uint64		completions;	/* snapXactCompletionCount */
+	CommandId	curcid;
+	TransactionId xmin;
+	TransactionId xmax;
+} SnapshotKey;
+
 typedef struct CacheEntry
 {
 	LfgCachedModel pub;
 	bool		latest;			/* resolved by name alone: the active version */
-	bool		provisional;	/* valid only in the transaction that loaded it */
-	LocalTransactionId lxid;
+	EntryScope	scope;
+	SnapshotKey snap;			/* SCOPE_TRANSACTION (lxid), SCOPE_SNAPSHOT */
 	MemoryContext cxt;			/* holds the entry, its name and the bytes */
 	struct CacheEntry *next;
 } CacheEntry;
 
 static CacheEntry *cache_head = NULL;
-static bool cache_stale = false;
+static CacheEntry *call_entry = NULL;	/* SCOPE_CALL: freed at the next call */
 static uint64 inval_generation = 0;
+static uint64 flushed_generation = 0;
 static bool callback_registered = false;
+static bool relids_valid = false;
 static Oid	models_relid = InvalidOid;
 static Oid	active_relid = InvalidOid;	/* lfg.active (0.2.0 on); invalid before */
 
 /*
- * Relcache callback: drop the cache when lfg.models or lfg.active (or
- * everything) changes
+ * Relcache callback: count the changes of lfg.models and lfg.active (or of
+ * everything). It may run inside any lookup or lock below, so it only bumps
+ * counters: the relation ids are looked up again by ResolveRelids, never
+ * cleared under a caller's feet.
  */
 static void
 InvalidateCallback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == models_relid || relid == active_relid)
 	{
-		cache_stale = true;
 		inval_generation++;
-		models_relid = InvalidOid;
+		relids_valid = false;
 	}
+}
+
+/* Look up the ids of lfg.models and lfg.active until no change interrupts it */
+static void
+ResolveRelids(void)
+{
+	for (int tries = 0; !relids_valid && tries < 100; tries++)
+	{
+		Oid			nsp,
+					m,
+					a;
+
+		relids_valid = true;
+		nsp = get_namespace_oid("lfg", true);
+		m = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+		a = OidIsValid(nsp) ? get_relname_relid("active", nsp) : InvalidOid;
+		models_relid = m;
+		active_relid = a;
+	}
+}
+
+/* Raise an error when lfg.models is missing */
+static void
+CheckModelsTable(void)
+{
+	if (!OidIsValid(models_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table lfg.models does not exist"),
+				 errhint("Run CREATE EXTENSION lfg.")));
+}
+
+/* The identity of snap */
+static SnapshotKey
+KeyOf(Snapshot snap)
+{
+	SnapshotKey k = {CurrentLxid(), snap->snapXactCompletionCount, snap->curcid,
+	snap->xmin, snap->xmax};
+
+	return k;
+}
+
+/* Does the active snapshot equal the one that loaded e? */
+static bool
+SameSnapshot(const CacheEntry *e)
+{
+	SnapshotKey k;
+
+	if (!ActiveSnapshotSet())
+		return false;
+	k = KeyOf(GetActiveSnapshot());
+	return k.lxid == e->snap.lxid && k.completions == e->snap.completions &&
+		k.curcid == e->snap.curcid && k.xmin == e->snap.xmin && k.xmax == e->snap.xmax;
 }
 
 /* Unlink the entry *link points to and free it */
@@ -82,8 +179,9 @@ DropEntry(CacheEntry **link)
 }
 
 /*
- * Free every cached model if an invalidation arrived, and the provisional
- * entries of earlier transactions.
+ * Process the invalidations queued so far, then free every cached model if
+ * one of them concerned lfg.models or lfg.active, the entries bound to an
+ * earlier transaction or snapshot, and the entry of the previous call.
  */
 static void
 FlushIfStale(void)
@@ -95,34 +193,79 @@ FlushIfStale(void)
 		CacheRegisterRelcacheCallback(InvalidateCallback, (Datum) 0);
 		callback_registered = true;
 	}
-	if (!OidIsValid(models_relid))
+	AcceptInvalidationMessages();
+	if (call_entry != NULL)
 	{
-		Oid			nsp = get_namespace_oid("lfg", true);
+		CacheEntry *e = call_entry;
 
-		models_relid = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
-		active_relid = OidIsValid(nsp) ? get_relname_relid("active", nsp) : InvalidOid;
+		call_entry = NULL;
+		MemoryContextDelete(e->cxt);
 	}
+	ResolveRelids();
 	while (*link != NULL)
 	{
 		CacheEntry *e = *link;
 
-		if (cache_stale || (e->provisional && e->lxid != CurrentLxid()))
+		if (flushed_generation != inval_generation ||
+			(e->scope == SCOPE_TRANSACTION && e->snap.lxid != CurrentLxid()) ||
+			(e->scope == SCOPE_SNAPSHOT && !SameSnapshot(e)))
 			DropEntry(link);
 		else
 			link = &e->next;
 	}
-	cache_stale = false;
+	flushed_generation = inval_generation;
 }
 
-/* Raise an error when lfg.models is missing (FlushIfStale looks it up) */
-static void
-CheckModelsTable(void)
+/*
+ * Is the current user allowed to read the columns of relid a fresh read
+ * would read? (Table privilege, else every one of the columns.)
+ */
+static bool
+CanRead(Oid relid, const char *const *cols, int ncols)
 {
-	if (!OidIsValid(models_relid))
+	Oid			user = GetUserId();
+
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (int j = 0; j < ncols; j++)
+	{
+		AttrNumber	att = get_attnum(relid, cols[j]);
+
+		if (att == InvalidAttrNumber ||
+			pg_attribute_aclcheck(relid, att, user, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Check the current user's right to read a model (by name: through
+ * lfg.active too). Returns true when row-level security applies to the user,
+ * so that the version must be resolved by a query run as the user.
+ */
+static bool
+CheckAccess(bool by_name)
+{
+	static const char *const model_cols[] = {"name", "version", "model"};
+	static const char *const active_cols[] = {"name", "version"};
+	bool		by_active = by_name && OidIsValid(active_relid);
+
+	if (!CanRead(models_relid, model_cols, lengthof(model_cols)))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table lfg.models does not exist"),
-				 errhint("Run CREATE EXTENSION lfg.")));
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table models"),
+				 errdetail("Serving a model reads lfg.models as the current user, %s.",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("GRANT SELECT ON lfg.models TO the role that serves.")));
+	if (by_active && !CanRead(active_relid, active_cols, lengthof(active_cols)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table active"),
+				 errdetail("Serving a model by name reads lfg.active as the current user, %s.",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("GRANT SELECT ON lfg.active TO the role that serves.")));
+	return check_enable_rls(models_relid, InvalidOid, true) == RLS_ENABLED ||
+		(by_active && check_enable_rls(active_relid, InvalidOid, true) == RLS_ENABLED);
 }
 
 /* Decode bytes (copied to an aligned buffer in cxt) or raise the codec's error */
@@ -149,28 +292,117 @@ IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
 }
 
 /*
- * Read (version, model) of name from lfg.models; version 0 means the active
- * version: the one lfg.active names, else the newest (the only rule before
- * 0.2.0, which has no lfg.active).
+ * The queries that read lfg.models. Version 0 means the active version: the
+ * one lfg.active names, else the newest (the only rule before 0.2.0, which
+ * has no lfg.active). Every name is schema-qualified.
+ */
+#define Q_ACTIVE_VERSION \
+	"COALESCE((SELECT a.version FROM lfg.active AS a WHERE a.name OPERATOR(pg_catalog.=) $1), " \
+	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1))"
+#define Q_NEWEST_VERSION \
+	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1)"
+
+enum
+{
+	Q_MODEL_ACTIVE,				/* ($1 name) -> (version, model) */
+	Q_MODEL_NEWEST,				/* the same before 0.2.0 */
+	Q_MODEL_VERSION,			/* ($1 name, $2 version) -> (version, model) */
+	Q_SEEN_ACTIVE,				/* ($1 name) -> version, as the user sees it */
+	Q_SEEN_NEWEST,
+	Q_SEEN_VERSION,				/* ($1 name, $2 version) -> version */
+	Q_DEFAULT_NAME,				/* () -> (count of names, the smallest) */
+	Q_COUNT
+};
+
+static const char *const query_text[Q_COUNT] = {
+	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) " Q_ACTIVE_VERSION,
+	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
+	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) $2",
+	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) " Q_ACTIVE_VERSION,
+	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
+	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"AND m.version OPERATOR(pg_catalog.=) $2",
+	"SELECT pg_catalog.count(DISTINCT m.name), pg_catalog.min(m.name) FROM lfg.models AS m",
+};
+
+/*
+ * Run query q (within SPI_connect) with the snapshot the rules of the file
+ * header choose; *scope says how long its answer may be used.
+ */
+static void
+RunQuery(int q, Datum name, int32 version, EntryScope *scope)
+{
+	static SPIPlanPtr plans[Q_COUNT];
+	Oid			types[2] = {TEXTOID, INT4OID};
+	int			nargs = q == Q_DEFAULT_NAME ? 0 : (q == Q_MODEL_VERSION || q == Q_SEEN_VERSION) ? 2 : 1;
+	Datum		vals[2] = {name, Int32GetDatum(version)};
+	Snapshot	snap;
+	int			rc;
+
+	if (plans[q] == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(query_text[q], nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %d", query_text[q], SPI_result);
+		plans[q] = p;
+	}
+	if (IsolationUsesXactSnapshot())
+	{
+		snap = GetTransactionSnapshot();
+		*scope = SCOPE_TRANSACTION;
+	}
+	else if (IsInParallelMode() || !ActiveSnapshotSet())
+	{
+		/* no new snapshot can be taken in parallel mode */
+		snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+		*scope = SCOPE_SNAPSHOT;
+	}
+	else
+	{
+		snap = GetLatestSnapshot();
+		*scope = SCOPE_CURRENT;
+	}
+	rc = SPI_execute_snapshot(plans[q], vals, NULL, snap, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %d", rc);
+}
+
+/* The error for a model or version that is not there (or not visible) */
+static void
+RaiseNoModel(const char *name, int32 version)
+{
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("version %d of model \"%s\" does not exist", version, name),
+			 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
+}
+
+/*
+ * Read (version, model) of name from lfg.models and decode it. The entry is
+ * built in a context of its own under the caller's memory and published
+ * (linked into the cache, or kept for this call) only once complete, so an
+ * ERROR part-way leaves nothing behind.
  */
 static CacheEntry *
 LoadEntry(const char *name, int32 version)
 {
-	static const char *q_active =
-		"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name = $1 AND m.version = "
-		"coalesce((SELECT a.version FROM lfg.active AS a WHERE a.name = $1), "
-		"(SELECT max(n.version) FROM lfg.models AS n WHERE n.name = $1))";
-	static const char *q_latest =
-		"SELECT version, model FROM lfg.models WHERE name = $1 ORDER BY version DESC LIMIT 1";
-	static const char *q_version =
-		"SELECT version, model FROM lfg.models WHERE name = $1 AND version = $2";
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		vals[2];
 	MemoryContext cxt;
 	CacheEntry *e;
 	bool		isnull;
-	int			rc;
 	uint64		generation;
+	EntryScope	scope;
+	Snapshot	snap;
 
 	CheckModelsTable();
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg cached model", ALLOCSET_DEFAULT_SIZES);
@@ -182,27 +414,14 @@ LoadEntry(const char *name, int32 version)
 	/* pg_backend_memory_contexts shows each cached model by name */
 	MemoryContextSetIdentifier(cxt, e->pub.name);
 
-	vals[0] = CStringGetTextDatum(name);
-	vals[1] = Int32GetDatum(version);
 	generation = inval_generation;
 	SPI_connect();
-	rc = SPI_execute_with_args(version != 0 ? q_version : OidIsValid(active_relid) ? q_active : q_latest,
-							   version == 0 ? 1 : 2,
-							   types, vals, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %d", rc);
+	RunQuery(version != 0 ? Q_MODEL_VERSION : OidIsValid(active_relid) ? Q_MODEL_ACTIVE : Q_MODEL_NEWEST,
+			 CStringGetTextDatum(name), version, &scope);
 	if (SPI_processed == 0)
-	{
-		if (version == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", name),
-					 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("version %d of model \"%s\" does not exist", version, name),
-				 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
-	}
+		RaiseNoModel(name, version);
+	snap = GetActiveSnapshot();
+	e->snap = KeyOf(snap);
 	e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	/* detoast in SPI's memory; only the aligned copy is kept in cxt */
@@ -213,22 +432,25 @@ LoadEntry(const char *name, int32 version)
 	IdIndex(cxt, e->pub.model.user_ids, e->pub.model.mf.n_users, &e->pub.users);
 	IdIndex(cxt, e->pub.model.item_ids, e->pub.model.mf.n_items, &e->pub.items);
 
-	/*
-	 * A load whose snapshot may predate a commit it was told about (an
-	 * invalidation arrived while loading) or that reads through a
-	 * transaction snapshot (REPEATABLE READ, SERIALIZABLE) may have read an
-	 * older version than the newest committed one: it serves this
-	 * transaction only.
-	 */
-	e->provisional = generation != inval_generation || IsolationUsesXactSnapshot();
-	e->lxid = CurrentLxid();
-	/* apply an invalidation that arrived during the load now, not to this entry */
-	FlushIfStale();
-	/* only a fully decoded model joins the cache */
+	/* an invalidation processed while loading: the read may predate it */
+	e->scope = generation != inval_generation ? SCOPE_CALL : scope;
 	MemoryContextSetParent(cxt, CacheMemoryContext);
-	e->next = cache_head;
-	cache_head = e;
+	if (e->scope == SCOPE_CALL)
+		call_entry = e;
+	else
+	{
+		e->next = cache_head;
+		cache_head = e;
+	}
 	return e;
+}
+
+/* Is e the entry for (name, version)? */
+static bool
+EntryMatches(const CacheEntry *e, const char *n, int len, int32 version)
+{
+	return (version == 0 ? e->latest : (!e->latest && e->pub.version == version)) &&
+		strncmp(e->pub.name, n, len) == 0 && e->pub.name[len] == '\0';
 }
 
 /*
@@ -247,7 +469,7 @@ EnforceCacheLimit(CacheEntry *keep)
 	{
 		Size		total = 0;
 		CacheEntry **lru = NULL,
-				  **mine_link = NULL;
+				  **mine_link = keep == call_entry ? &call_entry : NULL;
 
 		for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
 		{
@@ -262,8 +484,14 @@ EnforceCacheLimit(CacheEntry *keep)
 			char	   *name = pstrdup(keep->pub.name);
 			int32		version = keep->pub.version;
 
-			Assert(mine_link != NULL);	/* keep is always in the list */
-			DropEntry(mine_link);
+			Assert(mine_link != NULL);	/* keep is always in the cache */
+			if (mine_link == &call_entry)
+			{
+				call_entry = NULL;
+				MemoryContextDelete(keep->cxt);
+			}
+			else
+				DropEntry(mine_link);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("version %d of model \"%s\" needs %zu MB in the backend's cache, more than lfg.cache_size_limit (%d MB)",
@@ -278,23 +506,48 @@ EnforceCacheLimit(CacheEntry *keep)
 }
 
 /*
- * The decoded model name (version 0: the newest), from the cache or loaded.
- * The result stays valid until the next call.
+ * Under row-level security: the version of name (0: the active one) that
+ * the current user can see, by a query run as the user, or an error.
+ */
+static int32
+VisibleVersion(text *name, int32 version)
+{
+	char	   *cname = text_to_cstring(name);
+	EntryScope	scope;
+	bool		isnull;
+	int32		v;
+
+	SPI_connect();
+	RunQuery(version != 0 ? Q_SEEN_VERSION : OidIsValid(active_relid) ? Q_SEEN_ACTIVE : Q_SEEN_NEWEST,
+			 PointerGetDatum(name), version, &scope);
+	if (SPI_processed == 0)
+		RaiseNoModel(cname, version);
+	v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	pfree(cname);
+	return v;
+}
+
+/*
+ * The decoded model name (version 0: the active version), from the cache or
+ * loaded, after checking that the current user may read it. The result stays
+ * valid until the next call.
  */
 LfgCachedModel *
 LfgGetModel(text *name, int32 version)
 {
 	const char *n = VARDATA_ANY(name);
 	int			len = VARSIZE_ANY_EXHDR(name);
-	char	   *cname;
 
 	FlushIfStale();
+	CheckModelsTable();
+	if (CheckAccess(version == 0))
+		version = VisibleVersion(name, version);
 	for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
 	{
 		CacheEntry *e = *link;
 
-		if ((version == 0 ? e->latest : (!e->latest && e->pub.version == version)) &&
-			strncmp(e->pub.name, n, len) == 0 && e->pub.name[len] == '\0')
+		if (EntryMatches(e, n, len, version))
 		{
 			/* most recently used first: eviction takes from the tail */
 			*link = e->next;
@@ -303,14 +556,15 @@ LfgGetModel(text *name, int32 version)
 			return &e->pub;
 		}
 	}
-	cname = text_to_cstring(name);
-	return &EnforceCacheLimit(LoadEntry(cname, version))->pub;
+	return &EnforceCacheLimit(LoadEntry(text_to_cstring(name), version))->pub;
 }
 
 /*
  * Serving buffers of a cached model with room for n_ratings input ratings:
  * allocated in the entry's memory on first use and grown when needed, so a
- * call allocates nothing proportional to the model.
+ * call allocates nothing proportional to the model. Built in a context of
+ * the caller's and attached to the entry only once complete: an ERROR
+ * part-way (out of memory, a cancel) leaves the entry as it was.
  */
 LfgServeScratch *
 LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
@@ -324,42 +578,59 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		Size		n = Max(mf->n_items, 1);
 		LfgPanelFormat format = lfg_score_panels_best(mf);
 		Size		np = lfg_score_panels_size(mf, format);
+		MemoryContext bcxt = AllocSetContextCreate(CurrentMemoryContext, "lfg serving buffers",
+												   ALLOCSET_DEFAULT_SIZES);
+		LfgTopKWork topk;
+		void	   *panels = NULL;
+		LfgScorer	scorer;
+		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * ((Size) mf->k + 1));
+		int32	   *top_items = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
+		float	   *top_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 
-		c->x = MemoryContextAlloc(c->cxt, sizeof(float) * ((Size) mf->k + 1));
-		c->topk.heap = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
-		c->topk.cand = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
-		c->topk.cand_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
-		c->topk.upper = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
-		c->top_items = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
-		c->top_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		memset(&topk, 0, sizeof(topk));
+		topk.heap = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
+		topk.cand = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
+		topk.cand_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
+		topk.upper = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
+		topk.scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 		if (np > 0)
 		{
 			/* on a cache line: the kernels read whole lines (palloc aligns to 8) */
-			c->panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
-										   MemoryContextAllocHuge(c->cxt, np + PG_CACHE_LINE_SIZE));
-			lfg_score_panels_fill(mf, format, c->panels);
+			panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+										MemoryContextAllocHuge(bcxt, np + PG_CACHE_LINE_SIZE));
+			lfg_score_panels_fill(mf, format, panels);
 		}
-		lfg_scorer_init(mf, format, c->panels, &c->scorer);
-		/* last: it marks the buffers as ready */
-		c->topk.scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
+		lfg_scorer_init(mf, format, panels, &scorer);
+		/* complete: publish */
+		MemoryContextSetParent(bcxt, c->cxt);
+		c->x = x;
+		c->top_items = top_items;
+		c->top_scores = top_scores;
+		c->panels = panels;
+		c->scorer = scorer;
+		c->topk = topk;
 		/* the buffers count toward the cache's limit (c is the first member) */
 		EnforceCacheLimit((CacheEntry *) c);
 	}
 	if (!c->has_scratch || c->scratch.cap < n_ratings)
 	{
 		int32		cap = Max(n_ratings, 64);
+		MemoryContext scxt;
+		LfgServeScratch scratch;
 
 		if (c->has_scratch && cap < c->scratch.cap * 2)
 			cap = Min(c->scratch.cap * 2, LFG_MAX_RATINGS);
 		/* the scratch has a context of its own: a larger one replaces it */
-		c->has_scratch = false;
+		scxt = AllocSetContextCreate(CurrentMemoryContext, "lfg serving scratch",
+									 ALLOCSET_SMALL_SIZES);
+		alloc = LfgPallocAllocator(scxt);
+		if (lfg_serve_scratch_alloc(&c->model, cap, &alloc, &scratch, &err) != LFG_OK)
+			LfgRaise(&err);
+		MemoryContextSetParent(scxt, c->cxt);
 		if (c->scratch_cxt != NULL)
 			MemoryContextDelete(c->scratch_cxt);
-		c->scratch_cxt = AllocSetContextCreate(c->cxt, "lfg serving scratch",
-											   ALLOCSET_SMALL_SIZES);
-		alloc = LfgPallocAllocator(c->scratch_cxt);
-		if (lfg_serve_scratch_alloc(&c->model, cap, &alloc, &c->scratch, &err) != LFG_OK)
-			LfgRaise(&err);
+		c->scratch_cxt = scxt;
+		c->scratch = scratch;
 		c->has_scratch = true;
 	}
 	return &c->scratch;
@@ -367,7 +638,8 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 
 /*
  * The default model's name: the lfg.model setting, or the only name in
- * lfg.models. Looked up again after every change to lfg.models.
+ * lfg.models (as the current user sees it). Looked up again after every
+ * change to lfg.models.
  */
 text *
 LfgDefaultModel(void)
@@ -377,20 +649,21 @@ LfgDefaultModel(void)
 	int64		count;
 	bool		isnull;
 	Datum		name;
-
 	uint64		generation;
-	bool		keep;
+	EntryScope	scope;
+	bool		rls;
+	text	   *copy;
 
 	if (lfg_default_model != NULL && lfg_default_model[0] != '\0')
 		return cstring_to_text(lfg_default_model);
 	FlushIfStale();
-	if (resolved != NULL && resolved_generation == inval_generation && !IsolationUsesXactSnapshot())
+	CheckModelsTable();
+	rls = CheckAccess(false);
+	if (resolved != NULL && resolved_generation == inval_generation && !rls)
 		return resolved;
 	generation = inval_generation;
-	CheckModelsTable();
 	SPI_connect();
-	if (SPI_execute("SELECT count(DISTINCT name), min(name) FROM lfg.models", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed");
+	RunQuery(Q_DEFAULT_NAME, (Datum) 0, 0, &scope);
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	name = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (count != 1)
@@ -400,17 +673,19 @@ LfgDefaultModel(void)
 				 errdetail("lfg.models holds " INT64_FORMAT " model names and lfg.model is not set.", count),
 				 errhint(count == 0 ? "Train one: INSERT INTO lfg.models (name, model) SELECT 'm', lfg_fit(...) FROM ratings." :
 						 "SET lfg.model = 'name', or pass the model name as the first argument.")));
-	/*
-	 * Remember the answer only when it was read with a fresh snapshot and no
-	 * change arrived meanwhile (as for provisional cache entries).
-	 */
-	keep = generation == inval_generation && !IsolationUsesXactSnapshot();
+	/* allocate the new answer before freeing the old: no dangling pointer on ERROR */
+	copy = (text *) MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(DatumGetPointer(name)));
+	memcpy(copy, DatumGetPointer(name), VARSIZE_ANY(DatumGetPointer(name)));
+	SPI_finish();
 	if (resolved != NULL)
 		pfree(resolved);
-	resolved = (text *) MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(DatumGetPointer(name)));
-	memcpy(resolved, DatumGetPointer(name), VARSIZE_ANY(DatumGetPointer(name)));
-	resolved_generation = keep ? inval_generation : inval_generation - 1;
-	SPI_finish();
+	resolved = copy;
+	/*
+	 * Remember the answer only when it was read with the latest snapshot, no
+	 * change arrived meanwhile and no row-level security applies.
+	 */
+	resolved_generation = generation == inval_generation && scope == SCOPE_CURRENT && !rls ?
+		inval_generation : inval_generation - 1;
 	return resolved;
 }
 
