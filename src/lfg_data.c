@@ -2,6 +2,11 @@
  * lfg_data.c
  *	  lfg_synthetic_ratings: the project's own seeded ratings generator,
  *	  for demos, tests and benchmarks without outside data.
+ *
+ * The ratings are generated a block at a time straight into the result's
+ * tuplestore (which spills to temporary files beyond work_mem), checking
+ * for interrupts between blocks; the generator's own state (the users' and
+ * items' effects) is bounded by lfg.train_memory_limit.
  */
 #include "postgres.h"
 
@@ -13,53 +18,59 @@
 #include "lfg.h"
 #include "core/lfg_synth.h"
 
+#define SYNTH_BLOCK 4096		/* ratings generated between interrupt checks */
+
 PG_FUNCTION_INFO_V1(lfg_synthetic_ratings);
 /* lfg_synthetic_ratings(n_users, n_items, n_ratings, seed) */
 Datum
 lfg_synthetic_ratings(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext gen,
-				old;
+	int32		nu = PG_GETARG_INT32(0);
+	int32		ni = PG_GETARG_INT32(1);
+	size_t		state = lfg_synth_state_bytes(nu, ni);
+	Size		limit = (Size) lfg_train_memory_limit * 1024 * 1024;
+	MemoryContext gen;
 	LfgAllocator alloc;
-	LfgSynthData d;
+	LfgSynthStream s;
 	LfgError	err;
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
+	int32	   *user;
+	int32	   *item;
+	float	   *rating;
+	size_t		got;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+	if (state > limit)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("lfg_synthetic_ratings must be called in the FROM clause")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lfg_synthetic_ratings needs %zu MB for %d users and %d items, more than lfg.train_memory_limit (%d MB)",
+						(state + 1024 * 1024 - 1) / (1024 * 1024), nu, ni, lfg_train_memory_limit),
+				 errdetail("The generator keeps about %zu bytes per user and per item.",
+						   lfg_synth_state_bytes(1, 0)),
+				 errhint("Generate fewer users or items, or raise lfg.train_memory_limit.")));
+	ts = LfgBeginSRF(fcinfo, "lfg_synthetic_ratings", 3, &tupdesc);
 	gen = AllocSetContextCreate(CurrentMemoryContext, "lfg synthetic", ALLOCSET_DEFAULT_SIZES);
 	alloc = LfgPallocAllocator(gen);
-	if (lfg_synth_generate(PG_GETARG_INT32(0), PG_GETARG_INT32(1), PG_GETARG_INT64(2),
-						   (uint64_t) PG_GETARG_INT64(3), &alloc, &d, &err) != LFG_OK)
+	if (lfg_synth_begin(nu, ni, PG_GETARG_INT64(2), (uint64_t) PG_GETARG_INT64(3),
+						&alloc, LfgCheckInterrupts, NULL, &s, &err) != LFG_OK)
 		LfgRaise(&err);
-
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	tupdesc = CreateTupleDescCopy(tupdesc);
-	ts = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(old);
-	for (size_t j = 0; j < d.n; j++)
+	user = MemoryContextAlloc(gen, sizeof(int32) * SYNTH_BLOCK);
+	item = MemoryContextAlloc(gen, sizeof(int32) * SYNTH_BLOCK);
+	rating = MemoryContextAlloc(gen, sizeof(float) * SYNTH_BLOCK);
+	while ((got = lfg_synth_next(&s, SYNTH_BLOCK, user, item, rating)) > 0)
 	{
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
+		for (size_t j = 0; j < got; j++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
 
-		values[0] = Int64GetDatum((int64) d.user[j] + 1);
-		values[1] = Int64GetDatum((int64) d.item[j] + 1);
-		values[2] = Float4GetDatum(d.rating[j]);
-		tuplestore_putvalues(ts, tupdesc, values, nulls);
-		if ((j & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+			values[0] = Int64GetDatum((int64) user[j] + 1);
+			values[1] = Int64GetDatum((int64) item[j] + 1);
+			values[2] = Float4GetDatum(rating[j]);
+			tuplestore_putvalues(ts, tupdesc, values, nulls);
+		}
+		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextDelete(gen);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = ts;
-	rsinfo->setDesc = tupdesc;
 	return (Datum) 0;
 }

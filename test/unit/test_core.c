@@ -307,6 +307,28 @@ test_synth(void)
 			dup += a.item[l] == a.item[j];
 	CHECK(dup == 0, "no repeated (user, item) pairs (%d)", dup);
 	CHECK(lfg_synth_generate(10, 10, 1000, 1, &A, &a, &err) == LFG_EPARAM, "too dense refused");
+
+	/* the stream, in blocks of 1 to 700 ratings, gives the same ratings */
+	{
+		LfgSynthStream s;
+		int32_t		u[700],
+					it[700];
+		float		r[700];
+		size_t		pos = 0,
+					got;
+		int			same = 1;
+
+		CHECK(lfg_synth_begin(200, 100, 5000, 9, &A, NULL, NULL, &s, &err) == LFG_OK, "stream");
+		for (size_t block = 1; (got = lfg_synth_next(&s, block, u, it, r)) > 0; block = block * 7 % 701)
+		{
+			for (size_t j = 0; j < got; j++)
+				same &= pos + j < b.n && u[j] == b.user[pos + j] && it[j] == b.item[pos + j] &&
+					r[j] == b.rating[pos + j];
+			pos += got;
+		}
+		CHECK(same && pos == 5000 && s.emitted == 5000, "stream equals the whole (%zu ratings)", pos);
+		lfg_synth_end(&s, &A);
+	}
 }
 
 /*
