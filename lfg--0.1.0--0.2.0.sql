@@ -40,7 +40,7 @@ BEGIN
 	NEW.metrics := extra || info.metrics || coalesce(@extschema@.lfg_fit_timing(NEW.model), '{}');
 	IF TG_OP = 'INSERT' AND NEW.version IS NULL THEN
 		-- serialise version numbering per name until commit
-		PERFORM pg_catalog.pg_advisory_xact_lock(4998727, pg_catalog.hashtext(NEW.name));
+		PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(NEW.name, 4998727));
 		SELECT coalesce(max(m.version), 0) + 1 INTO NEW.version
 		  FROM lfg.models AS m WHERE m.name = NEW.name;
 	END IF;
@@ -88,12 +88,12 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	-- one activation of a name at a time (the retrain procedure takes it too)
-	PERFORM pg_catalog.pg_advisory_xact_lock(4998729, pg_catalog.hashtext(model_name));
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
 	PERFORM 1 FROM lfg.models AS m WHERE m.name = model_name AND m.version = lfg_activate.version;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'version % of model "%" does not exist', version, model_name
 			USING ERRCODE = 'undefined_object',
-			      HINT = 'List the versions with SELECT * FROM lfg.model_versions WHERE name = ''' || model_name || '''.';
+			      HINT = format('List the versions with SELECT * FROM lfg.model_versions WHERE name = %L.', model_name);
 	END IF;
 	previous := @extschema@.lfg_active_version(model_name);
 	INSERT INTO lfg.active AS a (name, version) VALUES (model_name, lfg_activate.version)
@@ -110,7 +110,7 @@ DECLARE
 	current integer;
 	target integer;
 BEGIN
-	PERFORM pg_catalog.pg_advisory_xact_lock(4998729, pg_catalog.hashtext(model_name));
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
 	current := @extschema@.lfg_active_version(model_name);
 	IF current IS NULL THEN
 		RAISE EXCEPTION 'model "%" does not exist', model_name
@@ -141,12 +141,17 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'To delete every version, DELETE FROM lfg.models WHERE name = ...';
 	END IF;
-	PERFORM pg_catalog.pg_advisory_xact_lock(4998729, pg_catalog.hashtext(model_name));
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
+	-- a version locked by a running lfg_retrain (the one it compares
+	-- against) is skipped, not waited for
 	DELETE FROM lfg.models AS m
-	 WHERE m.name = model_name
-	   AND m.version IS DISTINCT FROM @extschema@.lfg_active_version(model_name)
-	   AND m.version NOT IN (SELECT k.version FROM lfg.models AS k WHERE k.name = model_name
-	                          ORDER BY k.version DESC LIMIT keep);
+	 USING (SELECT d.name, d.version FROM lfg.models AS d
+	         WHERE d.name = model_name
+	           AND d.version IS DISTINCT FROM @extschema@.lfg_active_version(model_name)
+	           AND d.version NOT IN (SELECT k.version FROM lfg.models AS k WHERE k.name = model_name
+	                                  ORDER BY k.version DESC LIMIT keep)
+	           FOR UPDATE OF d SKIP LOCKED) AS old
+	 WHERE m.name = old.name AND m.version = old.version;
 	GET DIAGNOSTICS dropped = ROW_COUNT;
 	RETURN dropped;
 END
@@ -227,6 +232,7 @@ DECLARE
 	validation_rows bigint;
 	activate boolean;
 	decision text;
+	attempt integer;
 BEGIN
 	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 	IF model_name IS NULL OR source IS NULL THEN
@@ -244,18 +250,24 @@ BEGIN
 			      HINT = 'The default holds out 0.05 of the rows.';
 	END IF;
 	-- one retrain of a name at a time: a second one refuses at once
-	IF NOT pg_catalog.pg_try_advisory_xact_lock(4998728, pg_catalog.hashtext(model_name)) THEN
+	IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998728)) THEN
 		RAISE EXCEPTION 'another lfg_retrain of model "%" is running', model_name
 			USING ERRCODE = 'lock_not_available',
 			      HINT = 'Wait for it to finish (see pg_stat_activity); its result is logged in lfg.retrain_log.';
 	END IF;
 
-	previous := @extschema@.lfg_active_version(model_name);
-	previous_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
-	IF previous IS NOT NULL THEN
+	-- the version to compare against, locked until the end (lfg_drop_old
+	-- skips it); one deleted meanwhile is looked up again
+	FOR attempt IN 1..3 LOOP
+		previous := @extschema@.lfg_active_version(model_name);
+		EXIT WHEN previous IS NULL;
 		SELECT m.options, m.kind INTO previous_options, previous_kind
-		  FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous;
-	END IF;
+		  FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous
+		   FOR KEY SHARE OF m;
+		EXIT WHEN FOUND;
+		previous := NULL;
+	END LOOP;
+	previous_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
 	opts := coalesce(options, previous_options);
 	IF opts IS NULL THEN
 		RAISE EXCEPTION 'model "%" has no version to take the training options from', model_name
@@ -335,7 +347,7 @@ BEGIN
 	-- the new version is the newest: without a row in lfg.active it would be
 	-- served, so a rejected one pins the previous version. An activation
 	-- committed while this one trained (lfg_activate, lfg_rollback) wins.
-	PERFORM pg_catalog.pg_advisory_xact_lock(4998729, pg_catalog.hashtext(model_name));
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
 	current_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
 	IF current_pin IS DISTINCT FROM previous_pin THEN
 		activate := false;

@@ -112,14 +112,14 @@ SELECT count(*) AS versions, max(version) AS newest, lfg_active_version('lcr') A
 -- a retrain already running elsewhere (its lock held by another session) refuses at once
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT dblink_connect('lc_other', 'dbname=' || current_database());
-SELECT * FROM dblink('lc_other', $$SELECT pg_advisory_lock(4998728, hashtext('lcr'))$$) AS t(locked text);
+SELECT * FROM dblink('lc_other', $$SELECT pg_advisory_lock(hashtextextended('lcr', 4998728))$$) AS t(locked text);
 SELECT pg_temp.sqlstate($$CALL lfg_retrain('lcr', 'lc_ratings')$$) AS concurrent;
 SELECT dblink_disconnect('lc_other');
 -- an activation committed while a retrain trains wins: the retrain (held at
 -- its activation step by this session's lock) stores its version, logs it,
 -- and leaves the activation alone
 SELECT dblink_connect('lc_other', 'dbname=' || current_database());
-SELECT count(*) AS held FROM (SELECT pg_advisory_lock(4998729, hashtext('lcr'))) AS l;
+SELECT count(*) AS held FROM (SELECT pg_advisory_lock(hashtextextended('lcr', 4998729))) AS l;
 SELECT dblink_send_query('lc_other', $$CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1)$$) AS sent;
 DO $$
 BEGIN
@@ -130,7 +130,7 @@ BEGIN
 END $$;
 SELECT count(*) AS retrain_waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted;
 SELECT lfg_activate('lcr', 1) AS was_active;
-SELECT pg_advisory_unlock(4998729, hashtext('lcr')) AS released;
+SELECT pg_advisory_unlock(hashtextextended('lcr', 4998729)) AS released;
 SELECT * FROM dblink_get_result('lc_other') AS t(r text);
 SELECT dblink_disconnect('lc_other');
 SELECT activated, decision LIKE 'not activated: the active version changed to 1 while training%' AS logged,
@@ -157,6 +157,19 @@ CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1);
 SELECT pg_temp.sqlstate($$DELETE FROM lfg.models$$) AS trainer_delete;
 RESET ROLE;
 SELECT count(*) AS versions FROM lfg.models WHERE name = 'lcr';
+-- lfg_drop_old skips a version a running retrain compares against (it
+-- holds the row FOR KEY SHARE, as another session does here) instead of
+-- deleting it under the retrain
+SELECT dblink_connect('lc_other', 'dbname=' || current_database());
+SELECT dblink_exec('lc_other', 'BEGIN');
+SELECT * FROM dblink('lc_other', $$SELECT version FROM lfg.models WHERE name = 'lcr' AND version = 1 FOR KEY SHARE$$) AS t(locked int);
+SELECT lfg_activate('lcr', (SELECT max(version) FROM lfg.models WHERE name = 'lcr')) IS NOT NULL AS activated_newest;
+SELECT lfg_drop_old('lcr', 1) > 0 AS dropped_others;
+SELECT array_agg(version ORDER BY version) = ARRAY[1, max(version)] AS kept_locked_and_active
+  FROM lfg.models WHERE name = 'lcr';
+SELECT dblink_exec('lc_other', 'COMMIT');
+SELECT dblink_disconnect('lc_other');
+SELECT lfg_drop_old('lcr', 1) AS dropped_once_unlocked;
 DROP OWNED BY regress_lfg_reader, regress_lfg_trainer;
 DROP ROLE regress_lfg_reader, regress_lfg_trainer;
 DELETE FROM lfg.models WHERE name IN ('lcr', 'lcn');

@@ -1,0 +1,73 @@
+-- The backend's model cache answers only what a fresh read of lfg.models
+-- would: the current role's rights and row-level security are checked on
+-- every use, and the caller's search_path never picks our operators.
+CREATE TABLE sec_ratings AS SELECT * FROM lfg_synthetic_ratings(120, 60, 2400, 11);
+INSERT INTO lfg.models (name, model)
+SELECT 'sec', lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "factors": 4, "seed": 1}') FROM sec_ratings;
+INSERT INTO lfg.models (name, model)
+SELECT 'sec_hidden', lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 4, "seed": 1}') FROM sec_ratings;
+CREATE ROLE regress_lfg_nopriv;
+CREATE ROLE regress_lfg_rls;
+GRANT USAGE ON SCHEMA lfg TO regress_lfg_nopriv, regress_lfg_rls;
+GRANT SELECT ON lfg.models, lfg.active TO regress_lfg_rls;
+
+-- the superuser loads both models into this backend's cache
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served,
+       lfg_predict('sec_hidden', 1, 1) IS NOT NULL AS served_hidden,
+       count(*) AS rows FROM lfg_recommend('sec', '{"1": 5}', NULL::float8, NULL, NULL, 3);
+
+-- a role without SELECT on lfg.models gets nothing from the cache
+SET ROLE regress_lfg_nopriv;
+SELECT lfg_predict('sec', 1, 1);
+SELECT * FROM lfg_recommend('sec', '{"1": 5}', NULL::float8, NULL, NULL, 3);
+SELECT lfg_user_factors('sec', '{"1": 5}', NULL, NULL, NULL);
+SELECT lfg_predict('sec', 1, 1, 1);
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_lfg_nopriv;
+SELECT lfg_predict('sec', 1, 1);
+RESET SESSION AUTHORIZATION;
+-- column privileges are enough, as for a fresh read
+GRANT SELECT (name, version, model) ON lfg.models TO regress_lfg_nopriv;
+GRANT SELECT (name, version) ON lfg.active TO regress_lfg_nopriv;
+SET ROLE regress_lfg_nopriv;
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_with_columns;
+RESET ROLE;
+REVOKE SELECT (version) ON lfg.active FROM regress_lfg_nopriv;
+SET ROLE regress_lfg_nopriv;
+SELECT lfg_predict('sec', 1, 1);
+SELECT lfg_predict('sec', 1, 1, 1) BETWEEN 1 AND 5 AS served_by_version;
+RESET ROLE;
+
+-- row-level security hides a model from a role, cached or not
+ALTER TABLE lfg.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sec_visible ON lfg.models FOR SELECT TO regress_lfg_rls USING (name <> 'sec_hidden');
+SET ROLE regress_lfg_rls;
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS visible_served;
+SELECT lfg_predict('sec_hidden', 1, 1);
+SELECT lfg_predict('sec_hidden', 1, 1, 1);
+SELECT * FROM lfg_recommend('sec_hidden', '{"1": 5}', NULL::float8, NULL, NULL, 3);
+-- the default model is the only name the role can see
+SELECT count(*) AS default_model_rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+RESET ROLE;
+SELECT lfg_predict('sec_hidden', 1, 1) IS NOT NULL AS owner_still_served;
+DROP POLICY sec_visible ON lfg.models;
+ALTER TABLE lfg.models DISABLE ROW LEVEL SECURITY;
+
+-- an operator on the caller's search_path never runs inside lfg's lookups
+CREATE SCHEMA regress_lfg_evil;
+CREATE FUNCTION regress_lfg_evil.texteq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+$$BEGIN RAISE NOTICE 'the caller''s operator ran'; RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
+CREATE OPERATOR regress_lfg_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_lfg_evil.texteq);
+CREATE FUNCTION regress_lfg_evil.max(integer) RETURNS integer LANGUAGE plpgsql AS
+$$BEGIN RAISE NOTICE 'the caller''s max ran'; RETURN $1; END$$;
+DELETE FROM lfg.models WHERE name = 'sec_hidden';  -- a change: the cache reloads
+SET search_path = regress_lfg_evil, pg_catalog, public;
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_safely;
+SELECT count(*) AS rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+RESET search_path;
+DROP SCHEMA regress_lfg_evil CASCADE;
+
+DELETE FROM lfg.models WHERE name LIKE 'sec%';
+DROP OWNED BY regress_lfg_nopriv, regress_lfg_rls;
+DROP ROLE regress_lfg_nopriv, regress_lfg_rls;
+DROP TABLE sec_ratings;
