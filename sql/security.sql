@@ -40,7 +40,7 @@ RESET ROLE;
 
 -- row-level security hides a model from a role, cached or not
 ALTER TABLE lfg.models ENABLE ROW LEVEL SECURITY;
-CREATE POLICY sec_visible ON lfg.models FOR SELECT TO regress_lfg_rls USING (name <> 'sec_hidden');
+CREATE POLICY sec_visible ON lfg.models FOR SELECT TO regress_lfg_rls USING (name = 'sec');
 SET ROLE regress_lfg_rls;
 SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS visible_served;
 SELECT lfg_predict('sec_hidden', 1, 1);
@@ -50,22 +50,30 @@ SELECT * FROM lfg_recommend('sec_hidden', '{"1": 5}', NULL::float8, NULL, NULL, 
 SELECT count(*) AS default_model_rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
 RESET ROLE;
 SELECT lfg_predict('sec_hidden', 1, 1) IS NOT NULL AS owner_still_served;
-DROP POLICY sec_visible ON lfg.models;
-ALTER TABLE lfg.models DISABLE ROW LEVEL SECURITY;
 
--- an operator on the caller's search_path never runs inside lfg's lookups
+-- an operator or function on the caller's search_path never runs inside
+-- lfg's lookups (by name, by version, and of the default model)
 CREATE SCHEMA regress_lfg_evil;
 CREATE FUNCTION regress_lfg_evil.texteq(text, text) RETURNS boolean LANGUAGE plpgsql AS
 $$BEGIN RAISE NOTICE 'the caller''s operator ran'; RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
 CREATE OPERATOR regress_lfg_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_lfg_evil.texteq);
 CREATE FUNCTION regress_lfg_evil.max(integer) RETURNS integer LANGUAGE plpgsql AS
 $$BEGIN RAISE NOTICE 'the caller''s max ran'; RETURN $1; END$$;
-DELETE FROM lfg.models WHERE name = 'sec_hidden';  -- a change: the cache reloads
+GRANT USAGE ON SCHEMA regress_lfg_evil TO regress_lfg_rls;
+UPDATE lfg.models SET metrics = metrics WHERE name = 'sec';  -- a change: caches reload
+SET ROLE regress_lfg_rls;
 SET search_path = regress_lfg_evil, pg_catalog, public;
-SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_safely;
-SELECT count(*) AS rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_safely,
+       lfg_predict('sec', 1, 1, 1) BETWEEN 1 AND 5 AS served_safely_by_version;
+SELECT count(*) AS default_model_rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+RESET search_path;
+RESET ROLE;
+SET search_path = regress_lfg_evil, pg_catalog, public;
+SELECT lfg_predict('sec', 1, 2) BETWEEN 1 AND 5 AS superuser_served_safely;
 RESET search_path;
 DROP SCHEMA regress_lfg_evil CASCADE;
+DROP POLICY sec_visible ON lfg.models;
+ALTER TABLE lfg.models DISABLE ROW LEVEL SECURITY;
 
 DELETE FROM lfg.models WHERE name LIKE 'sec%';
 DROP OWNED BY regress_lfg_nopriv, regress_lfg_rls;

@@ -14,6 +14,9 @@
 #include "core/lfg_model.h"
 #include "core/lfg_serve.h"
 
+/* ages accepted in training and serving (float4 holds them) */
+#define LFG_MAX_AGE 1e6
+
 /* lfg.c */
 extern void LfgRaise(const LfgError *err) pg_attribute_noreturn();
 extern LfgAllocator LfgPallocAllocator(MemoryContext cxt);

@@ -51,7 +51,7 @@ AddInput(const LfgCachedModel *c, UserInput *in, int64 id, double r)
 	if (r < m->mf.rating_min || r > m->mf.rating_max)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("rating %g of item " INT64_FORMAT " is outside the model's rating range", r, id),
+				 errmsg("rating %.15g of item " INT64_FORMAT " is outside the model's rating range", r, id),
 				 errdetail("The model was trained on ratings from %g to %g.",
 						   m->mf.rating_min, m->mf.rating_max),
 				 errhint("Rescale the ratings to the training scale.")));
@@ -238,10 +238,11 @@ InputDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, UserInput *
 	{
 		double		age = PG_GETARG_FLOAT8(a);
 
-		if (isnan(age) || isinf(age))
+		if (isnan(age) || isinf(age) || fabs(age) > LFG_MAX_AGE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("age must be a finite number"),
+					 errmsg("age %.15g is not a usable number", age),
+					 errdetail("Ages must be finite and at most 1000000 in absolute value, as in training."),
 					 errhint("Pass NULL for an unknown age.")));
 		in->net.age = (float) age;
 	}

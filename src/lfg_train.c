@@ -208,13 +208,13 @@ AddRating(FitState *s, int64 user, int64 item, float8 r)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("rating must be a finite number"),
-				 errdetail("User " INT64_FORMAT " rated item " INT64_FORMAT " with %g.",
+				 errdetail("User " INT64_FORMAT " rated item " INT64_FORMAT " with %.15g.",
 						   user, item, r),
 				 errhint("Filter out NaN and infinite ratings, e.g. WHERE rating <> 'NaN'.")));
 	if (fabs(r) > FLT_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("rating %g is out of range for lfg_fit", r),
+				 errmsg("rating %.15g is out of range for lfg_fit", r),
 				 errhint("Ratings are stored as real; rescale them.")));
 	Reserve(s, 1);
 	s->user[s->n] = user;
@@ -271,10 +271,10 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(s);
 	}
 	age = PG_ARGISNULL(4) ? NAN : PG_GETARG_FLOAT8(4);
-	if (!PG_ARGISNULL(4) && (isinf(age) || isnan(age) || fabs(age) > 1e6))
+	if (!PG_ARGISNULL(4) && (isinf(age) || isnan(age) || fabs(age) > LFG_MAX_AGE))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("age %g of user " INT64_FORMAT " is not a usable number", age, PG_GETARG_INT64(1)),
+				 errmsg("age %.15g of user " INT64_FORMAT " is not a usable number", age, PG_GETARG_INT64(1)),
 				 errdetail("Ages must be finite and at most 1000000 in absolute value."),
 				 errhint("Pass NULL for an unknown age.")));
 	g = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);

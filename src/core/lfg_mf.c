@@ -211,6 +211,29 @@ sgd_epoch(LfgMfParams *m, const Triple *t, size_t n, float lr, float reg,
 	return sqrt(sse / (double) n);
 }
 
+/* Are all of m's parameters finite? */
+static bool
+params_finite(const LfgMfParams *m)
+{
+	size_t		np = (size_t) m->n_users * m->k,
+				nq = (size_t) m->n_items * m->k;
+	float		acc = 0.0f;
+
+	/* a NaN or an infinity anywhere makes the product of zeros NaN */
+	for (size_t j = 0; j < np; j++)
+		acc += 0.0f * m->P[j];
+	for (size_t j = 0; j < nq; j++)
+		acc += 0.0f * m->Q[j];
+	if (m->bu != NULL)
+	{
+		for (int32_t u = 0; u < m->n_users; u++)
+			acc += 0.0f * m->bu[u];
+		for (int32_t i = 0; i < m->n_items; i++)
+			acc += 0.0f * m->bi[i];
+	}
+	return isfinite(acc);
+}
+
 /*
  * Train a model on d. On success out holds arrays from a and *train_rmse the
  * RMSE of the final parameters on the training ratings (clipped predictions).
@@ -260,6 +283,14 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 		rmse = sgd_epoch(out, t, d->n, (float) o->lr, (float) o->reg, cb);
 		if (cb && cb->on_epoch)
 			cb->on_epoch(cb->ctx, epoch, rmse);
+		if (!isfinite(rmse) || (epoch == o->epochs && !params_finite(out)))
+		{
+			lfg_free(a, t);
+			return lfg_error(err, LFG_EPARAM,
+							 "Lower lr (the default is 0.005) or raise reg.",
+							 "training diverged at epoch %d with lr %g: the parameters are no longer finite",
+							 epoch, o->lr);
+		}
 	}
 	lfg_free(a, t);
 	*train_rmse = lfg_mf_rmse(out, d);

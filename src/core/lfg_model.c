@@ -255,6 +255,18 @@ all_finite(const float *x, size_t n)
 	return true;
 }
 
+/* The largest absolute value of n floats (0 for none) */
+static double
+max_abs(const float *x, size_t n)
+{
+	double		m = 0.0;
+
+	for (size_t j = 0; x != NULL && j < n; j++)
+		if (fabs(x[j]) > m)
+			m = fabs(x[j]);
+	return m;
+}
+
 /* Check a JSON text section: non-empty, an object, no NUL bytes */
 static bool
 json_plausible(const char *s, uint64_t len)
@@ -446,6 +458,21 @@ check_contents(const LfgModel *m, LfgError *err)
 		(m->net.theta && !all_finite(m->net.theta, m->net.layout.total)) ||
 		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+	{
+		/*
+		 * Every score (mu + b_u + b_i + p . q, for a stored user or the
+		 * generator's output, whose factors are at most 1 in absolute value)
+		 * must stay far from float overflow, so that ordering is defined.
+		 */
+		double		q = max_abs(p->Q, (size_t) p->n_items * k);
+		double		bound = fabs(p->mu) + max_abs(p->bu, (size_t) p->n_users) +
+			max_abs(p->bi, (size_t) p->n_items) +
+			(double) k * q * fmax(1.0, max_abs(p->P, (size_t) p->n_users * k));
+
+		if (!(bound <= LFG_MODEL_MAX_SCORE))
+			return lfg_error(err, LFG_EFORMAT, NULL,
+							 "model parameters are too large: scores could reach %g", bound);
+	}
 	if (m->net.running && m->net.gen.batchnorm)
 	{
 		/* running statistics: mean1, var1 (h1 each), mean2, var2 (h2 each) */

@@ -17,6 +17,8 @@
 #define LFG_MODEL_SECTION_SIZE	24
 #define LFG_MODEL_MAX_SECTIONS	16
 #define LFG_MODEL_MAX_JSON		(1024 * 1024)
+/* bound on |mu| + max|b_u| + max|b_i| + k max|q| max(1, max|p|) */
+#define LFG_MODEL_MAX_SCORE		1e30
 
 #define LFG_TAG(a, b, c, d) \
 	((uint32_t) (a) | ((uint32_t) (b) << 8) | ((uint32_t) (c) << 16) | ((uint32_t) (d) << 24))

@@ -733,6 +733,11 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		double		val_rmse = NAN;
 
 		stats->epochs_run = epoch;
+		if (!isfinite(train_rmse))
+			return lfg_error(err, LFG_EPARAM,
+							 "Lower lr; the presets use 0.001 or less.",
+							 "LFG training diverged at epoch %d with lr %g: the training error is no longer finite",
+							 epoch, o->lr);
 		if (t.va_ptr[nu] > 0)
 		{
 			generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, NULL, NULL, NULL,
