@@ -36,6 +36,9 @@ SELECT lfg_fit(user_id, item_id, rating, '{"factors": 0}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"factors": 100000}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"lr": -0.1}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"lr": 0}') FROM small;
+-- a learning rate that makes training diverge: a training error, not corrupt bytes
+SELECT lfg_fit(user_id, item_id, rating, '{"lr": 1, "epochs": 50}') FROM small;
+SELECT lfg_fit(user_id, item_id, rating, '{"kind": "svd", "lr": 1, "epochs": 50}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"epochs": 1000000}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"epochs": 0}') FROM small;
 SELECT lfg_fit(user_id, item_id, rating, '{"reg": -1}') FROM small;

@@ -148,6 +148,13 @@ SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 0)
 SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, -3);
 SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 100000000);
 SELECT * FROM lfg_recommend('rec_lfg', '{"1": 5}', 'NaN'::float8, 'F', 'doctor');
+-- ages training would refuse (beyond float4 too): refused, not one arbitrary vector
+SELECT * FROM lfg_recommend('rec_lfg', '{"1": 5}', 1e39::float8, 'F', 'doctor');
+SELECT * FROM lfg_recommend('rec_lfg', '{"1": 5}', -1e308::float8, 'F', 'doctor');
+SELECT * FROM lfg_recommend('rec_lfg', '{"1": 5}', 1000001::float8, 'F', 'doctor');
+SELECT count(*) AS served_at_limit FROM lfg_recommend('rec_lfg', '{"1": 5}', -1000000::float8, 'F', 'doctor');
+-- a rating just off the scale is printed as given, not rounded into the range
+SELECT * FROM lfg_recommend('rec_bias', '{"50": 5.0000001}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('nope', '{"1": 5}', NULL::float8, NULL, NULL);
 SELECT count(*) AS in_select_list FROM (SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL)) s;
 SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL);

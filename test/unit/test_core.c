@@ -286,6 +286,20 @@ test_codec_corruption(void)
 	memset(buf, 0x5a, 72);
 	memcpy(buf, "PK\003\004", 4);
 	CHECK(lfg_model_decode(buf, 72, crc32c_ref, &d, &err) == LFG_EFORMAT, "foreign bytes");
+
+	/* finite but extreme factors, with a valid checksum: scores would overflow */
+	f.model.mf.Q[3] = 1e31f;
+	{
+		LfgStatus	st = lfg_model_encode(&f.model, crc32c_ref, buf, f.size, &err);
+
+		if (st == LFG_OK)
+			st = lfg_model_decode(buf, f.size, crc32c_ref, &d, &err);
+		CHECK(st == LFG_EFORMAT && strstr(err.msg, "too large") != NULL,
+			  "extreme factors refused (%s)", err.msg);
+	}
+	f.model.mf.Q[3] = 1e3f;		/* large but harmless */
+	CHECK(lfg_model_encode(&f.model, crc32c_ref, buf, f.size, &err) == LFG_OK &&
+		  lfg_model_decode(buf, f.size, crc32c_ref, &d, &err) == LFG_OK, "large factor accepted (%s)", err.msg);
 	free(buf);
 }
 
