@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the TAP tests (test/t/*.pl: retrains under pgbench, a terminated and a
-# crashed retrain) against the installed lfg (`make install` first; this
+# crashed retrain, cache races and privileges) against the installed lfg (`make install` first; this
 # script builds and installs nothing). PostgreSQL::Test::Cluster runs initdb,
 # which refuses root: as root, the tests run as postgres from a copy of the
 # Makefile and test/t in a temporary directory. Prints the tests' and the

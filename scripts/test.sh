@@ -42,7 +42,7 @@ make installcheck
 
 echo "== operations: pg_cron retraining, dump/restore, upgrade from 0.1.0"
 bash test/ops/run.sh
-echo "== TAP: retraining under pgbench load, a terminated and a crashed retrain"
+echo "== TAP: retraining under pgbench load, a terminated and a crashed retrain, cache races and privileges"
 bash scripts/tap.sh
 
 # Benchmarks on MovieLens when it is beside the repository (never committed).
