@@ -51,6 +51,8 @@
 #include "utils/memutils.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
 #include "storage/proc.h"
 
 #include "lfg.h"
@@ -98,6 +100,24 @@ static bool callback_registered = false;
 static bool relids_valid = false;
 static Oid	models_relid = InvalidOid;
 static Oid	active_relid = InvalidOid;	/* lfg.active (0.2.0 on); invalid before */
+static Oid	lfg_nspid = InvalidOid;
+
+/*
+ * The last successful access check (CheckAccess), valid while no relcache
+ * invalidation of lfg.models or lfg.active (grants, policies, owners,
+ * row-level security switches) and no change of roles, role memberships or
+ * schemas (syscache callbacks) has arrived, for the same user.
+ */
+static struct
+{
+	bool		valid;
+	Oid			user;
+	bool		by_name;
+	uint64		inval_generation;
+	uint64		role_generation;
+	bool		rls_possible;	/* either table has row-level security on */
+} access_ok;
+static uint64 role_generation = 0;
 
 /*
  * Relcache callback: count the changes of lfg.models and lfg.active (or of
@@ -113,6 +133,13 @@ InvalidateCallback(Datum arg, Oid relid)
 		inval_generation++;
 		relids_valid = false;
 	}
+}
+
+/* Syscache callback: roles, memberships or schemas changed */
+static void
+RoleCallback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	role_generation++;
 }
 
 /* Look up the ids of lfg.models and lfg.active until no change interrupts it */
@@ -131,6 +158,7 @@ ResolveRelids(void)
 		a = OidIsValid(nsp) ? get_relname_relid("active", nsp) : InvalidOid;
 		models_relid = m;
 		active_relid = a;
+		lfg_nspid = nsp;
 	}
 }
 
@@ -191,6 +219,9 @@ FlushIfStale(void)
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(InvalidateCallback, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, RoleCallback, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, RoleCallback, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, RoleCallback, (Datum) 0);
 		callback_registered = true;
 	}
 	AcceptInvalidationMessages();
@@ -238,10 +269,31 @@ CanRead(Oid relid, const char *const *cols, int ncols)
 	return true;
 }
 
+/* Does relid have row-level security switched on (for anyone)? */
+static bool
+RlsSwitchedOn(Oid relid)
+{
+	HeapTuple	tup;
+	bool		on;
+
+	if (!OidIsValid(relid))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	on = ((Form_pg_class) GETSTRUCT(tup))->relrowsecurity;
+	ReleaseSysCache(tup);
+	return on;
+}
+
 /*
  * Check the current user's right to read a model (by name: through
- * lfg.active too). Returns true when row-level security applies to the user,
- * so that the version must be resolved by a query run as the user.
+ * lfg.active too), as a fresh read would: USAGE on schema lfg and SELECT on
+ * the columns read. Returns true when row-level security applies to the
+ * user, so that the version must be resolved by a query run as the user.
+ * A success is remembered until grants, policies, roles or schemas change
+ * (access_ok), so that a call normally costs a few comparisons; whether
+ * row-level security applies is asked on every call where a table has it.
  */
 static bool
 CheckAccess(bool by_name)
@@ -249,21 +301,47 @@ CheckAccess(bool by_name)
 	static const char *const model_cols[] = {"name", "version", "model"};
 	static const char *const active_cols[] = {"name", "version"};
 	bool		by_active = by_name && OidIsValid(active_relid);
+	Oid			user = GetUserId();
 
-	if (!CanRead(models_relid, model_cols, lengthof(model_cols)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table models"),
-				 errdetail("Serving a model reads lfg.models as the current user, %s.",
-						   GetUserNameFromId(GetUserId(), false)),
-				 errhint("GRANT SELECT ON lfg.models TO the role that serves.")));
-	if (by_active && !CanRead(active_relid, active_cols, lengthof(active_cols)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table active"),
-				 errdetail("Serving a model by name reads lfg.active as the current user, %s.",
-						   GetUserNameFromId(GetUserId(), false)),
-				 errhint("GRANT SELECT ON lfg.active TO the role that serves.")));
+	if (!(access_ok.valid && access_ok.user == user && access_ok.by_name == by_name &&
+		  access_ok.inval_generation == inval_generation &&
+		  access_ok.role_generation == role_generation))
+	{
+		uint64		gen = inval_generation,
+					rgen = role_generation;
+
+		access_ok.valid = false;
+		if (pg_namespace_aclcheck(lfg_nspid, user, ACL_USAGE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for schema lfg"),
+					 errdetail("Serving a model reads lfg.models as the current user, %s.",
+							   GetUserNameFromId(user, false)),
+					 errhint("GRANT USAGE ON SCHEMA lfg TO the role that serves.")));
+		if (!CanRead(models_relid, model_cols, lengthof(model_cols)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table models"),
+					 errdetail("Serving a model reads lfg.models as the current user, %s.",
+							   GetUserNameFromId(user, false)),
+					 errhint("GRANT SELECT ON lfg.models TO the role that serves.")));
+		if (by_active && !CanRead(active_relid, active_cols, lengthof(active_cols)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table active"),
+					 errdetail("Serving a model by name reads lfg.active as the current user, %s.",
+							   GetUserNameFromId(user, false)),
+					 errhint("GRANT SELECT ON lfg.active TO the role that serves.")));
+		access_ok.rls_possible = RlsSwitchedOn(models_relid) || (by_active && RlsSwitchedOn(active_relid));
+		/* remembered only if nothing changed while checking */
+		access_ok.valid = gen == inval_generation && rgen == role_generation;
+		access_ok.user = user;
+		access_ok.by_name = by_name;
+		access_ok.inval_generation = gen;
+		access_ok.role_generation = rgen;
+	}
+	if (!access_ok.rls_possible)
+		return false;
 	return check_enable_rls(models_relid, InvalidOid, true) == RLS_ENABLED ||
 		(by_active && check_enable_rls(active_relid, InvalidOid, true) == RLS_ENABLED);
 }
