@@ -38,6 +38,29 @@ SELECT lfg_predict('sec', 1, 1);
 SELECT lfg_predict('sec', 1, 1, 1) BETWEEN 1 AND 5 AS served_by_version;
 RESET ROLE;
 
+-- rights that come and go through role membership or schema USAGE are seen
+-- by the next call
+CREATE ROLE regress_lfg_readers;
+GRANT SELECT ON lfg.models, lfg.active TO regress_lfg_readers;
+CREATE ROLE regress_lfg_member;
+GRANT USAGE ON SCHEMA lfg TO regress_lfg_member;
+SET ROLE regress_lfg_member;
+SELECT lfg_predict('sec', 1, 1);
+RESET ROLE;
+GRANT regress_lfg_readers TO regress_lfg_member;
+SET ROLE regress_lfg_member;
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_through_membership;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA lfg FROM PUBLIC, regress_lfg_member;
+SET ROLE regress_lfg_member;
+SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_without_usage;
+RESET ROLE;
+GRANT USAGE ON SCHEMA lfg TO PUBLIC;
+REVOKE regress_lfg_readers FROM regress_lfg_member;
+SET ROLE regress_lfg_member;
+SELECT lfg_predict('sec', 1, 1);
+RESET ROLE;
+
 -- row-level security hides a model from a role, cached or not
 ALTER TABLE lfg.models ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sec_visible ON lfg.models FOR SELECT TO regress_lfg_rls USING (name = 'sec');
@@ -76,6 +99,6 @@ DROP POLICY sec_visible ON lfg.models;
 ALTER TABLE lfg.models DISABLE ROW LEVEL SECURITY;
 
 DELETE FROM lfg.models WHERE name LIKE 'sec%';
-DROP OWNED BY regress_lfg_nopriv, regress_lfg_rls;
-DROP ROLE regress_lfg_nopriv, regress_lfg_rls;
+DROP OWNED BY regress_lfg_nopriv, regress_lfg_rls, regress_lfg_readers, regress_lfg_member;
+DROP ROLE regress_lfg_nopriv, regress_lfg_rls, regress_lfg_readers, regress_lfg_member;
 DROP TABLE sec_ratings;
