@@ -133,12 +133,25 @@ NewState(MemoryContext cxt)
 	return s;
 }
 
-/* Make room for extra more rows; memory comes from the state's context */
+/* Bytes the rating arrays of a state hold */
+static Size
+StateBytes(const FitState *s)
+{
+	return (Size) s->capacity * STATE_BYTES_PER_ROW;
+}
+
+/*
+ * Make room for extra more rows; memory comes from the state's context.
+ * held: bytes the caller holds besides the state while it grows (the other
+ * state of a combine, the serialized state being read), which count
+ * against lfg.train_memory_limit too.
+ */
 static void
-Reserve(FitState *s, int64 extra)
+Reserve(FitState *s, int64 extra, Size held)
 {
 	int64		need = s->n + extra;
 	int64		cap = s->capacity;
+	Size		room = LimitBytes() > held ? LimitBytes() - held : 0;
 
 	if (need <= cap)
 		return;
@@ -151,12 +164,12 @@ Reserve(FitState *s, int64 extra)
 	cap = Max(cap, INITIAL_CAPACITY);
 	while (cap < need)
 		cap *= 2;
-	if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
+	if ((Size) cap * STATE_BYTES_PER_ROW > room)
 	{
 		/* grow less when doubling would cross the limit but the need does not */
-		cap = Max(need, (int64) (LimitBytes() / STATE_BYTES_PER_ROW));
-		if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
-			BudgetError((Size) need * STATE_BYTES_PER_ROW, "to collect its ratings");
+		cap = Max(need, (int64) (room / STATE_BYTES_PER_ROW));
+		if ((Size) cap * STATE_BYTES_PER_ROW > room)
+			BudgetError((Size) need * STATE_BYTES_PER_ROW + held, "to collect its ratings");
 	}
 	if (s->user == NULL)
 	{
@@ -216,7 +229,7 @@ AddRating(FitState *s, int64 user, int64 item, float8 r)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("rating %g is out of range for lfg_fit", r),
 				 errhint("Ratings are stored as real; rescale them.")));
-	Reserve(s, 1);
+	Reserve(s, 1, 0);
 	s->user[s->n] = user;
 	s->item[s->n] = item;
 	s->rating[s->n] = (float) r;
@@ -290,7 +303,7 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 static void
 AppendState(FitState *dst, const FitState *src)
 {
-	Reserve(dst, src->n);
+	Reserve(dst, src->n, StateBytes(src));
 	memcpy(dst->user + dst->n, src->user, src->n * sizeof(int64));
 	memcpy(dst->item + dst->n, src->item, src->n * sizeof(int64));
 	memcpy(dst->rating + dst->n, src->rating, src->n * sizeof(float));
@@ -306,8 +319,31 @@ AppendState(FitState *dst, const FitState *src)
 		SetOptions(dst, (struct varlena *) src->options);
 }
 
+/* Free a state and all it holds (a combine's merged input) */
+static void
+FreeState(FitState *s)
+{
+	if (s->user != NULL)
+	{
+		pfree(s->user);
+		pfree(s->item);
+		pfree(s->rating);
+	}
+	if (s->options != NULL)
+		pfree(s->options);
+	if (s->demo != NULL)
+		LfgUserMapFree(s->demo);
+	pfree(s);
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_combine);
-/* lfg_fit combine: concatenate two partial states; either may be NULL */
+/*
+ * lfg_fit combine: concatenate two partial states; either may be NULL. The
+ * second is a state lfg_fit_deserial just built for this call, which nothing
+ * else refers to: the first call adopts it (it is in the aggregate context)
+ * rather than copying it, and later calls free it once merged, so the leader
+ * holds each worker's ratings once.
+ */
 Datum
 lfg_fit_combine(PG_FUNCTION_ARGS)
 {
@@ -318,10 +354,17 @@ lfg_fit_combine(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "lfg_fit_combine called in non-aggregate context");
 	if (PG_ARGISNULL(1))
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	}
 	b = (FitState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0) && GetMemoryChunkContext(b) == aggcxt)
+		PG_RETURN_POINTER(b);
 	a = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
 	AppendState(a, b);
+	FreeState(b);
 	PG_RETURN_POINTER(a);
 }
 
@@ -389,7 +432,7 @@ lfg_fit_deserial(PG_FUNCTION_ARGS)
 	}
 	if (n < 0 || n > (int64) (buf.len - buf.cursor) / 20)
 		elog(ERROR, "invalid lfg_fit state");
-	Reserve(s, n);
+	Reserve(s, n, buf.len);
 	pq_copymsgbytes(&buf, (char *) s->user, n * sizeof(int64));
 	pq_copymsgbytes(&buf, (char *) s->item, n * sizeof(int64));
 	pq_copymsgbytes(&buf, (char *) s->rating, n * sizeof(float));
@@ -835,7 +878,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	LfgParseOptions(s->options, s->demo ? LFG_KIND_LFG : LFG_KIND_BIASSVD, &opts);
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
-	budget = (TrainBudget) {train, (Size) s->capacity * STATE_BYTES_PER_ROW, 0, false};
+	budget = (TrainBudget) {train, StateBytes(s), 0, false};
 	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
 		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, "to index its ratings");
 	MemoryContextSwitchTo(train);
