@@ -443,19 +443,34 @@ lfg_fit_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(s);
 }
 
+/*
+ * The training sorts (up to 4e9 rows) check for interrupts in their
+ * comparators: qsort here is PostgreSQL's pg_qsort, which sorts in place
+ * and holds nothing but its stack, so a cancel may leave it at any
+ * comparison (the rows are in the training context, freed by the abort).
+ * CHECK_FOR_INTERRUPTS is one load and branch when nothing is pending. The
+ * orders are total (equal rows are identical bytes: ratings of equal value
+ * are told apart by their bits, 0 from -0), so any sort algorithm gives the
+ * same rows and the model stays byte-identical.
+ */
 static int
 CompareRows(const void *a, const void *b)
 {
 	const FitRow *x = a,
 			   *y = b;
+	uint32		xb,
+				yb;
 
+	CHECK_FOR_INTERRUPTS();
 	if (x->user != y->user)
 		return x->user < y->user ? -1 : 1;
 	if (x->item != y->item)
 		return x->item < y->item ? -1 : 1;
 	if (x->rating != y->rating)
 		return x->rating < y->rating ? -1 : 1;
-	return 0;
+	memcpy(&xb, &x->rating, sizeof(xb));
+	memcpy(&yb, &y->rating, sizeof(yb));
+	return xb < yb ? -1 : xb > yb ? 1 : 0;
 }
 
 static int
@@ -464,8 +479,12 @@ CompareIds(const void *a, const void *b)
 	int64		x = *(const int64 *) a,
 				y = *(const int64 *) b;
 
+	CHECK_FOR_INTERRUPTS();
 	return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/* Rows between interrupt checks in the linear passes over all rows */
+#define ROWS_PER_CHECK (1 << 20)
 
 /* Raise the error for too many distinct ids */
 static void
@@ -490,8 +509,12 @@ DistinctItems(const FitState *s, int64 **out)
 	memcpy(d, s->item, n * sizeof(int64));
 	qsort(d, n, sizeof(int64), CompareIds);
 	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (m == 0 || d[m - 1] != d[j])
 			d[m++] = d[j];
+	}
 	CheckIdCount(m);
 	*out = d;
 	return (int32) m;
@@ -513,12 +536,20 @@ MapItems(const FitRow *rows, int64 n, const int64 *ids, int32 nids, int32 *out)
 		for (int32 j = 0; j < nids; j++)
 			table[(uint64) ids[j] - (uint64) ids[0]] = j;
 		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
 			out[j] = table[(uint64) rows[j].item - (uint64) ids[0]];
+		}
 		pfree(table);
 	}
 	else
 		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
 			out[j] = lfg_find_id(ids, nids, rows[j].item);
+		}
 }
 
 /* Training inputs built from the state: dense indexes in canonical order */
@@ -542,12 +573,17 @@ Densify(const FitState *s, DenseData *d)
 	int64		nu = 0;
 
 	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		rows[j] = (FitRow) {s->user[j], s->item[j], s->rating[j]};
+	}
 	qsort(rows, n, sizeof(FitRow), CompareRows);
-	CHECK_FOR_INTERRUPTS();
 	/* rows are sorted by user: users get dense indexes in one pass */
 	for (int64 j = 0; j < n; j++)
 	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (nu == 0 || uids[nu - 1] != rows[j].user)
 			uids[nu++] = rows[j].user;
 		u[j] = (int32) (nu - 1);
