@@ -243,6 +243,13 @@ InputDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, UserInput *
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("age must be a finite number"),
 					 errhint("Pass NULL for an unknown age.")));
+		/* as lfg_fit: a larger age (1e300 is infinite as a float) overflows the generator */
+		if (fabs(age) > 1e6)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("age %g is out of range", age),
+					 errdetail("Ages must be finite and at most 1000000 in absolute value."),
+					 errhint("Pass NULL for an unknown age.")));
 		in->net.age = (float) age;
 	}
 	if (m->mf.kind != LFG_KIND_LFG)
