@@ -75,17 +75,32 @@ LimitBytes(void)
 	return (Size) lfg_train_memory_limit * 1024 * 1024;
 }
 
+/* The step of lfg_fit that a memory limit error names */
+typedef enum BudgetStep
+{
+	BUDGET_COLLECT,				/* collecting the ratings */
+	BUDGET_INDEX,				/* sorting and indexing them */
+	BUDGET_TRAIN				/* training */
+} BudgetStep;
+
+static void BudgetError(Size need, BudgetStep step) pg_attribute_noreturn();
+
 /* Raise the limit's error for a need of need bytes */
 static void
-BudgetError(Size need, const char *what)
+BudgetError(Size need, BudgetStep step)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("lfg_fit needs more than lfg.train_memory_limit (%d MB) %s",
-					lfg_train_memory_limit, what),
-			 errdetail("At least %zu MB are needed.", need / (1024 * 1024) + 1),
+			 step == BUDGET_COLLECT ?
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to collect its ratings") :
+			 step == BUDGET_INDEX ?
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to index its ratings") :
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to train"),
+			 errdetail("The limit is %d MB; at least %zu MB are needed.",
+					   lfg_train_memory_limit, need / (1024 * 1024) + 1),
 			 errhint("Raise lfg.train_memory_limit (a superuser can SET it, or ALTER ROLE ... SET it "
 					 "for the training role), or train on fewer ratings, factors or hidden units.")));
+	pg_unreachable();
 }
 
 static Size
@@ -120,7 +135,7 @@ static void
 RaiseTrainError(const TrainBudget *b, const LfgError *err)
 {
 	if (b->refused)
-		BudgetError(b->peak, "to train");
+		BudgetError(b->peak, BUDGET_TRAIN);
 	LfgRaise(err);
 }
 
@@ -169,7 +184,7 @@ Reserve(FitState *s, int64 extra, Size held)
 		/* grow less when doubling would cross the limit but the need does not */
 		cap = Max(need, (int64) (room / STATE_BYTES_PER_ROW));
 		if ((Size) cap * STATE_BYTES_PER_ROW > room)
-			BudgetError((Size) need * STATE_BYTES_PER_ROW + held, "to collect its ratings");
+			BudgetError((Size) need * STATE_BYTES_PER_ROW + held, BUDGET_COLLECT);
 	}
 	if (s->user == NULL)
 	{
@@ -748,8 +763,9 @@ PrepareWarm(const LfgFitOptions *opts, const DenseData *d, WarmSetup *ws)
 	if (old->mf.k != k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot warm-start a model with %d factors from version %d of model \"%s\", which has %d",
-						k, ws->from->version, opts->warm_model, old->mf.k),
+				 errmsg("cannot warm-start from a model with another number of factors"),
+				 errdetail("The model being trained has %d factors; version %d of model \"%s\" has %d.",
+						   k, ws->from->version, opts->warm_model, old->mf.k),
 				 errhint("Train with \"factors\": %d, or without \"warm_start\".", old->mf.k)));
 	for (int32 u = 0; u < d->r.n_users; u++)
 		ws->users_known += (umap[u] = lfg_find_id(old->user_ids, old->mf.n_users, d->user_ids[u])) >= 0;
@@ -916,7 +932,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
 	budget = (TrainBudget) {train, StateBytes(s), 0, false};
 	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
-		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, "to index its ratings");
+		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
 	Densify(s, &d);
 	budget.peak = BudgetUsed(&budget);
