@@ -14,13 +14,29 @@ CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	$(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings security
+REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings security scroll hostile_model
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src
 # the SGD kernels need -O3 to vectorise (see src/core/lfg_blas.c)
 PG_CFLAGS = -O3
-SHLIB_LINK = -llapacke -lopenblas -lm
+# OpenBLAS's serial build where the system has one (Debian's
+# libopenblas0-serial, beside the default pthreads build, which starts a
+# thread pool in every process that loads it). Its libblas.so.3 and
+# liblapack.so.3 are linked too, ahead of LAPACKE: they and libopenblas.so.0
+# must all come from one build, and LAPACKE's own dependencies then resolve
+# to them. Elsewhere the default -lopenblas, whose pool
+# lfg_blas_single_thread shuts down.
+ifndef OPENBLAS_SERIAL_DIR
+OPENBLAS_SERIAL_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/$(shell cc -print-multiarch 2>/dev/null)/openblas-serial/libopenblas.so.0))))
+endif
+ifneq ($(OPENBLAS_SERIAL_DIR),)
+BLAS_LIBS = -L$(OPENBLAS_SERIAL_DIR) -Wl,--push-state,--no-as-needed -l:libopenblas.so.0 -l:libblas.so.3 \
+	-l:liblapack.so.3 -Wl,--pop-state,-rpath,$(OPENBLAS_SERIAL_DIR) -llapacke -lm
+else
+BLAS_LIBS = -llapacke -lopenblas -lm
+endif
+SHLIB_LINK = $(BLAS_LIBS)
 EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/.passed \
 	test/fuzz/fuzz_decode test/bench/serve_stages
 
@@ -37,14 +53,14 @@ $(OBJS): $(wildcard src/*.h src/core/*.h)
 UNIT_CC ?= cc
 UNIT_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror
 test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_core.c $(CORE_SRCS) -llapacke -lopenblas -lm
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_core.c $(CORE_SRCS) $(BLAS_LIBS)
 
 test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) $(BLAS_LIBS)
 
 # the portable build (no SIMD kernels: what a CPU other than x86-64 runs)
 test/unit/test_net_portable: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -DLFG_NO_SIMD -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
+	$(UNIT_CC) $(UNIT_CFLAGS) -DLFG_NO_SIMD -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) $(BLAS_LIBS)
 
 test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
@@ -62,12 +78,12 @@ unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) -llapacke -lopenblas -lm
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) $(BLAS_LIBS)
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
-		-Isrc/core -Itest/unit -o $@ test/fuzz/fuzz_decode.c $(CORE_SRCS) -llapacke -lopenblas -lm
+		-Isrc/core -Itest/unit -o $@ test/fuzz/fuzz_decode.c $(CORE_SRCS) $(BLAS_LIBS)
 
 .PHONY: fuzzcheck
 fuzzcheck: test/fuzz/fuzz_decode

@@ -20,7 +20,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+PGDLLEXPORT void _PG_init(void);
 
 char	   *lfg_default_model = NULL;
 double		lfg_foldin_reg = LFG_DEFAULT_FOLDIN_REG;
@@ -36,27 +36,27 @@ _PG_init(void)
 	lfg_blas_single_thread();
 
 	DefineCustomStringVariable("lfg.model",
-							   "Model used by lfg_recommend and friends when no model name is given.",
+							   "Sets the model used by lfg_recommend and friends when no model name is given.",
 							   "Empty: the only model name in lfg.models.",
 							   &lfg_default_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomRealVariable("lfg.foldin_reg",
-							 "Regularisation of the fold-in solve for new users.",
+							 "Sets the regularisation of the fold-in solve for new users.",
 							 "Weight of the penalty pulling the user vector toward zero (SVD, BiasSVD) "
 							 "or toward the generator's output (LFG). Range: 0.001 to 1000000.",
 							 &lfg_foldin_reg, LFG_DEFAULT_FOLDIN_REG, 0.001, 1e6, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("lfg.refine",
-							 "Refine an LFG model's generated user vector by the fold-in solve.",
+							 "Enables refining an LFG model's generated user vector by the fold-in solve.",
 							 "Off: the paper's one-pass generator alone.",
 							 &lfg_refine, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("lfg.cache_size_limit",
-							"Memory a backend may keep for decoded models.",
+							"Sets the memory a backend may keep for decoded models.",
 							"The least recently used models are dropped from the backend's cache "
 							"beyond it; a model that alone needs more is refused with an error.",
 							&lfg_cache_size_limit, 1024, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("lfg.train_memory_limit",
-							"Memory one lfg_fit may use for its ratings and its training.",
+							"Sets the memory one lfg_fit may use for its ratings and its training.",
 							"Training that would need more fails with an error instead of "
 							"exhausting the server's memory.",
 							&lfg_train_memory_limit, 2048, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,

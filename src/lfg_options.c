@@ -25,14 +25,42 @@
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
 	"pretrain_epochs, verbose, warm_start"
 
+/* The types an option value can be refused for (one full message each) */
+typedef enum OptionType
+{
+	OPT_NUMBER,
+	OPT_INTEGER,
+	OPT_BOOL,
+	OPT_STRING,
+	OPT_HIDDEN,
+	OPT_NUMBER_OR_AUTO
+} OptionType;
+
+/* What is wrong with a "warm_start" value */
+typedef enum WarmStartProblem
+{
+	WARM_NOT_OBJECT,
+	WARM_NO_MODEL,
+	WARM_OTHER_KEYS
+} WarmStartProblem;
+
+static void WrongType(const char *key, OptionType type) pg_attribute_noreturn();
+static void WarmStartError(WarmStartProblem problem) pg_attribute_noreturn();
+
 /* Raise the error for an option value of the wrong type */
 static void
-WrongType(const char *key, const char *what)
+WrongType(const char *key, OptionType type)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("option \"%s\" must be %s", key, what),
+			 type == OPT_NUMBER ? errmsg("option \"%s\" must be a number", key) :
+			 type == OPT_INTEGER ? errmsg("option \"%s\" must be an integer", key) :
+			 type == OPT_BOOL ? errmsg("option \"%s\" must be true or false", key) :
+			 type == OPT_STRING ? errmsg("option \"%s\" must be a string", key) :
+			 type == OPT_HIDDEN ? errmsg("option \"%s\" must be an array of two layer sizes, e.g. [256, 256]", key) :
+			 errmsg("option \"%s\" must be a number or \"auto\"", key),
 			 errhint("For example: '{\"factors\": 50, \"lr\": 0.01, \"kind\": \"svd\"}'.")));
+	pg_unreachable();
 }
 
 /* A JSON number as a double */
@@ -40,7 +68,7 @@ static double
 NumberValue(const char *key, JsonbValue *v)
 {
 	if (v->type != jbvNumeric)
-		WrongType(key, "a number");
+		WrongType(key, OPT_NUMBER);
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
@@ -53,12 +81,12 @@ IntegerValue(const char *key, JsonbValue *v, int64 min, int64 max)
 	long long	x;
 
 	if (v->type != jbvNumeric)
-		WrongType(key, "an integer");
+		WrongType(key, OPT_INTEGER);
 	s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	x = strtoll(s, &end, 10);
 	if (*end != '\0')
-		WrongType(key, "an integer");
+		WrongType(key, OPT_INTEGER);
 	if (errno == ERANGE || x < min || x > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -73,7 +101,7 @@ static bool
 BoolValue(const char *key, JsonbValue *v)
 {
 	if (v->type != jbvBool)
-		WrongType(key, "true or false");
+		WrongType(key, OPT_BOOL);
 	return v->val.boolean;
 }
 
@@ -82,7 +110,7 @@ static int
 ChoiceValue(const char *key, JsonbValue *v, const char *const *choices, const char *hint)
 {
 	if (v->type != jbvString)
-		WrongType(key, "a string");
+		WrongType(key, OPT_STRING);
 	for (int j = 0; choices[j] != NULL; j++)
 		if (strlen(choices[j]) == (size_t) v->val.string.len &&
 			memcmp(choices[j], v->val.string.val, v->val.string.len) == 0)
@@ -105,17 +133,17 @@ HiddenValue(JsonbValue *v, LfgNetOptions *net)
 	int			h[2] = {0, 0};
 
 	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+		WrongType("hidden", OPT_HIDDEN);
 	it = JsonbIteratorInit(v->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
 		if (tok == WJB_ELEM)
 		{
 			if (n >= 2)
-				WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+				WrongType("hidden", OPT_HIDDEN);
 			h[n++] = (int) IntegerValue("hidden", &e, 1, 4096);
 		}
 	if (n != 2)
-		WrongType("hidden", "an array of two layer sizes, e.g. [256, 256]");
+		WrongType("hidden", OPT_HIDDEN);
 	net->h1 = h[0];
 	net->h2 = h[1];
 }
@@ -177,7 +205,7 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
 			o->weight_decay = LFG_WEIGHT_DECAY_AUTO;
 		else if (v->type != jbvNumeric)
-			WrongType(key, "a number or \"auto\"");
+			WrongType(key, OPT_NUMBER_OR_AUTO);
 		else
 			o->weight_decay = NumberValue(key, v);
 	}
@@ -243,13 +271,16 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
  * model's metrics record it.
  */
 static void
-WarmStartError(const char *what)
+WarmStartError(WarmStartProblem problem)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("option \"warm_start\" must be %s", what),
+			 problem == WARM_NOT_OBJECT ? errmsg("option \"warm_start\" must be an object") :
+			 problem == WARM_NO_MODEL ? errmsg("option \"warm_start\" must be an object with the \"model\" name to start from") :
+			 errmsg("option \"warm_start\" must be an object with only \"model\" and \"version\""),
 			 errhint("For example: '{\"warm_start\": {\"model\": \"movies\", \"version\": 3}}'; "
 					 "without \"version\", the model's active version.")));
+	pg_unreachable();
 }
 
 static void
@@ -260,14 +291,14 @@ ReadWarmStart(JsonbValue *v, LfgFitOptions *opts)
 	JsonbContainer *c;
 
 	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		WarmStartError("an object");
+		WarmStartError(WARM_NOT_OBJECT);
 	c = v->val.binary.data;
 	m = getKeyJsonValueFromContainer(c, "model", 5, NULL);
 	ver = getKeyJsonValueFromContainer(c, "version", 7, NULL);
 	if (m == NULL || m->type != jbvString || m->val.string.len == 0)
-		WarmStartError("an object with the \"model\" name to start from");
+		WarmStartError(WARM_NO_MODEL);
 	if (JsonContainerSize(c) != (ver ? 2 : 1))
-		WarmStartError("an object with only \"model\" and \"version\"");
+		WarmStartError(WARM_OTHER_KEYS);
 	opts->warm_model = pnstrdup(m->val.string.val, m->val.string.len);
 	opts->warm_version = ver ? (int32) IntegerValue("warm_start.version", ver, 1, PG_INT32_MAX) : 0;
 }

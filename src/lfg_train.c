@@ -75,17 +75,32 @@ LimitBytes(void)
 	return (Size) lfg_train_memory_limit * 1024 * 1024;
 }
 
+/* The step of lfg_fit that a memory limit error names */
+typedef enum BudgetStep
+{
+	BUDGET_COLLECT,				/* collecting the ratings */
+	BUDGET_INDEX,				/* sorting and indexing them */
+	BUDGET_TRAIN				/* training */
+} BudgetStep;
+
+static void BudgetError(Size need, BudgetStep step) pg_attribute_noreturn();
+
 /* Raise the limit's error for a need of need bytes */
 static void
-BudgetError(Size need, const char *what)
+BudgetError(Size need, BudgetStep step)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("lfg_fit needs more than lfg.train_memory_limit (%d MB) %s",
-					lfg_train_memory_limit, what),
-			 errdetail("At least %zu MB are needed.", need / (1024 * 1024) + 1),
+			 step == BUDGET_COLLECT ?
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to collect its ratings") :
+			 step == BUDGET_INDEX ?
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to index its ratings") :
+			 errmsg("lfg_fit needs more memory than lfg.train_memory_limit to train"),
+			 errdetail("The limit is %d MB; at least %zu MB are needed.",
+					   lfg_train_memory_limit, need / (1024 * 1024) + 1),
 			 errhint("Raise lfg.train_memory_limit (a superuser can SET it, or ALTER ROLE ... SET it "
 					 "for the training role), or train on fewer ratings, factors or hidden units.")));
+	pg_unreachable();
 }
 
 static Size
@@ -120,7 +135,7 @@ static void
 RaiseTrainError(const TrainBudget *b, const LfgError *err)
 {
 	if (b->refused)
-		BudgetError(b->peak, "to train");
+		BudgetError(b->peak, BUDGET_TRAIN);
 	LfgRaise(err);
 }
 
@@ -133,12 +148,25 @@ NewState(MemoryContext cxt)
 	return s;
 }
 
-/* Make room for extra more rows; memory comes from the state's context */
+/* Bytes the rating arrays of a state hold */
+static Size
+StateBytes(const FitState *s)
+{
+	return (Size) s->capacity * STATE_BYTES_PER_ROW;
+}
+
+/*
+ * Make room for extra more rows; memory comes from the state's context.
+ * held: bytes the caller holds besides the state while it grows (the other
+ * state of a combine, the serialized state being read), which count
+ * against lfg.train_memory_limit too.
+ */
 static void
-Reserve(FitState *s, int64 extra)
+Reserve(FitState *s, int64 extra, Size held)
 {
 	int64		need = s->n + extra;
 	int64		cap = s->capacity;
+	Size		room = LimitBytes() > held ? LimitBytes() - held : 0;
 
 	if (need <= cap)
 		return;
@@ -151,12 +179,12 @@ Reserve(FitState *s, int64 extra)
 	cap = Max(cap, INITIAL_CAPACITY);
 	while (cap < need)
 		cap *= 2;
-	if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
+	if ((Size) cap * STATE_BYTES_PER_ROW > room)
 	{
 		/* grow less when doubling would cross the limit but the need does not */
-		cap = Max(need, (int64) (LimitBytes() / STATE_BYTES_PER_ROW));
-		if ((Size) cap * STATE_BYTES_PER_ROW > LimitBytes())
-			BudgetError((Size) need * STATE_BYTES_PER_ROW, "to collect its ratings");
+		cap = Max(need, (int64) (room / STATE_BYTES_PER_ROW));
+		if ((Size) cap * STATE_BYTES_PER_ROW > room)
+			BudgetError((Size) need * STATE_BYTES_PER_ROW + held, BUDGET_COLLECT);
 	}
 	if (s->user == NULL)
 	{
@@ -216,7 +244,7 @@ AddRating(FitState *s, int64 user, int64 item, float8 r)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("rating %.15g is out of range for lfg_fit", r),
 				 errhint("Ratings are stored as real; rescale them.")));
-	Reserve(s, 1);
+	Reserve(s, 1, 0);
 	s->user[s->n] = user;
 	s->item[s->n] = item;
 	s->rating[s->n] = (float) r;
@@ -290,7 +318,7 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 static void
 AppendState(FitState *dst, const FitState *src)
 {
-	Reserve(dst, src->n);
+	Reserve(dst, src->n, StateBytes(src));
 	memcpy(dst->user + dst->n, src->user, src->n * sizeof(int64));
 	memcpy(dst->item + dst->n, src->item, src->n * sizeof(int64));
 	memcpy(dst->rating + dst->n, src->rating, src->n * sizeof(float));
@@ -306,8 +334,31 @@ AppendState(FitState *dst, const FitState *src)
 		SetOptions(dst, (struct varlena *) src->options);
 }
 
+/* Free a state and all it holds (a combine's merged input) */
+static void
+FreeState(FitState *s)
+{
+	if (s->user != NULL)
+	{
+		pfree(s->user);
+		pfree(s->item);
+		pfree(s->rating);
+	}
+	if (s->options != NULL)
+		pfree(s->options);
+	if (s->demo != NULL)
+		LfgUserMapFree(s->demo);
+	pfree(s);
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_combine);
-/* lfg_fit combine: concatenate two partial states; either may be NULL */
+/*
+ * lfg_fit combine: concatenate two partial states; either may be NULL. The
+ * second is a state lfg_fit_deserial just built for this call, which nothing
+ * else refers to: the first call adopts it (it is in the aggregate context)
+ * rather than copying it, and later calls free it once merged, so the leader
+ * holds each worker's ratings once.
+ */
 Datum
 lfg_fit_combine(PG_FUNCTION_ARGS)
 {
@@ -318,10 +369,17 @@ lfg_fit_combine(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "lfg_fit_combine called in non-aggregate context");
 	if (PG_ARGISNULL(1))
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	}
 	b = (FitState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0) && GetMemoryChunkContext(b) == aggcxt)
+		PG_RETURN_POINTER(b);
 	a = PG_ARGISNULL(0) ? NewState(aggcxt) : (FitState *) PG_GETARG_POINTER(0);
 	AppendState(a, b);
+	FreeState(b);
 	PG_RETURN_POINTER(a);
 }
 
@@ -389,7 +447,7 @@ lfg_fit_deserial(PG_FUNCTION_ARGS)
 	}
 	if (n < 0 || n > (int64) (buf.len - buf.cursor) / 20)
 		elog(ERROR, "invalid lfg_fit state");
-	Reserve(s, n);
+	Reserve(s, n, buf.len);
 	pq_copymsgbytes(&buf, (char *) s->user, n * sizeof(int64));
 	pq_copymsgbytes(&buf, (char *) s->item, n * sizeof(int64));
 	pq_copymsgbytes(&buf, (char *) s->rating, n * sizeof(float));
@@ -400,19 +458,34 @@ lfg_fit_deserial(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(s);
 }
 
+/*
+ * The training sorts (up to 4e9 rows) check for interrupts in their
+ * comparators: qsort here is PostgreSQL's pg_qsort, which sorts in place
+ * and holds nothing but its stack, so a cancel may leave it at any
+ * comparison (the rows are in the training context, freed by the abort).
+ * CHECK_FOR_INTERRUPTS is one load and branch when nothing is pending. The
+ * orders are total (equal rows are identical bytes: ratings of equal value
+ * are told apart by their bits, 0 from -0), so any sort algorithm gives the
+ * same rows and the model stays byte-identical.
+ */
 static int
 CompareRows(const void *a, const void *b)
 {
 	const FitRow *x = a,
 			   *y = b;
+	uint32		xb,
+				yb;
 
+	CHECK_FOR_INTERRUPTS();
 	if (x->user != y->user)
 		return x->user < y->user ? -1 : 1;
 	if (x->item != y->item)
 		return x->item < y->item ? -1 : 1;
 	if (x->rating != y->rating)
 		return x->rating < y->rating ? -1 : 1;
-	return 0;
+	memcpy(&xb, &x->rating, sizeof(xb));
+	memcpy(&yb, &y->rating, sizeof(yb));
+	return xb < yb ? -1 : xb > yb ? 1 : 0;
 }
 
 static int
@@ -421,8 +494,12 @@ CompareIds(const void *a, const void *b)
 	int64		x = *(const int64 *) a,
 				y = *(const int64 *) b;
 
+	CHECK_FOR_INTERRUPTS();
 	return x < y ? -1 : x > y ? 1 : 0;
 }
+
+/* Rows between interrupt checks in the linear passes over all rows */
+#define ROWS_PER_CHECK (1 << 20)
 
 /* Raise the error for too many distinct ids */
 static void
@@ -447,8 +524,12 @@ DistinctItems(const FitState *s, int64 **out)
 	memcpy(d, s->item, n * sizeof(int64));
 	qsort(d, n, sizeof(int64), CompareIds);
 	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (m == 0 || d[m - 1] != d[j])
 			d[m++] = d[j];
+	}
 	CheckIdCount(m);
 	*out = d;
 	return (int32) m;
@@ -470,12 +551,20 @@ MapItems(const FitRow *rows, int64 n, const int64 *ids, int32 nids, int32 *out)
 		for (int32 j = 0; j < nids; j++)
 			table[(uint64) ids[j] - (uint64) ids[0]] = j;
 		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
 			out[j] = table[(uint64) rows[j].item - (uint64) ids[0]];
+		}
 		pfree(table);
 	}
 	else
 		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
 			out[j] = lfg_find_id(ids, nids, rows[j].item);
+		}
 }
 
 /* Training inputs built from the state: dense indexes in canonical order */
@@ -499,12 +588,17 @@ Densify(const FitState *s, DenseData *d)
 	int64		nu = 0;
 
 	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		rows[j] = (FitRow) {s->user[j], s->item[j], s->rating[j]};
+	}
 	qsort(rows, n, sizeof(FitRow), CompareRows);
-	CHECK_FOR_INTERRUPTS();
 	/* rows are sorted by user: users get dense indexes in one pass */
 	for (int64 j = 0; j < n; j++)
 	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (nu == 0 || uids[nu - 1] != rows[j].user)
 			uids[nu++] = rows[j].user;
 		u[j] = (int32) (nu - 1);
@@ -669,8 +763,9 @@ PrepareWarm(const LfgFitOptions *opts, const DenseData *d, WarmSetup *ws)
 	if (old->mf.k != k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot warm-start a model with %d factors from version %d of model \"%s\", which has %d",
-						k, ws->from->version, opts->warm_model, old->mf.k),
+				 errmsg("cannot warm-start from a model with another number of factors"),
+				 errdetail("The model being trained has %d factors; version %d of model \"%s\" has %d.",
+						   k, ws->from->version, opts->warm_model, old->mf.k),
 				 errhint("Train with \"factors\": %d, or without \"warm_start\".", old->mf.k)));
 	for (int32 u = 0; u < d->r.n_users; u++)
 		ws->users_known += (umap[u] = lfg_find_id(old->user_ids, old->mf.n_users, d->user_ids[u])) >= 0;
@@ -835,9 +930,9 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	LfgParseOptions(s->options, s->demo ? LFG_KIND_LFG : LFG_KIND_BIASSVD, &opts);
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
-	budget = (TrainBudget) {train, (Size) s->capacity * STATE_BYTES_PER_ROW, 0, false};
+	budget = (TrainBudget) {train, StateBytes(s), 0, false};
 	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
-		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, "to index its ratings");
+		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
 	Densify(s, &d);
 	budget.peak = BudgetUsed(&budget);

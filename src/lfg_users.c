@@ -135,6 +135,29 @@ LfgUserMapMerge(LfgUserMap *dst, const LfgUserMap *src)
 	pfree(jmap);
 }
 
+/* Free a vocabulary's strings and arrays */
+static void
+FreeVocab(LfgVocab *v)
+{
+	for (int32 j = 0; j < v->n; j++)
+		pfree(v->str[j]);
+	if (v->str != NULL)
+	{
+		pfree(v->str);
+		pfree(v->len);
+	}
+}
+
+/* Free a map and all it holds (a state the combine step merged) */
+void
+LfgUserMapFree(LfgUserMap *m)
+{
+	hash_destroy(m->users);
+	FreeVocab(&m->gender);
+	FreeVocab(&m->job);
+	pfree(m);
+}
+
 /* Serialized size of a vocabulary */
 static Size
 VocabSize(const LfgVocab *v)

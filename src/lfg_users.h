@@ -31,6 +31,7 @@ extern LfgUserMap *LfgUserMapCreate(MemoryContext cxt);
 extern void LfgUserMapAdd(LfgUserMap *m, int64 user, float age, const char *gender,
 						  int gender_len, const char *job, int job_len);
 extern void LfgUserMapMerge(LfgUserMap *dst, const LfgUserMap *src);
+extern void LfgUserMapFree(LfgUserMap *m);
 extern void LfgUserMapSerialize(const LfgUserMap *m, StringInfo buf);
 extern LfgUserMap *LfgUserMapDeserialize(MemoryContext cxt, StringInfo buf);
 extern Size LfgUserMapSerialSize(const LfgUserMap *m);

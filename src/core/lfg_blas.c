@@ -4,16 +4,36 @@
  *	  fast form for.
  */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <lapacke.h>
 
 #include "lfg_core.h"
 #include "lfg_blas.h"
 
-/* One BLAS thread per process: concurrency comes from backends */
+/*
+ * One BLAS thread per process: concurrency comes from backends and parallel
+ * workers. The Makefile links OpenBLAS's serial build where the system has
+ * one (Debian ships it beside the default pthreads build), which has no
+ * thread pool. A pthreads build (no serial one at build time, or another
+ * library of the process loaded it first) starts ncpu - 1 threads when it is
+ * loaded, before any of our code runs; openblas_set_num_threads(1) only
+ * stops giving them work, so end them with OpenBLAS's own shutdown (what its
+ * fork handler calls), looked up at run time since the serial build has
+ * none. The order matters: set_num_threads restarts a pool that was shut
+ * down. An OpenMP build starts no thread until a parallel call, which one
+ * thread never makes.
+ */
 void
 lfg_blas_single_thread(void)
 {
 	openblas_set_num_threads(1);
+	if (openblas_get_parallel() == 1)
+	{
+		int			(*shutdown) (void) = (int (*) (void)) dlsym(RTLD_DEFAULT, "blas_thread_shutdown_");
+
+		if (shutdown != NULL)
+			shutdown();
+	}
 }
 
 /* x . y */

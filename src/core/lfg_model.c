@@ -6,9 +6,11 @@
  *	 header (64 bytes) | section table (24 bytes each) | sections, each at an
  *	 8-byte aligned offset | CRC32C of everything before it (4 bytes)
  * The decoder checks, in this order: the magic, the byte-order marker, the
- * total length, the CRC, the format version, then every dimension, offset
- * and length before it reads a section, and finally the contents (sorted
- * ids, finite floats). It never reads outside [buf, buf + len).
+ * total length, the CRC, the format version, the flags and reserved fields
+ * (zero in version 1: a later writer's flag is refused, not misread), then
+ * every dimension, offset and length before it reads a section, and finally
+ * the contents (sorted ids, finite floats). It never reads outside
+ * [buf, buf + len).
  */
 #include <math.h>
 #include <string.h>
@@ -317,6 +319,10 @@ decode_gen_config(const uint8_t *p, LfgModel *out, LfgError *err)
 		g.channels != (g.input == LFG_INPUT_CENTERED ? 2 : 1) ||
 		!isfinite(g.age_mean) || !(g.age_std > 0.0f) || !isfinite(g.age_std))
 		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad generator configuration");
+	if (g.reserved[0] != 0 || g.reserved[1] != 0 || g.reserved[2] != 0)
+		return lfg_error(err, LFG_EFORMAT,
+						 "A newer lfg may have written this model: upgrade the extension to read it.",
+						 "invalid lfg model: reserved generator configuration fields are not zero");
 	net->gen = (LfgGenConfig) {out->mf.n_items, g.n_dense, g.h1, g.h2, out->mf.k, g.channels,
 	g.batchnorm, g.leaky_slope, g.dropout};
 	if ((st = lfg_gen_config_check(&net->gen, err)) != LFG_OK)
@@ -360,6 +366,10 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			e[j].offset > body_end || e[j].length > body_end - e[j].offset ||
 			(j > 0 && e[j].offset < e[j - 1].offset + e[j - 1].length))
 			return lfg_error(err, LFG_EFORMAT, NULL, "model section %u lies outside the model", j);
+		if (e[j].reserved != 0)
+			return lfg_error(err, LFG_EFORMAT,
+							 "A newer lfg may have written this model: upgrade the extension to read it.",
+							 "invalid lfg model: reserved field of section %u is not zero", j);
 	}
 	/* an lfg model's layout depends on its generator configuration (section 6) */
 	if (out->mf.kind == LFG_KIND_LFG)
@@ -495,6 +505,7 @@ lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc, LfgModel *out,
 				 LfgError *err)
 {
 	static const char *hint = "The bytes are not an lfg model: store only values returned by lfg_fit.";
+	static const char *newer_hint = "A newer lfg may have written this model: upgrade the extension to read it.";
 	ModelHeader h;
 	uint32_t	stored,
 				actual;
@@ -530,6 +541,13 @@ lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc, LfgModel *out,
 		return lfg_error(err, LFG_EFORMAT, "Upgrade the lfg extension to read this model.",
 						 "unsupported lfg model format version %u (this build reads version %d)",
 						 h.version, LFG_MODEL_VERSION);
+	/* version 1 defines no flag and writes zeros in the reserved fields */
+	if (h.flags != 0)
+		return lfg_error(err, LFG_EFORMAT, newer_hint,
+						 "invalid lfg model: unknown flags 0x%08x", h.flags);
+	if (h.reserved1 != 0 || h.reserved2 != 0)
+		return lfg_error(err, LFG_EFORMAT, newer_hint,
+						 "invalid lfg model: reserved header fields are not zero");
 	if ((st = check_dims(h.kind, h.n_users, h.n_items, h.k, err)) != LFG_OK)
 		return st;
 	if (!isfinite(h.mu) || !isfinite(h.rating_min) || !isfinite(h.rating_max) ||

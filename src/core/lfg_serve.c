@@ -120,26 +120,54 @@ fold_in(const LfgMfParams *mf, const LfgNetUser *u, double reg, const float *pri
 	return LFG_OK;
 }
 
+/*
+ * A user vector that overflowed (an extreme age through the generator, a
+ * near-singular solve) is an error: the SIMD scoring kernels would clip a
+ * NaN score to the minimum and the scalar path keep it, so the answer would
+ * depend on the CPU.
+ */
+static LfgStatus
+check_finite(const float *x, int32_t n, LfgError *err)
+{
+	for (int32_t j = 0; j < n; j++)
+		if (!isfinite(x[j]))
+		{
+			lfg_error(err, LFG_EDATA,
+					  "Pass ratings and an age like those the model was trained on, or raise "
+					  "lfg.foldin_reg; a model that overflows on ordinary input needs retraining.",
+					  "the new user's vector is not finite");
+			lfg_error_detail(err, "Component %d of %d is %g.", j, n, (double) x[j]);
+			return LFG_EDATA;
+		}
+	return LFG_OK;
+}
+
 /* See lfg_serve.h */
 LfgStatus
 lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 				LfgServeScratch *s, float *x, LfgError *err)
 {
 	int32_t		k = m->mf.k;
+	LfgStatus	st;
 
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
 	if (!(reg > 0.0) || !isfinite(reg))
 		return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
 	if (m->mf.kind != LFG_KIND_LFG)
-		return fold_in(&m->mf, u, reg, NULL, s, x, err);
-	lfg_net_generate(&m->net, &m->mf, u, &s->net, s->prior, &s->prior[k]);
-	if (!refine || u->n == 0)
+		st = fold_in(&m->mf, u, reg, NULL, s, x, err);
+	else
 	{
-		memcpy(x, s->prior, ((size_t) k + 1) * sizeof(float));
-		return LFG_OK;
+		lfg_net_generate(&m->net, &m->mf, u, &s->net, s->prior, &s->prior[k]);
+		if (!refine || u->n == 0)
+		{
+			memcpy(x, s->prior, ((size_t) k + 1) * sizeof(float));
+			st = LFG_OK;
+		}
+		else
+			st = fold_in(&m->mf, u, reg, s->prior, s, x, err);
 	}
-	return fold_in(&m->mf, u, reg, s->prior, s, x, err);
+	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
 }
 
 /* Clip to the training rating range */

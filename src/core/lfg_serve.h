@@ -32,6 +32,7 @@ extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const L
  * ratings of known items and demographics. svd and biassvd: ridge fold-in
  * with Q and b_i fixed, regularised toward zero with weight reg. lfg: the
  * generator's output; with refine, the same solve regularised toward it.
+ * LFG_EDATA when a component of x is not finite.
  */
 extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg,
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);

@@ -303,6 +303,62 @@ test_codec_corruption(void)
 	free(buf);
 }
 
+/* Store the CRC32C of buf's contents in its last 4 bytes */
+static void
+reseal(uint8_t *buf, size_t len)
+{
+	uint32_t	c = crc32c_ref(buf, len - 4);
+
+	memcpy(buf + len - 4, &c, 4);
+}
+
+/*
+ * Flags and reserved fields are zero in version 1: a non-zero one (a later
+ * writer's flag) is refused even behind a valid CRC, and a model with
+ * zeros there (any version-1 writer's) still decodes.
+ */
+static void
+test_codec_reserved(void)
+{
+	static const struct
+	{
+		size_t		off;
+		uint8_t		bit;
+		const char *msg;
+	}			cases[] = {
+		{36, 0x01, "unknown flags 0x00000001"},
+		{39, 0x80, "unknown flags 0x80000000"},
+		{52, 0x01, "reserved header fields"},
+		{56, 0x01, "reserved header fields"},
+		{63, 0x80, "reserved header fields"},
+		{64 + 4, 0x01, "reserved field of section 0"},
+		{64 + 7 * 24 + 7, 0x80, "reserved field of section 7"},
+	};
+	Fixture		f;
+	LfgModel	d;
+	LfgError	err;
+	uint8_t    *buf;
+
+	build_fixture(&f, LFG_KIND_BIASSVD, 4, 2, 5, 12, 9, 40);
+	buf = aligned_alloc(8, (f.size + 7) & ~(size_t) 7);
+	memcpy(buf, f.bytes, f.size);
+	reseal(buf, f.size);
+	CHECK(lfg_model_decode(buf, f.size, crc32c_ref, &d, &err) == LFG_OK, "resealed model decodes");
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		LfgStatus	st;
+
+		memcpy(buf, f.bytes, f.size);
+		CHECK(buf[cases[c].off] == 0, "byte %zu is zero as written", cases[c].off);
+		buf[cases[c].off] = cases[c].bit;
+		reseal(buf, f.size);
+		st = lfg_model_decode(buf, f.size, crc32c_ref, &d, &err);
+		CHECK(st == LFG_EFORMAT && strstr(err.msg, cases[c].msg) != NULL && err.hint[0] != '\0',
+			  "byte %zu = 0x%02x refused: %s", cases[c].off, cases[c].bit, err.msg);
+	}
+	free(buf);
+}
+
 static void
 test_synth(void)
 {
@@ -416,5 +472,6 @@ main(void)
 	test_codec_roundtrip(LFG_KIND_SVD);
 	test_codec_roundtrip(LFG_KIND_BIASSVD);
 	test_codec_corruption();
+	test_codec_reserved();
 	return report_results();
 }

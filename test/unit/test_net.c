@@ -495,6 +495,29 @@ test_serving(void)
 		CHECK(ok, "top 4 are the best 4 in order, ties by index");
 		CHECK(lfg_top_k(scores, NI, NI, heap) == NI - 1, "k above the catalogue returns every non-excluded item");
 	}
+	/* a user vector that is not finite is an error (before any scoring kernel runs) */
+	{
+		LfgNetUser	u;
+
+		items[0] = 2;
+		items[1] = 7;
+		ratings[0] = 4.0f;
+		ratings[1] = NAN;
+		for (int n = 2; n <= 2 * (K + 1); n += 2 * (K + 1) - 2)	/* dual, then primal form */
+		{
+			for (int e = 2; e < n; e++)
+			{
+				items[e] = e;
+				ratings[e] = 3.0f;
+			}
+			u = (LfgNetUser) {n, items, ratings, NAN, -1, -1};
+			CHECK(lfg_user_vector(&m, &u, 2.0, true, &s, x, &err) == LFG_EDATA &&
+				  strstr(err.msg, "not finite") != NULL && err.hint[0] != '\0',
+				  "fold-in (%d ratings) to a vector that is not finite is refused: %s", n, err.msg);
+		}
+		ratings[1] = 2.0f;
+		CHECK(lfg_user_vector(&m, &u, 2.0, true, &s, x, &err) == LFG_OK, "finite again: %s", err.msg);
+	}
 }
 
 static const float *exact_for_cmp;
@@ -791,6 +814,34 @@ test_warm_start(void)
 		  "warm LFG starts from the earlier generator (layer 2 diff %g, known items' rows %g)", w2diff, w1diff);
 	no.h1 = 20;
 	CHECK(!lfg_net_warm_compatible(&net, &no), "other hidden sizes are not compatible");
+
+	/* serving the first model: a user vector that is not finite is an error */
+	{
+		LfgModel	lm;
+		LfgServeScratch ls;
+		float		lx[6 + 1],
+					rt[2] = {4.0f, 2.0f};
+		int32_t		it[2] = {1, 2};
+		LfgNetUser	nu = {2, it, rt, 30.0f, 1, 2};
+		float	   *theta = malloc(net.layout.total * sizeof(float));
+
+		memset(&lm, 0, sizeof(lm));
+		lm.mf = lmf;
+		lm.net = net;
+		CHECK(lfg_serve_scratch_alloc(&lm, 2, &A, &ls, &err) == LFG_OK, "lfg serve scratch");
+		CHECK(lfg_user_vector(&lm, &nu, 5.0, false, &ls, lx, &err) == LFG_OK &&
+			  lfg_user_vector(&lm, &nu, 5.0, true, &ls, lx, &err) == LFG_OK, "lfg user vector: %s", err.msg);
+		rt[1] = NAN;
+		CHECK(lfg_user_vector(&lm, &nu, 5.0, true, &ls, lx, &err) == LFG_EDATA,
+			  "a refined generator output that is not finite is refused");
+		rt[1] = 2.0f;
+		memcpy(theta, net.theta, net.layout.total * sizeof(float));
+		theta[net.layout.b3] = NAN; /* tanh(NaN): the generator's own output */
+		lm.net.theta = theta;
+		CHECK(lfg_user_vector(&lm, &nu, 5.0, false, &ls, lx, &err) == LFG_EDATA,
+			  "a generator output that is not finite is refused");
+		free(theta);
+	}
 }
 
 int
