@@ -199,7 +199,7 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 	if (isnull)
 		f.include = NULL;
 	top = palloc(sizeof(LfgScored) * Min(k, mf->n_items));
-	if (lfg_known_top_k(mf, c->scorer.qnorm_max, c->scorer.bi_max, c->x, &f, k, c->topk.scores,
+	if (lfg_known_top_k(mf, &c->scorer, c->x, &f, k, c->topk.scores,
 						&alloc, top, &found, &err) != LFG_OK)
 		LfgRaise(&err);
 	PutRows(fcinfo, "lfg_recommend_user", c, top, found, true);

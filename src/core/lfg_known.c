@@ -5,9 +5,11 @@
  *
  * Known users are ranked by the raw (unclipped) score in the arithmetic of
  * lfg_mf_predict (float dot product by lfg_dot, biases added in double),
- * so that the reported score, clipped, is lfg_predict's bit for bit. A
- * scan of the catalogue by one sgemv is within a bound of those scores
- * (below); the few items the bound cannot rule out are rescored exactly.
+ * so that the reported score, clipped, is lfg_predict's bit for bit. The
+ * approximate scores of the cached model's scorer (int8 or half precision
+ * panels, or one sgemv: lfg_serve.c) are within a proven bound of those
+ * scores (below); the few items the bound cannot rule out are rescored
+ * exactly.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -137,28 +139,26 @@ finite_vector(const float *x, int32_t d)
 }
 
 /*
- * A bound on |approx_i - raw_i| for every item: the sgemv's dot product
- * and lfg_dot's are two float evaluations of the same sum, each within
- * gamma sum_f |x_f q_if| <= gamma ||x|| ||q_i|| of the exact one (any order
- * of summation, with or without FMA; gamma = (k + 4) 2^-24 covers k
- * products and k - 1 additions). The biases are added in double in both;
- * approx then rounds once more to float (2^-24 of the total magnitude,
- * taken twice for the double additions). 2^-100 covers underflow.
- * Doubled for safety.
+ * A bound on |clip(approx_i) - clip(raw_i)| for every item: the scorer's
+ * proven bound on |lfg_score_all - lfg_score_one| (lfg_serve.c, whatever
+ * form the scorer uses: sgemv, half or int8 panels), plus the difference
+ * between lfg_score_one, which adds the biases in float (three roundings
+ * of at most 2^-24 of the total magnitude each), and lfg_known_raw, which
+ * adds them in double. Clipping only shrinks differences. 2^-100 covers
+ * underflow; the second term is doubled for safety.
  */
 static double
-scan_bound(const LfgMfParams *mf, double qnorm_max, double bi_max, const float *x)
+scan_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x)
 {
 	double		x2 = 0.0,
-				gamma = (mf->k + 4) * ldexp(1.0, -24),
-				dot_max,
 				total;
 
 	for (int32_t f = 0; f < mf->k; f++)
 		x2 += (double) x[f] * x[f];
-	dot_max = sqrt(x2) * qnorm_max;
-	total = dot_max + (mf->bi != NULL ? fabs(mf->mu) + fabs(x[mf->k]) + bi_max : 0.0);
-	return 2.0 * (2.0 * gamma * dot_max + ldexp(1.0, -23) * total + ldexp(1.0, -100));
+	total = sqrt(x2) * sc->qnorm_max +
+		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[mf->k]) + sc->bi_max : 0.0);
+	return lfg_score_error_bound(mf, sc, x, -1) + 2.0 * 4.0 * ldexp(1.0, -24) * total +
+		ldexp(1.0, -100);
 }
 
 /* A short include list: score its allowed items exactly, each once */
@@ -189,9 +189,15 @@ top_k_listed(const LfgMfParams *mf, const float *x, const LfgItemFilter *f, int3
 	return LFG_OK;
 }
 
+static inline float
+clip_float(const LfgMfParams *mf, float v)
+{
+	return v < mf->rating_min ? mf->rating_min : v > mf->rating_max ? mf->rating_max : v;
+}
+
 /* See lfg_known.h */
 LfgStatus
-lfg_known_top_k(const LfgMfParams *mf, double qnorm_max, double bi_max, const float *x,
+lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 				const LfgItemFilter *f, int32_t k, float *approx, const LfgAllocator *a,
 				LfgScored *out, int32_t *found, LfgError *err)
 {
@@ -201,7 +207,7 @@ lfg_known_top_k(const LfgMfParams *mf, double qnorm_max, double bi_max, const fl
 				top;
 	int32_t    *heap;
 	double		bound,
-				thr;
+				floor_score;
 	LfgScored  *c;
 
 	*found = 0;
@@ -213,15 +219,10 @@ lfg_known_top_k(const LfgMfParams *mf, double qnorm_max, double bi_max, const fl
 	if (f->include != NULL && (int64_t) f->n_include * 8 <= n)
 		return top_k_listed(mf, x, f, k, a, out, found, err);
 
-	/* approximate raw scores of the catalogue: one sgemv, biases in double */
-	lfg_gemv(0, n, mf->k, 1.0f, mf->Q, mf->k, x, 0.0f, approx);
-	if (mf->bi != NULL)
-	{
-		double		base = (double) mf->mu + x[mf->k];
-
-		for (int32_t i = 0; i < n; i++)
-			approx[i] = (float) ((double) approx[i] + base + mf->bi[i]);
-	}
+	/* approximate clipped scores of the catalogue (clipped again: either form) */
+	lfg_score_all(mf, sc, x, approx);
+	for (int32_t i = 0; i < n; i++)
+		approx[i] = clip_float(mf, approx[i]);
 	if (f->include != NULL)
 	{
 		uint8_t    *mask = allowed_mask(f, n, -1, a);
@@ -237,27 +238,30 @@ lfg_known_top_k(const LfgMfParams *mf, double qnorm_max, double bi_max, const fl
 		approx[f->exclude[j]] = -INFINITY;
 
 	/*
-	 * The k approximately best each have a raw score of at least their
-	 * approximate one less the bound, so the exact k-th best has too; an
-	 * item of the exact top k then has an approximate score of at least
-	 * the k-th approximate one less twice the bound.
+	 * With c_i = clip(raw_i) and B the bound, each of the k approximately
+	 * best has c >= its approximate score less B >= L, the smallest of
+	 * those; where L is above the rating range's minimum, c >= L means raw
+	 * >= L, so the exact k-th best raw score is at least L, and an item of
+	 * the exact top k has c >= L (L is at most the maximum) and so an
+	 * approximate score of at least L - B. Those candidates are rescored
+	 * exactly and sorted by raw score.
 	 */
 	kk = k < n ? k : n;
 	heap = lfg_alloc_array(a, (size_t) kk, sizeof(int32_t));
 	if (heap == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for a top k");
 	top = lfg_top_k(approx, n, kk, heap);
-	bound = scan_bound(mf, qnorm_max, bi_max, x);
-	thr = top < kk ? -INFINITY : (double) approx[heap[kk - 1]] - 2.0 * bound;
+	bound = scan_bound(mf, sc, x);
+	floor_score = top < kk ? -INFINITY : (double) approx[heap[kk - 1]] - 2.0 * bound;
 	lfg_free(a, heap);
 	for (int32_t i = 0; i < n; i++)
-		nc += approx[i] != -INFINITY && (double) approx[i] >= thr;
+		nc += approx[i] != -INFINITY && (double) approx[i] >= floor_score;
 	c = lfg_alloc_array(a, (size_t) nc + 1, sizeof(LfgScored));
 	if (c == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for a top k");
 	nc = 0;
 	for (int32_t i = 0; i < n; i++)
-		if (approx[i] != -INFINITY && (double) approx[i] >= thr)
+		if (approx[i] != -INFINITY && (double) approx[i] >= floor_score)
 		{
 			c[nc].item = i;
 			c[nc++].score = lfg_known_raw(mf, x, i);

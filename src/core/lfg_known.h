@@ -8,6 +8,7 @@
 #define LFG_KNOWN_H
 
 #include "lfg_mf.h"
+#include "lfg_serve.h"
 
 /* An item (dense index) and its score */
 typedef struct LfgScored
@@ -48,15 +49,14 @@ extern double lfg_known_clip(const LfgMfParams *mf, double raw);
 /*
  * The k items of best raw score for x among those the filter allows, best
  * first, ties by smaller index: exactly the answer of scoring each allowed
- * item with lfg_known_raw and sorting. A long include list or none: one
- * sgemv gives approximate scores of the catalogue, within a proven bound
- * of the exact ones, and only the items the bound cannot rule out are
- * rescored exactly. A short include list: only its items are scored.
- * qnorm_max and bi_max are max_i ||q_i|| and max_i |b_i| (LfgScorer);
- * approx holds n_items floats. out holds min(k, n_items) entries; returns
- * how many were written.
+ * item with lfg_known_raw and sorting. A long include list or none: the
+ * scorer (lfg_scorer_init: panels or sgemv) gives approximate scores of
+ * the catalogue, within a proven bound of the exact ones, and only the
+ * items the bound cannot rule out are rescored exactly. A short include
+ * list: only its items are scored. approx holds n_items floats. out holds
+ * min(k, n_items) entries; *found is how many were written.
  */
-extern LfgStatus lfg_known_top_k(const LfgMfParams *mf, double qnorm_max, double bi_max,
+extern LfgStatus lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc,
 								 const float *x, const LfgItemFilter *f, int32_t k,
 								 float *approx, const LfgAllocator *a, LfgScored *out,
 								 int32_t *found, LfgError *err);
