@@ -22,7 +22,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -O3
 SHLIB_LINK = -llapacke -lopenblas -lm
 EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/.passed \
-	test/fuzz/fuzz_decode test/bench/serve_stages
+	test/fuzz/fuzz_decode test/bench/serve_stages test/bench/batch_compute
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -68,6 +68,10 @@ unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable te
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+# Batch compute floor (test/bench/batch.sh runs it on its models).
+test/bench/batch_compute: test/bench/batch_compute.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/batch_compute.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h
