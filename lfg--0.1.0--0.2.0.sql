@@ -410,3 +410,14 @@ AS 'MODULE_PATHNAME', 'lfg_explain'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 20;
 COMMENT ON FUNCTION @extschema@.lfg_explain(text, jsonb, double precision, text, text, bigint) IS
 'each rated item''s exact share of a new user''s unclipped score of item_id, and one row (NULL rated_item_id) for the rest';
+
+-- lfg_recommend with filters: exclude (no default, so that the calls of the
+-- 0.1.0 form keep resolving to it) and an include candidate list
+CREATE FUNCTION @extschema@.lfg_recommend(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text, k integer, exclude bigint[],
+	include bigint[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_filtered'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer, bigint[], bigint[]) IS
+'top k items for a new user, never an item of exclude, only items of include when it is not NULL';

@@ -169,6 +169,25 @@ SELECT * FROM lfg_explain('kn_bias', '{"4": 9}', NULL, NULL, NULL, 7);
 SELECT * FROM lfg_explain('kn_lfg', '{"4": 5}', 'Infinity', NULL, NULL, 7);
 SELECT count(*) AS in_select_list FROM (SELECT lfg_explain('kn_bias', '{"4": 5}', NULL, NULL, NULL, 7)) s;
 
+-- lfg_recommend (new users) with the filters: without them, lfg_recommend's
+-- answer; exclude and include as filters of its whole-catalogue answer
+SELECT m,
+       (SELECT array_agg(item_id || ':' || score) FROM lfg_recommend(m, nu.ratings, nu.age, nu.gender, nu.job, 8, NULL)) =
+       (SELECT array_agg(item_id || ':' || score) FROM lfg_recommend(m, nu.ratings, nu.age, nu.gender, nu.job, 8)) AS unfiltered_same,
+       (SELECT array_agg(item_id || ':' || score) FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 5, ARRAY[3, 4, 4, 99999])) =
+       (SELECT array_agg(item_id || ':' || score) FROM (SELECT * FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 60)
+                                                        WHERE item_id NOT IN (3, 4) LIMIT 5) s) AS excluded,
+       (SELECT array_agg(item_id || ':' || score) FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 3, NULL, ARRAY[2, 5, 6, 6, 40, 41])) =
+       (SELECT array_agg(item_id || ':' || score) FROM (SELECT * FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 60)
+                                                        WHERE item_id IN (5, 6, 40, 41) LIMIT 3) s) AS short_include,
+       (SELECT array_agg(item_id || ':' || score) FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 4, ARRAY[10],
+                                                                      ARRAY(SELECT generate_series(1, 45)::bigint))) =
+       (SELECT array_agg(item_id || ':' || score) FROM (SELECT * FROM lfg_recommend(m, '{"1": 5, "2": 2}', 30, 'M', 'artist', 60)
+                                                        WHERE item_id <= 45 AND item_id <> 10 LIMIT 4) s) AS long_include
+  FROM kinds, nu ORDER BY m;
+SELECT count(*) AS n FROM lfg_recommend('kn_bias', '{}', NULL, NULL, NULL, 5, '{}', '{}');
+SELECT * FROM lfg_recommend('kn_bias', '{}', NULL, NULL, NULL, 5, ARRAY[NULL::bigint]);
+SELECT * FROM lfg_recommend('kn_bias', '{}', NULL, NULL, NULL, 0, NULL);
 SELECT pg_temp.sqlstate($$SELECT * FROM lfg_recommend_user('kn_bias', 190)$$) AS unknown_user,
        pg_temp.sqlstate($$SELECT * FROM lfg_recommend_user('kn_bias', 3, 0)$$) AS zero_k,
        pg_temp.sqlstate($$SELECT * FROM lfg_recommend_user('kn_bias', 3, 100001)$$) AS big_k,

@@ -64,15 +64,15 @@ KnownModel(FunctionCallInfo fcinfo)
 /*
  * The dense indexes of the item ids in argument a (a bigint[]; NULL: none,
  * *isnull set), unknown ids left out, with room for extra more. name
- * names the argument in errors.
+ * names the argument in errors. An array without NULLs (the usual case)
+ * is read in place.
  */
 static int32 *
 ItemIndexArg(FunctionCallInfo fcinfo, const LfgCachedModel *c, int a, const char *name,
 			 int32 extra, int32 *n, bool *isnull)
 {
 	ArrayType  *arr;
-	Datum	   *d;
-	bool	   *nulls;
+	const int64 *ids;
 	int			nd;
 	int32	   *out;
 
@@ -85,19 +85,27 @@ ItemIndexArg(FunctionCallInfo fcinfo, const LfgCachedModel *c, int a, const char
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("%s must be a one-dimensional array", name)));
-	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, &nd);
+	Assert(ARR_ELEMTYPE(arr) == INT8OID);
+	nd = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	if (ARR_HASNULL(arr))
+	{
+		bits8	   *bitmap = ARR_NULLBITMAP(arr);
+
+		for (int j = 0; j < nd; j++)
+			if (!(bitmap[j / 8] & (1 << (j % 8))))
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s must not contain NULL", name),
+						 errdetail("Element %d is NULL.", j + 1),
+						 errhint("Remove the NULL elements, e.g. with array_remove(%s, NULL).", name)));
+	}
+	/* no NULLs: the int8 elements are contiguous and aligned */
+	ids = (const int64 *) ARR_DATA_PTR(arr);
 	out = palloc(sizeof(int32) * ((Size) nd + Max(extra, 1)));
 	for (int j = 0; j < nd; j++)
 	{
-		int32		i;
+		int32		i = lfg_id_index_find(&c->items, ids[j]);
 
-		if (nulls[j])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain NULL", name),
-					 errdetail("Element %d is NULL.", j + 1),
-					 errhint("Remove the NULL elements, e.g. with array_remove(%s, NULL).", name)));
-		i = lfg_id_index_find(&c->items, DatumGetInt64(d[j]));
 		if (i >= 0)
 			out[(*n)++] = i;
 	}
@@ -365,5 +373,128 @@ lfg_explain(PG_FUNCTION_ARGS)
 	nulls[0] = nulls[1] = true;
 	values[2] = Float8GetDatum(base);
 	tuplestore_putvalues(ts, tupdesc, values, nulls);
+	return (Datum) 0;
+}
+
+/* Ascending int32 */
+static int
+CompareInt32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * A new user's top k among a short include list: each allowed candidate
+ * scored by lfg_score_one and the best kept, ties by the smaller index,
+ * which is lfg_recommend_top_k's answer restricted to the list. Writes
+ * c->top_items and c->top_scores; returns how many.
+ */
+static int32
+RecommendListed(LfgCachedModel *c, const LfgItemFilter *f, int32 k)
+{
+	const LfgMfParams *mf = &c->model.mf;
+	int32	   *cand = palloc(sizeof(int32) * Max(f->n_include, 1));
+	int32	   *excl = palloc(sizeof(int32) * Max(f->n_exclude, 1));
+	float	   *scores = palloc(sizeof(float) * Max(f->n_include, 1));
+	int32	   *heap = palloc(sizeof(int32) * Max(k, 1));
+	int32		nc = 0,
+				found;
+
+	memcpy(cand, f->include, sizeof(int32) * f->n_include);
+	memcpy(excl, f->exclude, sizeof(int32) * f->n_exclude);
+	qsort(cand, f->n_include, sizeof(int32), CompareInt32);
+	qsort(excl, f->n_exclude, sizeof(int32), CompareInt32);
+	for (int32 j = 0, e = 0; j < f->n_include; j++)
+	{
+		if (nc > 0 && cand[nc - 1] == cand[j])
+			continue;			/* repeated */
+		while (e < f->n_exclude && excl[e] < cand[j])
+			e++;
+		if (e < f->n_exclude && excl[e] == cand[j])
+			continue;
+		cand[nc] = cand[j];
+		scores[nc++] = (float) lfg_score_one(mf, c->x, cand[j]);
+	}
+	found = lfg_top_k(scores, nc, Min(k, nc), heap);
+	for (int32 j = 0; j < found; j++)
+	{
+		c->top_items[j] = cand[heap[j]];
+		c->top_scores[j] = scores[heap[j]];
+	}
+	return found;
+}
+
+PG_FUNCTION_INFO_V1(lfg_recommend_filtered);
+/*
+ * lfg_recommend(model_name, user_ratings, age, gender, job, k, exclude,
+ * include): lfg_recommend with the exclude and include filters. Without
+ * them it is lfg_recommend's answer; a long include list excludes the
+ * rest of the catalogue from lfg_recommend_top_k's scan, a short one is
+ * scored alone.
+ */
+Datum
+lfg_recommend_filtered(PG_FUNCTION_ARGS)
+{
+	LfgCachedModel *c = KnownModel(fcinfo);
+	const LfgMfParams *mf = &c->model.mf;
+	int32		k = LfgArgK(fcinfo, 5);
+	LfgNetUser	in;
+	LfgServeScratch *s;
+	LfgItemFilter f = {0};
+	LfgError	err;
+	TupleDesc	tupdesc;
+	Tuplestorestate *ts;
+	int32	   *exclude;
+	int32		found;
+	bool		isnull;
+
+	switch (KnownForm(c, "lfg_recommend"))
+	{
+		case KNOWN_FACTORS:
+			break;
+	}
+	LfgUserInput(fcinfo, c, 1, 2, &in);
+	ts = LfgBeginSRF(fcinfo, "lfg_recommend", 2, &tupdesc);
+	/* the rated items are left out, as lfg_recommend leaves them out */
+	exclude = ItemIndexArg(fcinfo, c, 6, "exclude", in.n + mf->n_items, &f.n_exclude, &isnull);
+	memcpy(exclude + f.n_exclude, in.item, sizeof(int32) * in.n);
+	f.n_exclude += in.n;
+	f.exclude = exclude;
+	f.include = ItemIndexArg(fcinfo, c, 7, "include", 0, &f.n_include, &isnull);
+	if (isnull)
+		f.include = NULL;
+	s = LfgServeBuffers(c, in.n);
+	if (lfg_user_vector(&c->model, &in, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK)
+		LfgRaise(&err);
+	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)
+		found = RecommendListed(c, &f, k);
+	else
+	{
+		if (f.include != NULL)
+		{
+			/* a long list: every item not in it joins the exclusions */
+			bool	   *listed = palloc0(sizeof(bool) * mf->n_items);
+
+			for (int32 j = 0; j < f.n_include; j++)
+				listed[f.include[j]] = true;
+			for (int32 i = 0; i < mf->n_items; i++)
+				if (!listed[i])
+					exclude[f.n_exclude++] = i;
+		}
+		found = lfg_recommend_top_k(mf, &c->scorer, c->x, exclude, f.n_exclude,
+									Min(k, mf->n_items), &c->topk, c->top_items, c->top_scores);
+	}
+	for (int32 j = 0; j < found; j++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int64GetDatum(c->model.item_ids[c->top_items[j]]);
+		values[1] = Float8GetDatum(c->top_scores[j]);
+		tuplestore_putvalues(ts, tupdesc, values, nulls);
+	}
 	return (Datum) 0;
 }
