@@ -238,13 +238,12 @@ lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 		approx[f->exclude[j]] = -INFINITY;
 
 	/*
-	 * With c_i = clip(raw_i) and B the bound, each of the k approximately
-	 * best has c >= its approximate score less B >= L, the smallest of
-	 * those; where L is above the rating range's minimum, c >= L means raw
-	 * >= L, so the exact k-th best raw score is at least L, and an item of
-	 * the exact top k has c >= L (L is at most the maximum) and so an
-	 * approximate score of at least L - B. Those candidates are rescored
-	 * exactly and sorted by raw score.
+	 * With c_i = clip(raw_i) and B the bound (|clip(approx_i) - c_i| <= B):
+	 * the k approximately best are rescored exactly; the smallest of their
+	 * raw scores, lo, is at most the exact k-th best raw score, so an item
+	 * of the exact top k has c >= clip(lo) and an approximate score of at
+	 * least clip(lo) - B. Those candidates are rescored exactly and sorted
+	 * by raw score.
 	 */
 	kk = k < n ? k : n;
 	heap = lfg_alloc_array(a, (size_t) kk, sizeof(int32_t));
@@ -252,7 +251,15 @@ lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for a top k");
 	top = lfg_top_k(approx, n, kk, heap);
 	bound = scan_bound(mf, sc, x);
-	floor_score = top < kk ? -INFINITY : (double) approx[heap[kk - 1]] - 2.0 * bound;
+	floor_score = -INFINITY;
+	if (top == kk)
+	{
+		double		lo = INFINITY;
+
+		for (int32_t j = 0; j < kk; j++)
+			lo = fmin(lo, lfg_known_raw(mf, x, heap[j]));
+		floor_score = lfg_known_clip(mf, lo) - bound;
+	}
 	lfg_free(a, heap);
 	for (int32_t i = 0; i < n; i++)
 		nc += approx[i] != -INFINITY && (double) approx[i] >= floor_score;
