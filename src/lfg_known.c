@@ -262,7 +262,7 @@ lfg_similar_items(PG_FUNCTION_ARGS)
 	if (isnull)
 		f.include = NULL;
 	top = palloc(sizeof(LfgScored) * Min(k, mf->n_items));
-	if (lfg_similar_top_k(mf, i, &f, k, &alloc, top, &found, &err) != LFG_OK)
+	if (lfg_similar_top_k(mf, i, &f, k, LfgCheckInterrupts, NULL, &alloc, top, &found, &err) != LFG_OK)
 		LfgRaise(&err);
 	PutRows(fcinfo, "lfg_similar_items", c, top, found, false);
 	return (Datum) 0;
@@ -355,7 +355,7 @@ lfg_explain(PG_FUNCTION_ARGS)
 	shares = mf->kind != LFG_KIND_LFG || lfg_refine;
 	contrib = palloc0(sizeof(double) * Max(in.n, 1));
 	if (lfg_explain_fold_in(mf, in.item, in.rating, shares ? in.n : 0, lfg_foldin_reg, g, j,
-							&alloc, contrib, &base, &err) != LFG_OK)
+							LfgCheckInterrupts, NULL, &alloc, contrib, &base, &err) != LFG_OK)
 		LfgRaise(&err);
 	order = palloc(sizeof(int32) * Max(in.n, 1));
 	for (int32 e = 0; e < in.n; e++)

@@ -299,7 +299,8 @@ lfg_cosine(const float *a, const float *b, int32_t k)
 /* See lfg_known.h */
 LfgStatus
 lfg_similar_top_k(const LfgMfParams *mf, int32_t item, const LfgItemFilter *f, int32_t k,
-				  const LfgAllocator *a, LfgScored *out, int32_t *found, LfgError *err)
+				  LfgCheckFn check, void *ctx, const LfgAllocator *a, LfgScored *out,
+				  int32_t *found, LfgError *err)
 {
 	int32_t		n = mf->n_items,
 				nc = 0;
@@ -315,11 +316,15 @@ lfg_similar_top_k(const LfgMfParams *mf, int32_t item, const LfgItemFilter *f, i
 	if (mask == NULL || c == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for similar items");
 	for (int32_t i = 0; i < n; i++)
+	{
+		if (check != NULL && i % 4096 == 4095)
+			check(ctx);
 		if (mask[i])
 		{
 			c[nc].item = i;
 			c[nc++].score = lfg_cosine(q, mf->Q + (size_t) i * mf->k, mf->k);
 		}
+	}
 	*found = lfg_select_top_k(c, nc, k);
 	memcpy(out, c, (size_t) *found * sizeof(LfgScored));
 	lfg_free(a, c);
@@ -333,11 +338,14 @@ lfg_similar_top_k(const LfgMfParams *mf, int32_t item, const LfgItemFilter *f, i
  * in place of b. Returns false when M is not positive definite.
  */
 static bool
-cholesky_solve(double *M, int32_t m, double *b)
+cholesky_solve(double *M, int32_t m, double *b, LfgCheckFn check, void *ctx)
 {
 	for (int32_t j = 0; j < m; j++)
 	{
 		double		d = M[(size_t) j * m + j];
+
+		if (check != NULL)
+			check(ctx);
 
 		for (int32_t t = 0; t < j; t++)
 			d -= M[(size_t) j * m + t] * M[(size_t) j * m + t];
@@ -388,8 +396,8 @@ row_dot(const LfgMfParams *mf, int32_t i, const double *v)
  */
 LfgStatus
 lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item, const float *rating, int32_t n,
-					double reg, const float *prior, int32_t j, const LfgAllocator *a,
-					double *contrib, double *base, LfgError *err)
+					double reg, const float *prior, int32_t j, LfgCheckFn check, void *ctx,
+					const LfgAllocator *a, double *contrib, double *base, LfgError *err)
 {
 	int32_t		k = mf->k,
 				d = mf->bi != NULL ? k + 1 : k,
@@ -437,6 +445,8 @@ lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item, const float *rat
 		{
 			const float *qe = mf->Q + (size_t) item[e] * k;
 
+			if (check != NULL)
+				check(ctx);
 			for (int32_t t = 0; t <= e; t++)
 			{
 				const float *qt = mf->Q + (size_t) item[t] * k;
@@ -448,7 +458,7 @@ lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item, const float *rat
 			}
 			v[e] = row_dot(mf, item[e], aj);
 		}
-		if (!cholesky_solve(M, m, v))
+		if (!cholesky_solve(M, m, v, check, ctx))
 			return lfg_error(err, LFG_EDATA, NULL, "explanation system is singular");
 	}
 	else
@@ -458,6 +468,8 @@ lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item, const float *rat
 		{
 			const float *qe = mf->Q + (size_t) item[e] * k;
 
+			if (check != NULL)
+				check(ctx);
 			for (int32_t r = 0; r < d; r++)
 			{
 				double		ar = r < k ? qe[r] : 1.0;
@@ -471,7 +483,7 @@ lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item, const float *rat
 			M[(size_t) r * m + r] += reg;
 			v[r] = aj[r];
 		}
-		if (!cholesky_solve(M, m, v))
+		if (!cholesky_solve(M, m, v, check, ctx))
 			return lfg_error(err, LFG_EDATA, NULL, "explanation system is singular");
 		memcpy(aj, v, sizeof(double) * d);	/* w */
 		for (int32_t e = 0; e < n; e++)

@@ -70,11 +70,13 @@ extern double lfg_cosine(const float *a, const float *b, int32_t k);
 /*
  * The k items whose factors q_i are most similar to item's by cosine,
  * best first, ties by smaller index, item itself never included. out
- * holds min(k, n_items) entries.
+ * holds min(k, n_items) entries. check (may be NULL) is called every few
+ * thousand items and may raise.
  */
 extern LfgStatus lfg_similar_top_k(const LfgMfParams *mf, int32_t item, const LfgItemFilter *f,
-								   int32_t k, const LfgAllocator *a, LfgScored *out,
-								   int32_t *found, LfgError *err);
+								   int32_t k, LfgCheckFn check, void *ctx,
+								   const LfgAllocator *a, LfgScored *out, int32_t *found,
+								   LfgError *err);
 
 /*
  * The exact decomposition of a fold-in score (doc/serving.md, "Explaining
@@ -84,11 +86,14 @@ extern LfgStatus lfg_similar_top_k(const LfgMfParams *mf, int32_t item, const Lf
  * not know) the raw score c_j + a_j . x, which is
  *	 base + sum_e contrib[e]
  * with base = c_j + a_j . g and contrib[e] = h_e (y_e - a_e . g), where
- * h = A (A^T A + reg I)^-1 a_j. Computed in double precision.
+ * h = A (A^T A + reg I)^-1 a_j. Computed in double precision; check (may
+ * be NULL) is called once per rating and per row of the factorisation and
+ * may raise.
  */
 extern LfgStatus lfg_explain_fold_in(const LfgMfParams *mf, const int32_t *item,
 									 const float *rating, int32_t n, double reg,
-									 const float *prior, int32_t j, const LfgAllocator *a,
-									 double *contrib, double *base, LfgError *err);
+									 const float *prior, int32_t j, LfgCheckFn check,
+									 void *ctx, const LfgAllocator *a, double *contrib,
+									 double *base, LfgError *err);
 
 #endif							/* LFG_KNOWN_H */

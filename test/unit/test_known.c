@@ -221,7 +221,7 @@ test_similar(void)
 		int32_t		found,
 					nref;
 
-		CHECK(lfg_similar_top_k(&m.mf, item, &f, 10, &A, got, &found, &err) == LFG_OK, "similar: %s", err.msg);
+		CHECK(lfg_similar_top_k(&m.mf, item, &f, 10, NULL, NULL, &A, got, &found, &err) == LFG_OK, "similar: %s", err.msg);
 		nref = brute_top_k(&m.mf, NULL, &f, 10, want, true, item);
 		bad += found != nref || !same(got, want, found);
 		for (int32_t j = 0; j < found; j++)
@@ -280,8 +280,8 @@ test_explain(void)
 				{
 					double		want;
 
-					CHECK(lfg_explain_fold_in(&m.mf, items, ratings, n, 5.0, g, j, &A, contrib, &base,
-											  &err) == LFG_OK, "explain: %s", err.msg);
+					CHECK(lfg_explain_fold_in(&m.mf, items, ratings, n, 5.0, g, j, NULL, NULL, &A, contrib,
+											  &base, &err) == LFG_OK, "explain: %s", err.msg);
 					want = lfg_known_raw(&m.mf, x, j);
 					for (int e = 0; e < n; e++)
 						base += contrib[e];
@@ -291,6 +291,15 @@ test_explain(void)
 		}
 	}
 	CHECK(worst < 1e-4, "explanation shares sum to the fold-in score (max error %.3g)", worst);
+}
+
+static int	checks_called;
+
+static void
+count_check(void *ctx)
+{
+	(void) ctx;
+	checks_called++;
 }
 
 /* A share is linear in its rating: doubling a deviation doubles the share */
@@ -310,8 +319,10 @@ test_explain_linear(void)
 
 	lfg_rng_seed(&rng, 4);
 	make_model(&m, LFG_KIND_BIASSVD, &rng);
-	lfg_explain_fold_in(&m.mf, items, r1, 3, 5.0, NULL, 77, &A, c1, &b1, &err);
-	lfg_explain_fold_in(&m.mf, items, r2, 3, 5.0, NULL, 77, &A, c2, &b2, &err);
+	lfg_explain_fold_in(&m.mf, items, r1, 3, 5.0, NULL, 77, count_check, NULL, &A, c1, &b1, &err);
+	lfg_explain_fold_in(&m.mf, items, r2, 3, 5.0, NULL, 77, NULL, NULL, &A, c2, &b2, &err);
+	CHECK(checks_called >= 3, "the interrupt check is called during an explanation (%d calls)",
+		  checks_called);
 	CHECK(b1 == b2 && c1[0] == c2[0] && c1[1] == c2[1] && c1[2] != c2[2],
 		  "changing one rating changes only its own share");
 	CHECK(fabs((c1[2] - c2[2]) / (r1[2] - r2[2]) - c1[2] / (r1[2] - 3.5 - bi[400])) < 1e-9,
