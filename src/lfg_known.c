@@ -179,17 +179,17 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int32	   *exclude;
 
+	switch (KnownForm(c, "lfg_recommend_user"))
+	{
+		case KNOWN_FACTORS:
+			break;
+	}
 	if (PG_ARGISNULL(1))
 	{
 		PutRows(fcinfo, "lfg_recommend_user", c, NULL, 0, true);
 		return (Datum) 0;
 	}
 	uid = PG_GETARG_INT64(1);
-	switch (KnownForm(c, "lfg_recommend_user"))
-	{
-		case KNOWN_FACTORS:
-			break;
-	}
 	u = lfg_id_index_find(&c->users, uid);
 	if (u < 0)
 		ereport(ERROR,
@@ -246,15 +246,15 @@ lfg_similar_items(PG_FUNCTION_ARGS)
 				found = 0;
 	bool		isnull;
 
-	if (PG_ARGISNULL(1))
-	{
-		PutRows(fcinfo, "lfg_similar_items", c, NULL, 0, false);
-		return (Datum) 0;
-	}
 	switch (KnownForm(c, "lfg_similar_items"))
 	{
 		case KNOWN_FACTORS:
 			break;
+	}
+	if (PG_ARGISNULL(1))
+	{
+		PutRows(fcinfo, "lfg_similar_items", c, NULL, 0, false);
+		return (Datum) 0;
 	}
 	i = KnownItem(fcinfo, c, 1, "lfg_similar_items");
 	f.exclude = ItemIndexArg(fcinfo, c, 3, "exclude", 0, &f.n_exclude, &isnull);
