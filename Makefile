@@ -10,11 +10,11 @@ DATA = lfg--0.1.0.sql lfg--0.1.0--0.2.0.sql
 DATA_built = lfg--0.2.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
-	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c
-OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
+	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c src/core/lfg_known.c
+OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o src/lfg_known.o \
 	$(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings security scroll hostile_model
+REGRESS = train input model_io parallel predict cache lfg recommend known lifecycle settings security scroll hostile_model
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -37,8 +37,8 @@ else
 BLAS_LIBS = -llapacke -lopenblas -lm
 endif
 SHLIB_LINK = $(BLAS_LIBS)
-EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/.passed \
-	test/fuzz/fuzz_decode test/bench/serve_stages
+EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/.passed \
+	test/fuzz/fuzz_decode test/bench/serve_stages test/bench/batch_compute
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -58,27 +58,36 @@ test/unit/test_core: test/unit/test_core.c test/unit/crc32c_ref.h test/unit/test
 test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) $(BLAS_LIBS)
 
+test/unit/test_known: test/unit/test_known.c test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_known.c $(CORE_SRCS) $(BLAS_LIBS)
+
 # the portable build (no SIMD kernels: what a CPU other than x86-64 runs)
 test/unit/test_net_portable: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -DLFG_NO_SIMD -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) $(BLAS_LIBS)
 
-test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable
+test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_known
 	@touch $@
 
 all: test/unit/.passed
 
 .PHONY: unitcheck
-unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable
+unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_known
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) $(BLAS_LIBS)
+
+# Batch compute floor (test/bench/batch.sh runs it on its models).
+test/bench/batch_compute: test/bench/batch_compute.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/batch_compute.c $(CORE_SRCS) $(BLAS_LIBS)
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h

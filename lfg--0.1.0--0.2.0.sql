@@ -385,3 +385,51 @@ COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision
 
 COMMENT ON FUNCTION @extschema@.lfg_predict(text, bigint, bigint) IS
 'predicted rating of item_id by user_id with the active version of a model';
+
+------------------------------------------------------------------------
+-- Serving what the model knows: known users, similar items, explanations
+-- (doc/serving.md)
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_recommend_user(model_name text, user_id bigint,
+	k integer DEFAULT 10, exclude bigint[] DEFAULT NULL, ratings jsonb DEFAULT NULL,
+	include bigint[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_user'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend_user(text, bigint, integer, bigint[], jsonb, bigint[]) IS
+'top k items for a user the model was trained on, from their stored factors (refined by new ratings when given), best first, scores equal to lfg_predict';
+
+CREATE FUNCTION @extschema@.lfg_similar_items(model_name text, item_id bigint,
+	k integer DEFAULT 10, exclude bigint[] DEFAULT NULL, include bigint[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, similarity double precision)
+AS 'MODULE_PATHNAME', 'lfg_similar_items'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_similar_items(text, bigint, integer, bigint[], bigint[]) IS
+'the k items whose factors are nearest to an item''s by cosine similarity, best first, the item itself left out';
+
+CREATE FUNCTION @extschema@.lfg_item_factors(model_name text, item_id bigint)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'lfg_item_factors'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_item_factors(text, bigint) IS
+'an item''s latent vector q_i followed by its bias b_i; NULL for an item the model does not know';
+
+CREATE FUNCTION @extschema@.lfg_explain(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text, item_id bigint)
+RETURNS TABLE (rated_item_id bigint, rating double precision, contribution double precision)
+AS 'MODULE_PATHNAME', 'lfg_explain'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION @extschema@.lfg_explain(text, jsonb, double precision, text, text, bigint) IS
+'each rated item''s exact share of a new user''s unclipped score of item_id, and one row (NULL rated_item_id) for the rest';
+
+-- lfg_recommend with filters: exclude (no default, so that the calls of the
+-- 0.1.0 form keep resolving to it) and an include candidate list
+CREATE FUNCTION @extschema@.lfg_recommend(model_name text, user_ratings jsonb,
+	age double precision, gender text, job text, k integer, exclude bigint[],
+	include bigint[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_filtered'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer, bigint[], bigint[]) IS
+'top k items for a new user, never an item of exclude, only items of include when it is not NULL';

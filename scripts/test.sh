@@ -56,6 +56,8 @@ if [ -f "$ml100k/u1.base" ]; then
   bash test/bench/ml100k.sh --check "$ml100k"
   echo "== MovieLens-100k: new users"
   bash test/bench/newusers.sh --check "$ml100k"
+  echo "== MovieLens-100k: known users, similar items, explanations (contract checks)"
+  bash test/bench/known.sh "$ml100k"
 else
   echo "== MovieLens-100k not found at $ml100k: its benchmarks are skipped"
 fi
@@ -64,6 +66,8 @@ if [ -f "$ml1m/ratings_uir.dat" ]; then
   bash test/bench/ml1m.sh --check "$ml1m"
   echo "== MovieLens-1m: new users (reported)"
   bash test/bench/newusers.sh --ml1m "$ml1m"
+  echo "== MovieLens-1m: every known user in one LATERAL query (reported)"
+  bash test/bench/batch.sh "$ml1m"
 else
   echo "== MovieLens-1m not found at $ml1m: its benchmarks are skipped"
 fi

@@ -57,4 +57,9 @@ extern LfgCachedModel *LfgGetModel(text *name, int32 version);
 extern LfgServeScratch *LfgServeBuffers(LfgCachedModel *c, int32 n_ratings);
 extern text *LfgDefaultModel(void);
 
+/* lfg_recommend.c, for lfg_known.c */
+extern void LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int ratings_arg,
+						 int demo_arg, LfgNetUser *out);
+extern int32 LfgArgK(FunctionCallInfo fcinfo, int a);
+
 #endif							/* LFG_H */

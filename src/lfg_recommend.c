@@ -431,3 +431,31 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 		out[j] = Float4GetDatum(c->x[j]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, k + 1, FLOAT4OID, 4, true, TYPALIGN_INT));
 }
+
+/*
+ * For lfg_known.c: the ratings in argument ratings_arg (a jsonb object;
+ * NULL or ratings_arg < 0: none) and the demographics in arguments
+ * demo_arg .. demo_arg + 2 (demo_arg < 0: none), checked and mapped to the
+ * model as lfg_recommend does. The arrays are palloc'd.
+ */
+void
+LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int ratings_arg, int demo_arg,
+			 LfgNetUser *out)
+{
+	UserInput	in;
+
+	InputFromJsonb(c, ratings_arg < 0 || PG_ARGISNULL(ratings_arg) ? NULL :
+				   PG_GETARG_JSONB_P(ratings_arg), &in);
+	if (demo_arg >= 0)
+		InputDemographics(fcinfo, demo_arg, &c->model, &in);
+	else
+		in.net = (LfgNetUser) {in.n, in.item, in.rating, NAN, -1, -1};
+	*out = in.net;
+}
+
+/* For lfg_known.c: k in argument a, checked as lfg_recommend checks it */
+int32
+LfgArgK(FunctionCallInfo fcinfo, int a)
+{
+	return ArgK(fcinfo, a);
+}

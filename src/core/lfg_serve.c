@@ -170,6 +170,18 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
 }
 
+/* See lfg_serve.h */
+LfgStatus
+lfg_fold_in_prior(const LfgModel *m, const LfgNetUser *u, double reg, const float *prior,
+				  LfgServeScratch *s, float *x, LfgError *err)
+{
+	if (u->n > s->cap)
+		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
+	if (!(reg > 0.0) || !isfinite(reg))
+		return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
+	return fold_in(&m->mf, u, reg, prior, s, x, err);
+}
+
 /* Clip to the training rating range */
 static inline float
 clip(const LfgMfParams *mf, float v)

@@ -38,6 +38,15 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
+ * The fold-in of the file header of lfg_serve.c for any kind, regularised
+ * toward prior (k + 1 values; NULL: zero): a known user's stored vector
+ * refined by ratings made since training (lfg_recommend_user).
+ */
+extern LfgStatus lfg_fold_in_prior(const LfgModel *m, const LfgNetUser *u, double reg,
+								   const float *prior, LfgServeScratch *s, float *x,
+								   LfgError *err);
+
+/*
  * Scoring panels: Q in fewer bytes, laid out for a fast scoring kernel
  * (lfg_serve.c). lfg_score_panels_best is the best format for this CPU and
  * model; the size in bytes is 0 where the CPU has no kernel for a format or
