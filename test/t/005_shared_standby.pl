@@ -159,7 +159,7 @@ for my $try (1 .. 10)
 }
 eval { $poller->{run}->kill_kill; };
 ok($killed, 'a backend was killed while it loaded a model');
-$primary->poll_query_until('postgres', 'SELECT 1') or die 'the primary did not come back';
+$primary->poll_query_until('postgres', 'SELECT true') or die 'the primary did not come back';
 is($primary->safe_psql('postgres', q{SELECT count(*) FROM lfg.cache WHERE state = 'loading'}), '0',
 	'no half-built model is visible after the restart');
 is($primary->safe_psql('postgres', q{SELECT lfg_load('big') > 0 AND (SELECT count(*) FROM lfg_recommend('big', '{"1": 5}', NULL::float8, NULL, NULL, 5)) = 5}),
