@@ -433,3 +433,23 @@ AS 'MODULE_PATHNAME', 'lfg_recommend_filtered'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer, bigint[], bigint[]) IS
 'top k items for a new user, never an item of exclude, only items of include when it is not NULL';
+-- Warming and the model cache (doc/serving.md, "One copy for all backends")
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_load(model_name text, version integer DEFAULT NULL) RETURNS integer
+AS 'MODULE_PATHNAME', 'lfg_load'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.lfg_load(text, integer) IS
+'read, check and lay out a model version (NULL: the active one) for serving ahead of traffic: in shared memory under shared_preload_libraries, else in this backend; returns the version';
+
+CREATE FUNCTION @extschema@.lfg_cached_models(OUT model text, OUT version integer, OUT held_in text,
+	OUT state text, OUT bytes bigint, OUT backends integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lfg_cached_models'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_cached_models() IS
+'decoded models of this database in shared memory (held_in shared, with the backends using each) and this backend''s private ones (held_in backend)';
+
+CREATE VIEW lfg.cache AS SELECT * FROM @extschema@.lfg_cached_models();
+COMMENT ON VIEW lfg.cache IS
+'decoded models held for serving: shared by all backends (shared_preload_libraries = ''lfg'') or private to this backend';

@@ -16,6 +16,7 @@
 #include "utils/tuplestore.h"
 
 #include "lfg.h"
+#include "lfg_shmem.h"
 #include "core/lfg_blas.h"
 
 PG_MODULE_MAGIC;
@@ -61,6 +62,9 @@ _PG_init(void)
 							"exhausting the server's memory.",
 							&lfg_train_memory_limit, 2048, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	/* one decoded copy of each model for all backends (lfg_shmem.c) */
+	if (process_shared_preload_libraries_in_progress)
+		LfgSharedInit();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("lfg");
 #else

@@ -51,6 +51,7 @@ typedef struct LfgCachedModel
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */
 	bool		has_scratch;
+	bool		shared;			/* model, indexes, panels and scorer are in shared memory */
 } LfgCachedModel;
 
 extern LfgCachedModel *LfgGetModel(text *name, int32 version);

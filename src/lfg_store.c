@@ -33,7 +33,12 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -56,6 +61,7 @@
 #include "storage/proc.h"
 
 #include "lfg.h"
+#include "lfg_shmem.h"
 
 #if PG_VERSION_NUM >= 170000
 #define CurrentLxid() (MyProc->vxid.lxid)
@@ -377,6 +383,10 @@ IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
 #define Q_ACTIVE_VERSION \
 	"COALESCE((SELECT a.version FROM lfg.active AS a WHERE a.name OPERATOR(pg_catalog.=) $1), " \
 	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1))"
+/* a row's bytes told apart without reading them: their length and stored CRC */
+#define Q_IDENTITY \
+	"pg_catalog.octet_length(m.model), " \
+	"pg_catalog.substr(m.model, pg_catalog.octet_length(m.model) OPERATOR(pg_catalog.-) 3)"
 #define Q_NEWEST_VERSION \
 	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1)"
 
@@ -385,9 +395,9 @@ enum
 	Q_MODEL_ACTIVE,				/* ($1 name) -> (version, model) */
 	Q_MODEL_NEWEST,				/* the same before 0.2.0 */
 	Q_MODEL_VERSION,			/* ($1 name, $2 version) -> (version, model) */
-	Q_SEEN_ACTIVE,				/* ($1 name) -> version, as the user sees it */
+	Q_SEEN_ACTIVE,				/* ($1 name) -> (version, length, CRC), as the user sees it */
 	Q_SEEN_NEWEST,
-	Q_SEEN_VERSION,				/* ($1 name, $2 version) -> version */
+	Q_SEEN_VERSION,				/* ($1 name, $2 version) -> (version, length, CRC) */
 	Q_DEFAULT_NAME,				/* () -> (count of names, the smallest) */
 	Q_COUNT
 };
@@ -399,11 +409,11 @@ static const char *const query_text[Q_COUNT] = {
 	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
 	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) $2",
-	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) " Q_ACTIVE_VERSION,
-	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
-	"SELECT m.version FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) $2",
 	"SELECT pg_catalog.count(DISTINCT m.name), pg_catalog.min(m.name) FROM lfg.models AS m",
 };
@@ -466,6 +476,68 @@ RaiseNoModel(const char *name, int32 version)
 			 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
 }
 
+/* What ReadBytes reads */
+typedef struct ReadArgs
+{
+	const char *name;
+	int32		version;
+} ReadArgs;
+
+/*
+ * The bytes of a model's row, for lfg_shmem.c (within LoadEntry's SPI
+ * connection: valid until its SPI_finish)
+ */
+static bytea *
+ReadBytes(void *arg)
+{
+	ReadArgs   *a = (ReadArgs *) arg;
+	EntryScope	scope;
+	bool		isnull;
+
+	RunQuery(Q_MODEL_VERSION, CStringGetTextDatum(a->name), a->version, &scope);
+	if (SPI_processed == 0)
+		RaiseNoModel(a->name, a->version);
+	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+static CacheEntry *PublishEntry(CacheEntry *e, uint64 generation, EntryScope scope);
+
+/*
+ * The xmin of the row (name, version) of lfg.models as the latest snapshot
+ * sees it (the transaction's under REPEATABLE READ and SERIALIZABLE, the
+ * statement's in parallel mode), read through the primary key index: it
+ * tells a row's bytes from those of an UPDATE of the same version. Only
+ * called after a query run as the current user has found the row.
+ */
+static TransactionId
+RowXmin(const char *name, int32 version)
+{
+	Relation	rel = table_open(models_relid, AccessShareLock);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Snapshot	snap;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TransactionId xmin = InvalidTransactionId;
+
+	if (IsolationUsesXactSnapshot())
+		snap = GetTransactionSnapshot();
+	else if (IsInParallelMode() || !ActiveSnapshotSet())
+		snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	else
+		snap = GetLatestSnapshot();
+	snap = RegisterSnapshot(snap);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(version));
+	scan = systable_beginscan(rel, pk, OidIsValid(pk), snap, 2, keys);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+		xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return xmin;
+}
+
 /*
  * Read (version, model) of name from lfg.models and decode it. The entry is
  * built in a context of its own under the caller's memory and published
@@ -480,7 +552,6 @@ LoadEntry(const char *name, int32 version)
 	bool		isnull;
 	uint64		generation;
 	EntryScope	scope;
-	Snapshot	snap;
 
 	CheckModelsTable();
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg cached model", ALLOCSET_DEFAULT_SIZES);
@@ -494,12 +565,43 @@ LoadEntry(const char *name, int32 version)
 
 	generation = inval_generation;
 	SPI_connect();
+	if (LfgSharedEnabled())
+	{
+		/* the row's version and identity first: its bytes are read only if no backend has */
+		LfgSharedKey key;
+		ReadArgs	args;
+		bytea	   *tail;
+
+		RunQuery(version != 0 ? Q_SEEN_VERSION : OidIsValid(active_relid) ? Q_SEEN_ACTIVE : Q_SEEN_NEWEST,
+				 CStringGetTextDatum(name), version, &scope);
+		if (SPI_processed == 0)
+			RaiseNoModel(name, version);
+		e->snap = KeyOf(GetActiveSnapshot());
+		e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		key.name = name;
+		key.version = e->pub.version;
+		key.length = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		tail = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		key.crc = 0;
+		if (VARSIZE_ANY_EXHDR(tail) == 4)
+			memcpy(&key.crc, VARDATA_ANY(tail), 4);
+		key.xmin = RowXmin(name, key.version);
+		args.name = name;
+		args.version = e->pub.version;
+		if (LfgSharedUse(&key, ReadBytes, &args, cxt, &e->pub))
+		{
+			SPI_finish();
+			return PublishEntry(e, generation, scope);
+		}
+		/* the shared table is full: decode privately */
+		version = e->pub.version;
+	}
 	RunQuery(version != 0 ? Q_MODEL_VERSION : OidIsValid(active_relid) ? Q_MODEL_ACTIVE : Q_MODEL_NEWEST,
 			 CStringGetTextDatum(name), version, &scope);
 	if (SPI_processed == 0)
 		RaiseNoModel(name, version);
-	snap = GetActiveSnapshot();
-	e->snap = KeyOf(snap);
+	e->snap = KeyOf(GetActiveSnapshot());
 	e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	/* detoast in SPI's memory; only the aligned copy is kept in cxt */
@@ -509,6 +611,17 @@ LoadEntry(const char *name, int32 version)
 	SPI_finish();
 	IdIndex(cxt, e->pub.model.user_ids, e->pub.model.mf.n_users, &e->pub.users);
 	IdIndex(cxt, e->pub.model.item_ids, e->pub.model.mf.n_items, &e->pub.items);
+	return PublishEntry(e, generation, scope);
+}
+
+/*
+ * Link a complete entry into the cache, or keep it for this call only when
+ * an invalidation was processed while it was read (the read may predate it)
+ */
+static CacheEntry *
+PublishEntry(CacheEntry *e, uint64 generation, EntryScope scope)
+{
+	MemoryContext cxt = e->cxt;
 
 	/* an invalidation processed while loading: the read may predate it */
 	e->scope = generation != inval_generation ? SCOPE_CALL : scope;
@@ -654,8 +767,8 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 	{
 		const LfgMfParams *mf = &c->model.mf;
 		Size		n = Max(mf->n_items, 1);
-		LfgPanelFormat format = lfg_score_panels_best(mf);
-		Size		np = lfg_score_panels_size(mf, format);
+		LfgPanelFormat format = c->shared ? LFG_PANELS_NONE : lfg_score_panels_best(mf);
+		Size		np = c->shared ? 0 : lfg_score_panels_size(mf, format);
 		MemoryContext bcxt = AllocSetContextCreate(CurrentMemoryContext, "lfg serving buffers",
 												   ALLOCSET_DEFAULT_SIZES);
 		LfgTopKWork topk;
@@ -671,14 +784,23 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		topk.cand_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 		topk.upper = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 		topk.scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
-		if (np > 0)
+		if (c->shared)
 		{
-			/* on a cache line: the kernels read whole lines (palloc aligns to 8) */
-			panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
-										MemoryContextAllocHuge(bcxt, np + PG_CACHE_LINE_SIZE));
-			lfg_score_panels_fill(mf, format, panels);
+			/* laid out in shared memory when the model was loaded */
+			panels = c->panels;
+			scorer = c->scorer;
 		}
-		lfg_scorer_init(mf, format, panels, &scorer);
+		else
+		{
+			if (np > 0)
+			{
+				/* on a cache line: the kernels read whole lines (palloc aligns to 8) */
+				panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
+											MemoryContextAllocHuge(bcxt, np + PG_CACHE_LINE_SIZE));
+				lfg_score_panels_fill(mf, format, panels);
+			}
+			lfg_scorer_init(mf, format, panels, &scorer);
+		}
 		/* complete: publish */
 		MemoryContextSetParent(bcxt, c->cxt);
 		c->x = x;
@@ -851,4 +973,59 @@ lfg_models_invalidate(PG_FUNCTION_ARGS)
 		elog(ERROR, "lfg_models_invalidate must be called as a trigger");
 	CacheInvalidateRelcache(trig->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(lfg_load);
+/* lfg_load(model_name, version): read and lay out a model ahead of traffic */
+Datum
+lfg_load(PG_FUNCTION_ARGS)
+{
+	int32		version = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	LfgCachedModel *c;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model_name must not be NULL")));
+	if (!PG_ARGISNULL(1) && version < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model version must be positive"),
+				 errhint("Versions are numbered 1, 2, 3... per model name; NULL loads the active one.")));
+	c = LfgGetModel(PG_GETARG_TEXT_PP(0), version);
+	LfgServeBuffers(c, 0);
+	PG_RETURN_INT32(c->version);
+}
+
+PG_FUNCTION_INFO_V1(lfg_cached_models);
+/*
+ * lfg_cached_models(): the decoded models of this database held in shared
+ * memory, and this backend's private ones (the lfg.cache view)
+ */
+Datum
+lfg_cached_models(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *ts = LfgBeginSRF(fcinfo, "lfg_cached_models", 6, &tupdesc);
+
+	FlushIfStale();
+	CheckModelsTable();
+	CheckAccess(false);
+	for (CacheEntry *e = cache_head; e != NULL; e = e->next)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false};
+
+		if (e->pub.shared)
+			continue;
+		values[0] = CStringGetTextDatum(e->pub.name);
+		values[1] = Int32GetDatum(e->pub.version);
+		values[2] = CStringGetTextDatum("backend");
+		values[3] = CStringGetTextDatum("ready");
+		values[4] = Int64GetDatum((int64) MemoryContextMemAllocated(e->cxt, true));
+		values[5] = Int32GetDatum(1);
+		tuplestore_putvalues(ts, tupdesc, values, nulls);
+	}
+	LfgSharedList(ts, tupdesc);
+	return (Datum) 0;
 }

@@ -76,6 +76,13 @@ extern LfgStatus lfg_model_encode(const LfgModel *m, LfgCrcFn crc,
 								  uint8_t *buf, size_t size, LfgError *err);
 extern LfgStatus lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc,
 								  LfgModel *out, LfgError *err);
+/*
+ * The same for bytes that lfg_model_decode has accepted before and that
+ * nothing could change since (a shared copy): the header and the section
+ * table are read again, the CRC and the contents are not.
+ */
+extern LfgStatus lfg_model_decode_trusted(const uint8_t *buf, size_t len, LfgModel *out,
+										  LfgError *err);
 extern int32_t lfg_find_id(const int64_t *ids, int32_t n, int64_t id);
 
 /*

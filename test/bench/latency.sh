@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serving latency of lfg_recommend on an ml-1m-sized model, with pgbench.
 #
-#   test/bench/latency.sh [--check] [ML1M_DIR]
+#   test/bench/latency.sh [--check] [--preload] [ML1M_DIR]
 #
 # Builds an LFG model (new_user preset, a few epochs: latency does not depend
 # on how long it trained) on MovieLens-1m when ML1M_DIR (default
@@ -17,11 +17,22 @@
 # the same round, plus the cost of the first call in a fresh backend, and
 # test/bench/serve_stages on the same model (one call's compute by stage and
 # scoring form, without PostgreSQL). With --check it exits non-zero unless
-# the median ratio reaches one third.
+# the median ratio reaches one third. With --preload its own cluster runs
+# with shared_preload_libraries = 'lfg' (one decoded copy of the model in
+# shared memory for all backends); the first-call figures then show what a
+# fresh backend of a pool pays, and the private memory (RssAnon) a serving
+# backend adds, against the per-backend cache of the default mode.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check=0
-if [ "${1:-}" = "--check" ]; then check=1; shift; fi
+preload=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) check=1; shift ;;
+    --preload) preload=1; shift ;;
+    *) break ;;
+  esac
+done
 data=${1:-$here/../shared/data/ml-1m}
 duration=${LFG_BENCH_SECONDS:-3}
 PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -30,9 +41,15 @@ PG_BIN=${LFG_PG_BIN:-/usr/lib/postgresql/15/bin}
 source "$here/scripts/cluster.sh"
 own_cluster=0
 if [ -z "${PGHOST:-}" ]; then
-  lfg_cluster_start 54334
+  if [ $preload = 1 ]; then
+    LFG_EXTRA_CONF="shared_preload_libraries = 'lfg'" lfg_cluster_start 54334
+  else
+    lfg_cluster_start 54334
+  fi
   own_cluster=1
 fi
+mode=$(psql -X -At -d postgres -c "SELECT CASE WHEN current_setting('shared_preload_libraries') ~ '(^|[ ,])lfg($|[ ,])'
+  THEN 'preloaded: one shared copy of each model' ELSE 'not preloaded: a decoded copy per backend' END")
 export PGDATABASE=${PGDATABASE:-postgres}
 work=$(mktemp -d)
 trap 'rm -rf "$work"; [ $own_cluster = 0 ] || lfg_cluster_stop' EXIT
@@ -49,7 +66,7 @@ else
 CREATE TABLE lat_users AS SELECT u AS user_id, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
   18 + u % 40 AS age, (u % 21)::text AS job FROM generate_series(1, 6040) u;"
 fi
-echo "latency: model on $source_name"
+echo "latency: model on $source_name; server $mode"
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS lfg;
@@ -114,18 +131,24 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-# the first call in a fresh backend (library load and model decode) and the
-# second, each timed around the call alone, in 5 fresh backends
+# the first call in a fresh backend (library load and model decode, or the
+# attachment to the shared copy) and the second, each timed around the call
+# alone, in 5 fresh backends, with the backend's private memory (RssAnon)
+# before the first call and after the second
 first=()
 for j in 1 2 3 4 5; do
-  first+=("$(psql -X -At <<'SQL' | tail -1
+  first+=("$(psql -X -At <<SQL | tail -1
+SELECT pg_backend_pid() \g $work/pid
+\! awk '/RssAnon/ {print \$2}' /proc/\$(cat $work/pid)/status > $work/rss0
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*) FROM lfg_recommend('lat', '{"1": 5, "50": 4}', 30, 'M', '4', 10);
 SELECT clock_timestamp() AS t1 \gset
 SELECT count(*) FROM lfg_recommend('lat', '{"1": 5, "51": 4}', 30, 'M', '4', 10);
 SELECT clock_timestamp() AS t2 \gset
+\! awk -v r0=\$(cat $work/rss0) '/RssAnon/ {print \$2 - r0}' /proc/\$(cat $work/pid)/status > $work/rss1
+\set rss \`cat $work/rss1\`
 SELECT round(1000 * extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz), 1)::text || ' ' ||
-       round(1000 * extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz), 3)::text;
+       round(1000 * extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz), 3)::text || ' ' || :'rss';
 SQL
 )")
 done
@@ -151,8 +174,15 @@ awk -F'\t' '
     }
     print bad + 0 > "/dev/stderr"
   }' "$results" 2> "$work/bad"
-printf '%s\n' "${first[@]}" | sort -n | awk '{ a[NR] = $1; b[NR] = $2 } END {
-  printf "fresh backend: first call %s ms (loads OpenBLAS and decodes the model), second call %s ms, each with one psql round trip (median of %d backends)\n", a[int((NR + 1) / 2)], b[int((NR + 1) / 2)], NR }'
+model_kb=$(psql -X -At -c "SELECT octet_length(model) / 1024 FROM lfg.models WHERE name = 'lat'")
+printf '%s\n' "${first[@]}" | awk -v mode="$mode" -v model_kb="$model_kb" '
+  function median(x, n,   i, j, t) {
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j] + 0 < x[j - 1] + 0; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
+    return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+  }
+  { a[NR] = $1; b[NR] = $2; r[NR] = $3; q[NR] = $1 / ($2 > 0 ? $2 : 1) }
+  END {
+    printf "fresh backend (%s): first call %s ms, second call %s ms, ratio %.0f (each with one psql round trip); private memory +%s kB for a %s kB model (medians of %d backends)\n", mode, median(a, NR), median(b, NR), median(q, NR), median(r, NR), model_kb, NR }'
 # one call's compute by stage, on the same model's bytes
 psql -X -At -c "SELECT encode(model, 'base64') FROM lfg.models WHERE name = 'lat'" |
   base64 -d > "$work/model.bin"
