@@ -423,16 +423,62 @@ LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 20;
 COMMENT ON FUNCTION @extschema@.lfg_explain(text, jsonb, double precision, text, text, bigint) IS
 'each rated item''s exact share of a new user''s unclipped score of item_id, and one row (NULL rated_item_id) for the rest';
 
--- lfg_recommend with filters: exclude (no default, so that the calls of the
--- 0.1.0 form keep resolving to it) and an include candidate list
+------------------------------------------------------------------------
+-- One form per number of arguments, so that drivers that send untyped
+-- bind parameters (node-pg, pgx, JDBC) resolve every call shape: the
+-- named-model form takes 5 to 8 arguments (with the exclude and include
+-- filters), the default-model form exactly 4 (for another k, pass NULL as
+-- the model name), and the array form is named lfg_recommend_arrays.
+-- The planner is told k rows (lfg_rows_support) and each form's cost.
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_rows_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'lfg_rows_support'
+LANGUAGE C STRICT;
+COMMENT ON FUNCTION @extschema@.lfg_rows_support(internal) IS
+'planner support of the top-k functions: the row estimate is their k argument when it is a constant';
+
+DROP FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer);
+DROP FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text, integer);
+DROP FUNCTION @extschema@.lfg_recommend(text, bigint[], double precision[], double precision, text, text, integer);
+
 CREATE FUNCTION @extschema@.lfg_recommend(model_name text, user_ratings jsonb,
-	age double precision, gender text, job text, k integer, exclude bigint[],
-	include bigint[] DEFAULT NULL)
+	age double precision, gender text, job text, k integer DEFAULT 10,
+	exclude bigint[] DEFAULT NULL, include bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'lfg_recommend_filtered'
-LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE ROWS 10;
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10
+SUPPORT @extschema@.lfg_rows_support;
 COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer, bigint[], bigint[]) IS
-'top k items for a new user, never an item of exclude, only items of include when it is not NULL';
+'top k items for a new user from the ratings they give now (jsonb {"item id": rating}) and their demographics; never an item of exclude, only items of include when it is not NULL; model_name NULL is the default model';
+
+CREATE FUNCTION @extschema@.lfg_recommend(user_ratings jsonb,
+	age double precision, gender text, job text)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_jsonb_default'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text) IS
+'top 10 items for a new user with the default model (lfg.model, or the only model); lfg_recommend(NULL, ...) takes a k and filters';
+
+CREATE FUNCTION @extschema@.lfg_recommend_arrays(model_name text, item_ids bigint[],
+	ratings double precision[], age double precision, gender text, job text, k integer DEFAULT 10)
+RETURNS TABLE (item_id bigint, score double precision)
+AS 'MODULE_PATHNAME', 'lfg_recommend_arrays'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10
+SUPPORT @extschema@.lfg_rows_support;
+COMMENT ON FUNCTION @extschema@.lfg_recommend_arrays(text, bigint[], double precision[], double precision, text, text, integer) IS
+'lfg_recommend with the ratings as two arrays (item ids, ratings) instead of jsonb';
+
+ALTER FUNCTION @extschema@.lfg_recommend_user(text, bigint, integer, bigint[], jsonb, bigint[])
+	COST 2000 SUPPORT @extschema@.lfg_rows_support;
+ALTER FUNCTION @extschema@.lfg_similar_items(text, bigint, integer, bigint[], bigint[])
+	COST 2000 SUPPORT @extschema@.lfg_rows_support;
+ALTER FUNCTION @extschema@.lfg_explain(text, jsonb, double precision, text, text, bigint) COST 5000;
+ALTER FUNCTION @extschema@.lfg_item_factors(text, bigint) COST 20;
+ALTER FUNCTION @extschema@.lfg_predict(text, bigint, bigint) COST 20;
+ALTER FUNCTION @extschema@.lfg_predict(text, integer, bigint, bigint) COST 20;
+ALTER FUNCTION @extschema@.lfg_predict(text, jsonb, double precision, text, text, bigint[]) COST 5000;
+
 -- Warming and the model cache (doc/serving.md, "One copy for all backends")
 ------------------------------------------------------------------------
 

@@ -73,4 +73,6 @@ else
 fi
 echo "== serving latency with pgbench (reported)"
 bash test/bench/latency.sh "$ml1m"
+echo "== serving latency with lfg in shared_preload_libraries: one shared copy of the model (reported)"
+(unset PGHOST PGPORT; bash test/bench/latency.sh --preload "$ml1m")
 echo "lfg: all tests passed"

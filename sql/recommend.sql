@@ -36,7 +36,7 @@ SELECT bool_and(ordered) AS best_first FROM (
   WINDOW w AS (ORDER BY score DESC, item_id)) s;
 -- the array form gives the same answer
 SELECT (SELECT array_agg(item_id) FROM new_user n, lfg_recommend('rec_bias', n.ratings, NULL::float8, NULL, NULL, 10)) =
-       (SELECT array_agg(item_id) FROM lfg_recommend('rec_bias',
+       (SELECT array_agg(item_id) FROM lfg_recommend_arrays('rec_bias',
           (SELECT array_agg(item_id) FROM rr WHERE user_id = 260),
           (SELECT array_agg(rating::float8) FROM rr WHERE user_id = 260), NULL, NULL, NULL, 10)) AS arrays_same;
 -- k above the catalogue returns every unrated item
@@ -97,12 +97,12 @@ SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{"1": 4}', 40, 'F', 'doctor'
 SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{"99999": 5, "1": 4}', NULL::float8, 'X', 'astronaut', 3);
 
 -- the default model: lfg.model, or the only model name
-SELECT * FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
+SELECT * FROM lfg_recommend(NULL, '{"1": 5}', NULL, NULL, NULL, 3);
 SET lfg.model = 'rec_bias';
-SELECT count(*) AS n FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
-SELECT count(*) AS n FROM lfg_recommend(NULL, ARRAY[1]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL, 3);
+SELECT count(*) AS n FROM lfg_recommend(NULL, '{"1": 5}', NULL, NULL, NULL, 3);
+SELECT count(*) AS n FROM lfg_recommend_arrays(NULL, ARRAY[1]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL, 3);
 SET lfg.model = 'no such model';
-SELECT * FROM lfg_recommend('{"1": 5}', NULL, NULL, NULL, 3);
+SELECT * FROM lfg_recommend(NULL, '{"1": 5}', NULL, NULL, NULL, 3);
 RESET lfg.model;
 
 -- bad input (the named form needs a typed age when the age is NULL or quoted:
@@ -138,12 +138,12 @@ SELECT count(DISTINCT a) AS answers
        LATERAL (SELECT array_agg(item_id || ':' || score) AS a
                   FROM lfg_recommend('rec_bias', r::jsonb, NULL::float8, NULL, NULL)) s;
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 5, "050": 4}', NULL::float8, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5, NULL]::float8[], NULL, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 1]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[1]::bigint[], ARRAY['NaN']::float8[], NULL, NULL, NULL);
-SELECT * FROM lfg_recommend('rec_bias', ARRAY[[1, 2]]::bigint[], ARRAY[[5, 4]]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5, NULL]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, 1]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1]::bigint[], ARRAY['NaN']::float8[], NULL, NULL, NULL);
+SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[[1, 2]]::bigint[], ARRAY[[5, 4]]::float8[], NULL, NULL, NULL);
 SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 0);
 SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, -3);
 SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 100000000);
@@ -157,9 +157,51 @@ SELECT count(*) AS served_at_limit FROM lfg_recommend('rec_lfg', '{"1": 5}', -10
 SELECT * FROM lfg_recommend('rec_bias', '{"50": 5.0000001}', NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('nope', '{"1": 5}', NULL::float8, NULL, NULL);
 SELECT count(*) AS in_select_list FROM (SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL)) s;
-SELECT lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL);
+-- untyped literals resolve too (0.1.0 reported "is not unique" here)
+SELECT count(*) AS untyped_literals FROM lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL);
 SELECT pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', '{"50": 9}', NULL::float8, NULL, NULL)$$) AS off_scale,
-       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL)$$) AS null_element,
-       pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL)$$) AS lengths,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, NULL]::bigint[], ARRAY[5, 4]::float8[], NULL, NULL, NULL)$$) AS null_element,
+       pg_temp.sqlstate($$SELECT * FROM lfg_recommend_arrays('rec_bias', ARRAY[1, 2]::bigint[], ARRAY[5]::float8[], NULL, NULL, NULL)$$) AS lengths,
        pg_temp.sqlstate($$SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL::float8, NULL, NULL, 100000000)$$) AS big_k,
        pg_temp.sqlstate($$SELECT * FROM lfg_recommend('nope', '{"1": 5}', NULL::float8, NULL, NULL)$$) AS unknown_model;
+
+-- drivers that send untyped bind parameters (node-pg, pgx, JDBC): every
+-- call shape resolves without casts (one form per number of arguments)
+SET lfg.model = 'rec_bias';
+PREPARE rec4 AS SELECT count(*) FROM lfg_recommend($1, $2, $3, $4);
+PREPARE rec5 AS SELECT count(*) FROM lfg_recommend($1, $2, $3, $4, $5);
+PREPARE rec6 AS SELECT count(*) FROM lfg_recommend($1, $2, $3, $4, $5, $6);
+PREPARE rec7 AS SELECT count(*) FROM lfg_recommend($1, $2, $3, $4, $5, $6, $7);
+PREPARE rec8 AS SELECT count(*) FROM lfg_recommend($1, $2, $3, $4, $5, $6, $7, $8);
+PREPARE arr6 AS SELECT count(*) FROM lfg_recommend_arrays($1, $2, $3, $4, $5, $6);
+PREPARE arr7 AS SELECT count(*) FROM lfg_recommend_arrays($1, $2, $3, $4, $5, $6, $7);
+PREPARE user3 AS SELECT count(*) FROM lfg_recommend_user($1, $2, $3);
+PREPARE pred3 AS SELECT lfg_predict($1, $2, $3) IS NOT NULL;
+PREPARE pred4 AS SELECT lfg_predict($1, $2, $3, $4) IS NOT NULL;
+EXECUTE rec4('{"1": 5}', NULL, NULL, NULL);
+EXECUTE rec5('rec_bias', '{"1": 5}', NULL, NULL, NULL);
+EXECUTE rec6('rec_bias', '{"1": 5}', NULL, NULL, NULL, 3);
+EXECUTE rec7('rec_bias', '{"1": 5}', NULL, NULL, NULL, 3, '{2}');
+EXECUTE rec8('rec_bias', '{"1": 5}', NULL, NULL, NULL, 3, NULL, '{2, 3, 4, 5}');
+EXECUTE arr6('rec_bias', '{1, 2}', '{5, 4}', NULL, NULL, NULL);
+EXECUTE arr7('rec_bias', '{1, 2}', '{5, 4}', NULL, NULL, NULL, 3);
+EXECUTE user3('rec_bias', 1, 4);
+EXECUTE pred3('rec_bias', 1, 1);
+EXECUTE pred4('rec_bias', 1, 1, 1);
+DEALLOCATE ALL;
+RESET lfg.model;
+
+-- the planner is told k rows when k is a constant (10 otherwise)
+CREATE FUNCTION pg_temp.plan_rows(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
+    IF line ~ 'Function Scan' THEN RETURN substring(line FROM 'rows=([0-9]+)'); END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+SELECT pg_temp.plan_rows($$SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL, 37)$$) AS k37,
+       pg_temp.plan_rows($$SELECT * FROM lfg_recommend('rec_bias', '{"1": 5}', NULL, NULL, NULL)$$) AS default_k,
+       pg_temp.plan_rows($$SELECT * FROM lfg_recommend_arrays('rec_bias', '{1}', '{5}', NULL, NULL, NULL, 3)$$) AS arrays_k3,
+       pg_temp.plan_rows($$SELECT * FROM lfg_recommend_user('rec_bias', 1, 250)$$) AS user_k250,
+       pg_temp.plan_rows($$SELECT * FROM lfg_similar_items('rec_bias', 1, 5)$$) AS similar_k5;

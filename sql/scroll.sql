@@ -54,11 +54,11 @@ BEGIN
 END $$;
 SELECT pg_temp.backwards($$SELECT * FROM lfg_recommend('scroll', '{"1": 5, "2": 1, "3": 4}',
          NULL::float8, NULL, NULL, 100000)$$) = array_agg(item_id ORDER BY ord) AS jsonb_form,
-       pg_temp.backwards($$SELECT * FROM lfg_recommend('scroll', '{1, 2, 3}', '{5, 1, 4}',
+       pg_temp.backwards($$SELECT * FROM lfg_recommend_arrays('scroll', '{1, 2, 3}', '{5, 1, 4}',
          NULL, NULL, NULL, 100000)$$) = array_agg(item_id ORDER BY ord) AS array_form
   FROM sc_forward;
 SET lfg.model = 'scroll';
-SELECT pg_temp.backwards($$SELECT * FROM lfg_recommend('{"1": 5, "2": 1, "3": 4}',
+SELECT pg_temp.backwards($$SELECT * FROM lfg_recommend(NULL, '{"1": 5, "2": 1, "3": 4}',
          NULL::float8, NULL, NULL, 100000)$$) = array_agg(item_id ORDER BY ord) AS default_model_form
   FROM sc_forward;
 RESET lfg.model;

@@ -70,7 +70,7 @@ SELECT lfg_predict('sec_hidden', 1, 1);
 SELECT lfg_predict('sec_hidden', 1, 1, 1);
 SELECT * FROM lfg_recommend('sec_hidden', '{"1": 5}', NULL::float8, NULL, NULL, 3);
 -- the default model is the only name the role can see
-SELECT count(*) AS default_model_rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+SELECT count(*) AS default_model_rows FROM lfg_recommend(NULL, '{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
 RESET ROLE;
 SELECT lfg_predict('sec_hidden', 1, 1) IS NOT NULL AS owner_still_served;
 
@@ -88,7 +88,7 @@ SET ROLE regress_lfg_rls;
 SET search_path = regress_lfg_evil, pg_catalog, public;
 SELECT lfg_predict('sec', 1, 1) BETWEEN 1 AND 5 AS served_safely,
        lfg_predict('sec', 1, 1, 1) BETWEEN 1 AND 5 AS served_safely_by_version;
-SELECT count(*) AS default_model_rows FROM lfg_recommend('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+SELECT count(*) AS default_model_rows FROM lfg_recommend(NULL, '{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
 RESET search_path;
 RESET ROLE;
 SET search_path = regress_lfg_evil, pg_catalog, public;

@@ -32,6 +32,9 @@ extern bool lfg_refine;
 extern int	lfg_cache_size_limit;	/* MB */
 extern int	lfg_train_memory_limit; /* MB */
 
+/* lfg_recommend.c: the named-model jsonb form, also behind lfg_recommend_filtered */
+extern PGDLLEXPORT Datum lfg_recommend_jsonb(PG_FUNCTION_ARGS);
+
 /* lfg_store.c */
 typedef struct LfgCachedModel
 {

@@ -438,9 +438,9 @@ PG_FUNCTION_INFO_V1(lfg_recommend_filtered);
 Datum
 lfg_recommend_filtered(PG_FUNCTION_ARGS)
 {
-	LfgCachedModel *c = KnownModel(fcinfo);
-	const LfgMfParams *mf = &c->model.mf;
-	int32		k = LfgArgK(fcinfo, 5);
+	LfgCachedModel *c;
+	const LfgMfParams *mf;
+	int32		k;
 	LfgNetUser	in;
 	LfgServeScratch *s;
 	LfgItemFilter f = {0};
@@ -451,6 +451,12 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	int32		found;
 	bool		isnull;
 
+	/* without filters: lfg_recommend's own path */
+	if (PG_ARGISNULL(6) && PG_ARGISNULL(7))
+		return lfg_recommend_jsonb(fcinfo);
+	c = KnownModel(fcinfo);
+	mf = &c->model.mf;
+	k = LfgArgK(fcinfo, 5);
 	switch (KnownForm(c, "lfg_recommend"))
 	{
 		case KNOWN_FACTORS:

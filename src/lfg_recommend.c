@@ -14,7 +14,10 @@
 
 #include <math.h>
 
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "nodes/supportnodes.h"
+#include "utils/syscache.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -287,7 +290,8 @@ UserVector(LfgCachedModel *c, UserInput *in)
 static int32
 ArgK(FunctionCallInfo fcinfo, int a)
 {
-	int32		k = PG_ARGISNULL(a) ? 10 : PG_GETARG_INT32(a);
+	/* a form without k (the default-model form) has 10 */
+	int32		k = a >= PG_NARGS() || PG_ARGISNULL(a) ? 10 : PG_GETARG_INT32(a);
 
 	if (k < 1 || k > LFG_MAX_K)
 		ereport(ERROR,
@@ -359,7 +363,7 @@ lfg_recommend_jsonb(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(lfg_recommend_jsonb_default);
-/* lfg_recommend(user_ratings jsonb, age, gender, job, k) with the default model */
+/* lfg_recommend(user_ratings jsonb, age, gender, job) with the default model (k 10) */
 Datum
 lfg_recommend_jsonb_default(PG_FUNCTION_ARGS)
 {
@@ -367,7 +371,7 @@ lfg_recommend_jsonb_default(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(lfg_recommend_arrays);
-/* lfg_recommend(model_name, item_ids bigint[], ratings float8[], age, gender, job, k) */
+/* lfg_recommend_arrays(model_name, item_ids bigint[], ratings float8[], age, gender, job, k) */
 Datum
 lfg_recommend_arrays(PG_FUNCTION_ARGS)
 {
@@ -458,4 +462,72 @@ int32
 LfgArgK(FunctionCallInfo fcinfo, int a)
 {
 	return ArgK(fcinfo, a);
+}
+
+/* The position of the input argument named k of function funcid, or -1 */
+static int
+KArgPosition(Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Oid		   *types;
+	char	  **names;
+	char	   *modes;
+	int			n,
+				pos = -1,
+				input = 0;
+
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	n = get_func_arg_info(tup, &types, &names, &modes);
+	for (int j = 0; j < n && names != NULL; j++)
+	{
+		if (modes != NULL && modes[j] != PROARGMODE_IN && modes[j] != PROARGMODE_INOUT &&
+			modes[j] != PROARGMODE_VARIADIC)
+			continue;
+		if (strcmp(names[j], "k") == 0)
+		{
+			pos = input;
+			break;
+		}
+		input++;
+	}
+	ReleaseSysCache(tup);
+	return pos;
+}
+
+PG_FUNCTION_INFO_V1(lfg_rows_support);
+/*
+ * Planner support of the top-k functions: the row estimate is their k
+ * argument when it is a constant (10 when NULL or left to its default); a
+ * parameter keeps the declared ROWS 10.
+ */
+Datum
+lfg_rows_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestRows *req;
+	FuncExpr   *f;
+	Node	   *arg;
+	int			pos;
+	double		rows = 10;
+
+	if (!IsA(rawreq, SupportRequestRows))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestRows *) rawreq;
+	if (req->node == NULL || !IsA(req->node, FuncExpr))
+		PG_RETURN_POINTER(NULL);
+	f = (FuncExpr *) req->node;
+	pos = KArgPosition(f->funcid);
+	if (pos < 0)
+		PG_RETURN_POINTER(NULL);
+	if (pos < list_length(f->args))
+	{
+		arg = (Node *) list_nth(f->args, pos);
+		if (!IsA(arg, Const))
+			PG_RETURN_POINTER(NULL);
+		if (!((Const *) arg)->constisnull)
+			rows = Max(1, Min(DatumGetInt32(((Const *) arg)->constvalue), LFG_MAX_K));
+	}
+	req->rows = rows;
+	PG_RETURN_POINTER(req);
 }

@@ -103,7 +103,7 @@ SELECT * FROM lfg_recommend('lat', :obj$v::jsonb, :age, 'M', '4', 10);
 EOS
   cat > "$work/arrays$v.sql" <<EOS
 \\set age random(18, 56)
-SELECT * FROM lfg_recommend('lat', :ids$v::bigint[], :vals$v::float8[], :age, 'M', '4', 10);
+SELECT * FROM lfg_recommend_arrays('lat', :ids$v::bigint[], :vals$v::float8[], :age, 'M', '4', 10);
 EOS
 done
 cat > "$work/floor.sql" <<EOS

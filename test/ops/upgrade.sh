@@ -182,7 +182,7 @@ for obj in "table lfg.models" "table lfg.active" "table lfg.retrain_log" "view l
            "function lfg_active_version(text)" "function lfg_activate(text,integer)" \
            "function lfg_rollback(text)" "function lfg_drop_old(text,integer)" \
            "function lfg_retrain(text,text,jsonb,double precision,double precision" \
-           "function lfg_recommend(text,jsonb,double precision,text,text,integer)" \
+           "function lfg_recommend(text,jsonb,double precision,text,text,integer,bigint[],bigint[])" \
            "function lfg_predict(text,integer,bigint,bigint)"; do
   grep -qF "member $obj" "$work/objects_fresh.txt" || fail "a fresh CREATE EXTENSION lfg has no $obj"
 done
