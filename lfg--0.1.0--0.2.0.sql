@@ -499,3 +499,13 @@ COMMENT ON FUNCTION @extschema@.lfg_cached_models() IS
 CREATE VIEW lfg.cache AS SELECT * FROM @extschema@.lfg_cached_models();
 COMMENT ON VIEW lfg.cache IS
 'decoded models held for serving: shared by all backends (shared_preload_libraries = ''lfg'') or private to this backend';
+
+CREATE FUNCTION @extschema@.lfg_progress(OUT pid integer, OUT phase text, OUT rows_read bigint,
+	OUT epoch integer, OUT epochs integer, OUT train_rmse double precision,
+	OUT validation_rmse double precision, OUT started timestamptz, OUT updated timestamptz,
+	OUT seconds double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lfg_progress'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 2;
+COMMENT ON FUNCTION @extschema@.lfg_progress() IS
+'the lfg_fit calls running in this database (of the current role, or all with pg_read_all_stats): phase, rows read, epoch of how many, training and validation RMSE; needs lfg in shared_preload_libraries';

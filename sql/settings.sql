@@ -54,3 +54,6 @@ SELECT count(*) AS small_still_served FROM lfg_recommend('st_small', '{"1": 5}',
 RESET lfg.cache_size_limit;
 SELECT count(*) AS big_served FROM lfg_recommend('st_big', '{"1": 5}', NULL::float8, NULL, NULL, 3);
 DELETE FROM lfg.models WHERE name LIKE 'st_%';
+
+-- lfg_progress keeps its figures in shared memory: without preloading it says so
+SELECT * FROM lfg_progress();

@@ -33,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,6 +44,10 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/acl.h"
+#include "utils/timestamp.h"
+#include "catalog/pg_authid.h"
 #include "utils/builtins.h"
 #include "storage/dsm.h"
 #include "utils/dsa.h"
@@ -95,6 +101,24 @@ typedef struct SharedState
 	SharedSlot	slots[SHARED_SLOTS];
 } SharedState;
 
+/* The progress of one lfg_fit (lfg_progress) */
+#define PROGRESS_SLOTS 256
+typedef struct ProgressSlot
+{
+	slock_t		mutex;
+	int			pid;			/* 0: free */
+	Oid			dbid;
+	Oid			userid;
+	TimestampTz started;
+	TimestampTz updated;
+	char		phase[64];
+	int64		rows;
+	int32		step;
+	int32		steps;
+	double		train_rmse;
+	double		val_rmse;
+} ProgressSlot;
+
 /*
  * What a backend needs to use a model in place, at the start of the serving
  * chunk; offsets are from the chunk's start (addresses differ per backend).
@@ -115,6 +139,8 @@ typedef struct ServingLayout
 int			lfg_shared_cache_size = 1024;	/* MB */
 static bool shared_enabled = false;
 static SharedState *shared = NULL;
+static ProgressSlot *progress = NULL;
+static int	my_progress = -1;		/* this backend's progress slot */
 static dsa_area *area = NULL;
 static int32 my_refs[SHARED_SLOTS];
 static bool exit_registered = false;
@@ -131,7 +157,8 @@ SharedRequest(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 #endif
-	RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+	RequestAddinShmemSpace(add_size(MAXALIGN(sizeof(SharedState)),
+									mul_size(PROGRESS_SLOTS, sizeof(ProgressSlot))));
 	RequestNamedLWLockTranche("lfg", 1);
 }
 
@@ -144,6 +171,14 @@ SharedStartup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	progress = ShmemInitStruct("lfg training progress", mul_size(PROGRESS_SLOTS, sizeof(ProgressSlot)),
+							   &found);
+	if (!found)
+	{
+		memset(progress, 0, mul_size(PROGRESS_SLOTS, sizeof(ProgressSlot)));
+		for (int j = 0; j < PROGRESS_SLOTS; j++)
+			SpinLockInit(&progress[j].mutex);
+	}
 	shared = ShmemInitStruct("lfg shared models", sizeof(SharedState), &found);
 	if (!found)
 	{
@@ -630,4 +665,128 @@ LfgSharedList(Tuplestorestate *ts, TupleDesc tupdesc)
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
 	pfree(copy);
+}
+
+/* Memory context callback: the fit ended (or failed): free its progress slot */
+static void
+ProgressRelease(void *arg)
+{
+	if (my_progress < 0 || progress == NULL)
+		return;
+	SpinLockAcquire(&progress[my_progress].mutex);
+	progress[my_progress].pid = 0;
+	SpinLockRelease(&progress[my_progress].mutex);
+	my_progress = -1;
+}
+
+/*
+ * Start showing this backend's lfg_fit in lfg_progress, until cxt (the
+ * aggregate's memory) is freed. Without preloading, nothing is shown.
+ */
+void
+LfgProgressBegin(MemoryContext cxt)
+{
+	MemoryContextCallback *cb;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!LfgSharedEnabled() || my_progress >= 0)
+		return;
+	for (int j = 0; j < PROGRESS_SLOTS && my_progress < 0; j++)
+	{
+		ProgressSlot *p = &progress[j];
+
+		SpinLockAcquire(&p->mutex);
+		if (p->pid == 0)
+		{
+			p->pid = MyProcPid;
+			p->dbid = MyDatabaseId;
+			p->userid = GetUserId();
+			p->started = p->updated = now;
+			strlcpy(p->phase, "reading ratings", sizeof(p->phase));
+			p->rows = 0;
+			p->step = p->steps = 0;
+			p->train_rmse = p->val_rmse = NAN;
+			my_progress = j;
+		}
+		SpinLockRelease(&p->mutex);
+	}
+	if (my_progress < 0)
+		return;					/* every slot in use: not shown */
+	cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
+	cb->func = ProgressRelease;
+	cb->arg = NULL;
+	MemoryContextRegisterResetCallback(cxt, cb);
+}
+
+/* Update this backend's progress (phase NULL: unchanged; rows < 0: unchanged) */
+void
+LfgProgressUpdate(const char *phase, int64 rows, int32 step, int32 steps,
+				  double train_rmse, double val_rmse)
+{
+	ProgressSlot *p;
+
+	if (my_progress < 0)
+		return;
+	p = &progress[my_progress];
+	SpinLockAcquire(&p->mutex);
+	if (phase != NULL)
+		strlcpy(p->phase, phase, sizeof(p->phase));
+	if (rows >= 0)
+		p->rows = rows;
+	p->step = step;
+	p->steps = steps;
+	p->train_rmse = train_rmse;
+	p->val_rmse = val_rmse;
+	p->updated = GetCurrentTimestamp();
+	SpinLockRelease(&p->mutex);
+}
+
+PG_FUNCTION_INFO_V1(lfg_progress);
+/*
+ * lfg_progress(): the lfg_fit calls running in this database, as the
+ * backends update them (each epoch, every million rows read): visible to
+ * their own role and to members of pg_read_all_stats
+ */
+Datum
+lfg_progress(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *ts;
+	bool		all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+
+	if (!LfgSharedEnabled())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lfg_progress needs lfg in shared_preload_libraries"),
+				 errdetail("Training progress is kept in shared memory, which lfg gets only when the server loads it at start."),
+				 errhint("Add lfg to shared_preload_libraries and restart; meanwhile, lfg_fit reports each epoch at DEBUG1 (NOTICE with \"verbose\": true).")));
+	ts = LfgBeginSRF(fcinfo, "lfg_progress", 10, &tupdesc);
+	for (int j = 0; j < PROGRESS_SLOTS; j++)
+	{
+		ProgressSlot c;
+		Datum		values[10];
+		bool		nulls[10] = {false};
+
+		SpinLockAcquire(&progress[j].mutex);
+		c = progress[j];
+		SpinLockRelease(&progress[j].mutex);
+		if (c.pid == 0 || c.dbid != MyDatabaseId || (!all && !has_privs_of_role(GetUserId(), c.userid)))
+			continue;
+		values[0] = Int32GetDatum(c.pid);
+		values[1] = CStringGetTextDatum(c.phase);
+		values[2] = Int64GetDatum(c.rows);
+		values[3] = Int32GetDatum(c.step);
+		nulls[3] = c.steps == 0;
+		values[4] = Int32GetDatum(c.steps);
+		nulls[4] = c.steps == 0;
+		values[5] = Float8GetDatum(c.train_rmse);
+		nulls[5] = isnan(c.train_rmse);
+		values[6] = Float8GetDatum(c.val_rmse);
+		nulls[6] = isnan(c.val_rmse);
+		values[7] = TimestampTzGetDatum(c.started);
+		values[8] = TimestampTzGetDatum(c.updated);
+		values[9] = Float8GetDatum((double) (GetCurrentTimestamp() - c.started) / 1e6);
+		tuplestore_putvalues(ts, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
 }

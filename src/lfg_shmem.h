@@ -29,6 +29,9 @@ typedef struct LfgSharedKey
 extern bool LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 						 MemoryContext cxt, LfgCachedModel *c);
 
+extern void LfgProgressBegin(MemoryContext cxt);
+extern void LfgProgressUpdate(const char *phase, int64 rows, int32 step, int32 steps,
+							  double train_rmse, double val_rmse);
 extern void LfgSharedList(struct Tuplestorestate *ts, TupleDesc tupdesc);
 
 #endif							/* LFG_SHMEM_H */

@@ -26,6 +26,7 @@
 #include "utils/memutils.h"
 
 #include "lfg.h"
+#include "lfg_shmem.h"
 #include "lfg_options.h"
 #include "lfg_users.h"
 #include "core/lfg_mf.h"
@@ -145,6 +146,8 @@ NewState(MemoryContext cxt)
 {
 	FitState   *s = MemoryContextAllocZero(cxt, sizeof(FitState));
 
+	/* shown by lfg_progress (preloaded) until the aggregate's memory goes */
+	LfgProgressBegin(cxt);
 	return s;
 }
 
@@ -249,6 +252,8 @@ AddRating(FitState *s, int64 user, int64 item, float8 r)
 	s->item[s->n] = item;
 	s->rating[s->n] = (float) r;
 	s->n++;
+	if ((s->n & 0xFFFFF) == 0)
+		LfgProgressUpdate(NULL, s->n, 0, 0, NAN, NAN);
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_trans);
@@ -707,8 +712,21 @@ ReportMfEpoch(void *ctx, int epoch, double rmse)
 	const LfgMfOptions *o = ctx;
 
 	CHECK_FOR_INTERRUPTS();
+	LfgProgressUpdate("training", -1, epoch, o->epochs, rmse, NAN);
 	ereport(o->verbose ? NOTICE : DEBUG1,
 			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
+}
+
+/* Core callback after each epoch of an LFG model's BiasSVD pretraining */
+static void
+ReportPretrainEpoch(void *ctx, int epoch, double rmse)
+{
+	const LfgNetOptions *o = ctx;
+
+	CHECK_FOR_INTERRUPTS();
+	LfgProgressUpdate("pretraining the item side (BiasSVD)", -1, epoch, o->pretrain_epochs, rmse, NAN);
+	ereport(o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit pretraining epoch %d of %d: training rmse %.4f", epoch, o->pretrain_epochs, rmse)));
 }
 
 /* Core callback after each LFG epoch */
@@ -718,9 +736,10 @@ ReportNetEpoch(void *ctx, int epoch, double train_rmse, double val_rmse, double 
 	const LfgNetOptions *o = ctx;
 
 	CHECK_FOR_INTERRUPTS();
+	LfgProgressUpdate("training the generator", -1, epoch, o->epochs, train_rmse, val_rmse);
 	ereport(o->verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit epoch %d: training rmse %.4f, validation rmse %.4f, %.1f s",
-					epoch, train_rmse, val_rmse, seconds)));
+			(errmsg("lfg_fit epoch %d of at most %d: training rmse %.4f, validation rmse %.4f, %.1f s",
+					epoch, o->epochs, train_rmse, val_rmse, seconds)));
 }
 
 /* A string table section built from a sorted vocabulary */
@@ -837,7 +856,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		 StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
-	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net};
+	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net, ReportPretrainEpoch};
 	LfgUsers	users = {d->r.n_users, NULL, NULL, NULL, 0, 0};
 	LfgVocab	genders = {0},
 				jobs = {0};
@@ -934,6 +953,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
 		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
+	LfgProgressUpdate("indexing the ratings", s->n, 0, 0, NAN, NAN);
 	Densify(s, &d);
 	budget.peak = BudgetUsed(&budget);
 	if (opts.warm_model != NULL)
@@ -951,6 +971,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	m.options_len = strlen(m.options_json);
 	m.metrics_json = metrics.data;
 	m.metrics_len = metrics.len;
+	LfgProgressUpdate("writing the model", -1, 0, 0, NAN, NAN);
 	if (lfg_model_encoded_size(&m, &size, &err) != LFG_OK)
 		LfgRaise(&err);
 	if (size > MaxAllocSize - VARHDRSZ)

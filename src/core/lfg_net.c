@@ -278,7 +278,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	int32_t    *users = lfg_alloc_array(a, (size_t) t->tr_ptr[nu], sizeof(int32_t));
 	LfgMfOptions mo;
 	LfgMfParams svd;
-	LfgCallbacks mcb = {NULL, cb ? cb->check : NULL, cb ? cb->ctx : NULL};
+	LfgCallbacks mcb = {cb ? cb->on_pretrain_epoch : NULL, cb ? cb->check : NULL, cb ? cb->ctx : NULL};
 	LfgRatings	r;
 	double		rmse;
 	LfgStatus	st;

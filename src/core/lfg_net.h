@@ -104,6 +104,7 @@ typedef struct LfgNetCallbacks
 	LfgNetEpochFn on_epoch;
 	LfgCheckFn	check;
 	void	   *ctx;
+	LfgEpochFn	on_pretrain_epoch;	/* each epoch of the BiasSVD pretraining, or NULL */
 } LfgNetCallbacks;
 
 /*

@@ -115,8 +115,20 @@ my $bench = IPC::Run::start(
 	],
 	'<', \undef, '>', \$bench_out, '2>', \$bench_err);
 sleep 2;
-$primary->safe_psql('postgres',
-	q{CALL lfg_retrain('m', 'r', '{"kind": "biassvd", "factors": 128, "epochs": 3, "seed": 3}', tolerance => 100)});
+# the retrain shows its progress in lfg_progress() to another session
+my $retrain = LfgTap::background_sql($primary,
+	q{CALL lfg_retrain('m', 'r', '{"kind": "biassvd", "factors": 128, "epochs": 40, "seed": 3}', tolerance => 100)});
+my $seen = '';
+for (1 .. 3000)
+{
+	$seen = $primary->safe_psql('postgres',
+		q{SELECT phase || ' ' || epoch || ' of ' || epochs || ', rows ' || rows_read FROM lfg_progress() WHERE epoch >= 1});
+	last if $seen ne '' || !$retrain->{h}->pumpable;
+	sleep 0.05;
+}
+like($seen, qr/^training \d+ of 40, rows \d+$/, "lfg_progress shows the running fit from another session: $seen");
+is(LfgTap::finish_background($retrain), 0, 'the retrain succeeded') or diag(${ $retrain->{err} });
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM lfg_progress()'), '0', 'lfg_progress is empty once it ended');
 $bench->finish;
 my ($processed) = $bench_out =~ /number of transactions actually processed: (\d+)/;
 my ($failed) = $bench_out =~ /number of failed transactions: (\d+)/;
