@@ -562,3 +562,18 @@ COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision
 
 COMMENT ON FUNCTION @extschema@.lfg_predict(text, bigint, bigint) IS
 'predicted rating of item_id by user_id with the active version of a model';
+
+------------------------------------------------------------------------
+-- lfg_model_info lists an lfg model's demographics
+------------------------------------------------------------------------
+
+-- a new OUT column changes the result type: drop and create (the fill
+-- trigger looks the function up when it runs)
+DROP FUNCTION @extschema@.lfg_model_info(bytea);
+CREATE FUNCTION @extschema@.lfg_model_info(model bytea,
+	OUT kind text, OUT n_users int, OUT n_items int, OUT factors int,
+	OUT bytes bigint, OUT options jsonb, OUT metrics jsonb, OUT demographics jsonb)
+RETURNS record AS 'MODULE_PATHNAME', 'lfg_model_info'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
+'check model bytes (magic, version, lengths, CRC32C) and describe the model; demographics (lfg models): whether they are used, the genders, the jobs and the training age range';
