@@ -81,7 +81,11 @@ ${extra//@SOCKDIR@/$LFG_CLUSTER_DIR}
 CONF
   local coretype
   coretype=$(lfg_openblas_coretype)
-  (cd / && env OPENBLAS_NUM_THREADS=1 ${coretype:+OPENBLAS_CORETYPE=$coretype} "${as_pg[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" \
+  # the server does not inherit the clients' libpq settings (a server started
+  # by the system has none): its own connections, such as dblink's in the
+  # tests, must name their port and host
+  (cd / && env -u PGHOST -u PGPORT -u PGUSER -u PGPASSFILE -u PGDATABASE OPENBLAS_NUM_THREADS=1 \
+      ${coretype:+OPENBLAS_CORETYPE=$coretype} "${as_pg[@]}" "$LFG_PG_BIN/pg_ctl" -D "$LFG_CLUSTER_DIR/data" \
       -l "$LFG_CLUSTER_DIR/server.log" -w start >/dev/null) || { cat "$LFG_CLUSTER_DIR/server.log"; return 1; }
   LFG_AS_PG=("${as_pg[@]}")
 }
