@@ -29,6 +29,8 @@ make clean >/dev/null
 make COPT="-Werror -DUSE_ASSERT_CHECKING" UNIT_CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror" >/dev/null
 echo "== core unit tests"
 make unitcheck
+echo "== messages: doc/messages.md and the messages the docs quote, against the sources"
+python3 scripts/messages.py --check
 echo "== model decoder fuzzing (AddressSanitizer, UBSan)"
 make fuzzcheck
 echo "== install"

@@ -351,6 +351,7 @@ ArgK(FunctionCallInfo fcinfo, int a)
 		ereport(ERROR,
 				(errcode(k < 1 ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("k must be between 1 and %d", LFG_MAX_K),
+				 k < 1 ? errhint("Pass a k of at least 1 (NULL means 10).") :
 				 errhint("Pass a smaller k; a k above the catalogue size returns the whole catalogue.")));
 	return k;
 }
