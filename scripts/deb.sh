@@ -26,7 +26,7 @@ cleanup() {
   set +e
   declare -F lfg_cluster_stop >/dev/null && lfg_cluster_stop
   if $installed; then
-    dpkg -r "$pkg" >/dev/null && echo "deb: $pkg removed"
+    dpkg -r "$pkg" >/dev/null 2>&1 && echo "deb: $pkg removed"
   fi
   rm -rf "$work"
   exit $rc
@@ -54,9 +54,10 @@ $test || exit 0
 # install, smoke-test, remove
 [ "$(id -u)" = 0 ] || { echo "deb: --test installs the package: run as root" >&2; exit 1; }
 deb=$(ls "$out"/${pkg}_*.deb)
-dpkg-deb -c "$deb" | grep -q '/usr/lib/postgresql/15/lib/lfg.so$' || { echo "deb: $deb has no lfg.so" >&2; exit 1; }
+contents=$(dpkg-deb -c "$deb")
+grep -q '/usr/lib/postgresql/15/lib/lfg.so$' <<<"$contents" || { echo "deb: $deb has no lfg.so" >&2; exit 1; }
 installed=true
-dpkg -i "$deb" >/dev/null
+dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { echo "deb: dpkg -i failed:" >&2; cat "$work/dpkg.log" >&2; exit 1; }
 for f in /usr/lib/postgresql/15/lib/lfg.so /usr/share/postgresql/15/extension/lfg.control \
          /usr/share/postgresql/15/extension/lfg--0.1.0.sql /usr/share/postgresql/15/extension/lfg--0.2.0.sql \
          /usr/share/postgresql/15/extension/lfg--0.1.0--0.2.0.sql; do
@@ -93,7 +94,7 @@ upd=$(psql -X -qAt -v ON_ERROR_STOP=1 -d lfg_old -c "CREATE EXTENSION lfg VERSIO
 [ "$upd" = 0.2.0 ] || { echo "deb: the update from 0.1.0 gave $upd" >&2; exit 1; }
 lfg_cluster_stop
 installed=false
-dpkg -r "$pkg" >/dev/null
+dpkg -r "$pkg" >"$work/dpkg.log" 2>&1 || { echo "deb: dpkg -r failed:" >&2; cat "$work/dpkg.log" >&2; exit 1; }
 [ ! -e /usr/lib/postgresql/15/lib/lfg.so ] || { echo "deb: lfg.so is still there after dpkg -r" >&2; exit 1; }
 echo "deb: $pkg installed with dpkg, smoke-tested on PostgreSQL 15 (CREATE EXTENSION 0.2.0, update from 0.1.0," \
   "lfg_retrain activated then skipped, lfg_recommend, lfg_model_info), and removed; the .deb is in $out"
