@@ -142,9 +142,15 @@ check postgres "the jobs are unscheduled" "SELECT count(*) = 0 FROM cron.job WHE
 
 # What each run decided: the lfg.retrain_log row written by the run's
 # backend (job_pid) while it ran. pg_cron records only the command tag.
+# (end_time is not a bound: in background-worker mode pg_cron may stamp it
+# when it starts waiting for the worker's messages, before the run ends)
 run_log="FROM cron.job_run_details AS d JOIN lfg.retrain_log AS l
-  ON l.backend_pid = d.job_pid AND l.finished_at BETWEEN d.start_time AND d.end_time"
-check postgres "every run has its lfg.retrain_log row, and return_message is the command tag" \
+  ON l.backend_pid = d.job_pid AND l.started_at BETWEEN d.start_time AND d.start_time + interval '1 minute'"
+runs_seen=$(q postgres -F ' ' -c "SELECT d.jobid, d.runid, d.job_pid, d.status, d.return_message, d.start_time, d.end_time,
+    l.backend_pid, l.started_at, l.finished_at, l.outcome
+  FROM cron.job_run_details AS d FULL JOIN lfg.retrain_log AS l ON l.backend_pid = d.job_pid
+ WHERE d.jobid IN ($jobid, $app_jobid) OR d.jobid IS NULL ORDER BY d.runid, l.id")
+check postgres "every run has its lfg.retrain_log row, and return_message is the command tag (runs and log rows: $runs_seen)" \
   "SELECT count(*) = $((runs + app_runs)) AND bool_and(d.return_message = 'CALL') $run_log WHERE d.jobid IN ($jobid, $app_jobid)"
 check postgres "the first run of each job activated version 2, the later ones (if any) skipped" \
   "SELECT bool_and(CASE WHEN d.runid = f.runid THEN l.outcome = 'activated' AND l.new_version = 2
