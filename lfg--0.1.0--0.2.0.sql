@@ -190,7 +190,7 @@ CREATE TABLE lfg.retrain_log (
 	started_at timestamptz NOT NULL,
 	finished_at timestamptz NOT NULL,
 	previous_version integer,
-	new_version integer NOT NULL,
+	new_version integer,
 	previous_rmse double precision,
 	new_rmse double precision,
 	tolerance double precision NOT NULL,
@@ -198,16 +198,39 @@ CREATE TABLE lfg.retrain_log (
 	decision text NOT NULL,
 	train_rows bigint NOT NULL,
 	validation_rows bigint NOT NULL,
-	train_seconds double precision NOT NULL
+	train_seconds double precision NOT NULL,
+	outcome text NOT NULL CHECK (outcome IN ('activated', 'kept', 'skipped', 'superseded')),
+	source_fingerprint text NOT NULL,
+	pruned integer NOT NULL DEFAULT 0,
+	backend_pid integer NOT NULL DEFAULT pg_catalog.pg_backend_pid()
 );
 COMMENT ON TABLE lfg.retrain_log IS
-'one row per completed lfg_retrain: both validation RMSEs and whether the new version was activated';
+'one row per completed lfg_retrain: its outcome (activated, kept, skipped, superseded), both validation RMSEs, the source fingerprint and the backend (cron.job_run_details.job_pid)';
 SELECT pg_catalog.pg_extension_config_dump('lfg.retrain_log', '');
 SELECT pg_catalog.pg_extension_config_dump('lfg.retrain_log_id_seq', '');
 
+-- lfg_retrain re-raises the errors of the SQL it generates through this,
+-- so that the error shows the cause, not the generated statement
+CREATE FUNCTION lfg.retrain_error(state text, message text, detail text, hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF coalesce(detail, '') = '' AND coalesce(hint, '') = '' THEN
+		RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message;
+	ELSIF coalesce(hint, '') = '' THEN
+		RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail;
+	ELSIF coalesce(detail, '') = '' THEN
+		RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, HINT = hint;
+	ELSE
+		RAISE EXCEPTION USING ERRCODE = state, MESSAGE = message, DETAIL = detail, HINT = hint;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION lfg.retrain_error(text, text, text, text) IS
+'internal to lfg_retrain: raise an error with this SQLSTATE, message, detail and hint';
+
 CREATE PROCEDURE @extschema@.lfg_retrain(model_name text, source text, options jsonb DEFAULT NULL,
 	tolerance double precision DEFAULT 0.005, validation_fraction double precision DEFAULT 0.05,
-	warm_start boolean DEFAULT false)
+	warm_start boolean DEFAULT false, keep integer DEFAULT NULL, force boolean DEFAULT false)
 LANGUAGE plpgsql AS $$
 DECLARE
 	-- the source is the caller's SQL: it is resolved and run with the
@@ -220,19 +243,42 @@ DECLARE
 	current_pin integer;
 	previous_options jsonb;
 	previous_kind text;
+	previous_fraction double precision;
+	comparable boolean;
 	opts jsonb;
+	fit_opts jsonb;
 	model_kind text;
 	src text;
+	src_label text;
 	holdout text;
-	fit text;
+	cols text;
+	row_hash text;
+	needed text[];
+	missing text[] := '{}';
+	col text;
+	col_type oid;
+	base_type oid;
+	type_ok boolean;
+	newest_version integer;
+	newest_metrics jsonb;
+	newest_options jsonb;
+	hash_sum numeric;
+	fingerprint text;
+	unchanged boolean := false;
 	new_version integer;
 	previous_rmse double precision;
 	new_rmse double precision;
 	train_rows bigint;
 	validation_rows bigint;
 	activate boolean;
+	outcome text;
 	decision text;
+	pruned integer := 0;
 	attempt integer;
+	e_state text;
+	e_message text;
+	e_detail text;
+	e_hint text;
 BEGIN
 	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 	IF model_name IS NULL OR source IS NULL THEN
@@ -249,6 +295,17 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 			      HINT = 'The default holds out 0.05 of the rows.';
 	END IF;
+	IF keep < 1 THEN
+		RAISE EXCEPTION 'keep must be at least 1, not %', keep
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'keep => n keeps the newest n versions (and the active one) after the retrain; leave it NULL to keep every version.';
+	END IF;
+	-- pruning needs DELETE: refuse before training rather than after
+	IF keep IS NOT NULL AND NOT pg_catalog.has_table_privilege('lfg.models', 'DELETE') THEN
+		RAISE EXCEPTION 'permission denied to delete old versions of model "%"', model_name
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = 'keep => n deletes versions: grant DELETE on lfg.models to this role, or leave keep out and prune with lfg_drop_old elsewhere.';
+	END IF;
 	-- one retrain of a name at a time: a second one refuses at once
 	IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998728)) THEN
 		RAISE EXCEPTION 'another lfg_retrain of model "%" is running', model_name
@@ -261,7 +318,8 @@ BEGIN
 	FOR attempt IN 1..3 LOOP
 		previous := @extschema@.lfg_active_version(model_name);
 		EXIT WHEN previous IS NULL;
-		SELECT m.options, m.kind INTO previous_options, previous_kind
+		SELECT m.options, m.kind, (m.metrics->>'validation_fraction')::float8
+		  INTO previous_options, previous_kind, previous_fraction
 		  FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous
 		   FOR KEY SHARE OF m;
 		EXIT WHEN FOUND;
@@ -280,10 +338,11 @@ BEGIN
 			      HINT = 'Pass NULL to reuse the active version''s options.';
 	END IF;
 	model_kind := coalesce(opts->>'kind', previous_kind, 'biassvd');
+	fit_opts := opts;
 	-- start from the active version: its users and items keep their
 	-- factors, new ones start fresh (doc/operations.md)
 	IF warm_start AND previous IS NOT NULL THEN
-		opts := opts || pg_catalog.jsonb_build_object('warm_start',
+		fit_opts := opts || pg_catalog.jsonb_build_object('warm_start',
 			pg_catalog.jsonb_build_object('model', model_name, 'version', previous));
 	END IF;
 
@@ -292,92 +351,210 @@ BEGIN
 	holdout := pg_catalog.format('(pg_catalog.hashint8extended(s.item_id::bigint, s.user_id::bigint) '
 	                             'OPERATOR(pg_catalog.&) 1048575) OPERATOR(pg_catalog.<) %s',
 	                             (validation_fraction * 1048576)::bigint);
+	-- the columns lfg_fit takes, and a 64-bit hash of each row's values
+	-- (NULL text and NULL age hash apart from every value)
+	cols := 's.user_id::bigint, s.item_id::bigint, s.rating::float8';
+	row_hash := 'pg_catalog.hashfloat8extended(s.rating::float8, pg_catalog.hashint8extended(s.item_id::bigint, '
+	            'pg_catalog.hashint8extended(s.user_id::bigint, 7919)))';
+	needed := ARRAY['user_id', 'item_id', 'rating'];
 	IF model_kind = 'lfg' THEN
-		fit := '@extschema@.lfg_fit(s.user_id::bigint, s.item_id::bigint, s.rating::float8, '
-		       's.age::float8, s.gender::text, s.job::text, $2)';
-	ELSE
-		fit := '@extschema@.lfg_fit(s.user_id::bigint, s.item_id::bigint, s.rating::float8, $2)';
+		cols := cols || ', s.age::float8, s.gender::text, s.job::text';
+		row_hash := pg_catalog.format('pg_catalog.hashfloat8extended(coalesce(s.age::float8, ''NaN''), %s)', row_hash);
+		row_hash := pg_catalog.format('coalesce(pg_catalog.hashtextextended(s.gender::text, %1$s), '
+		                              'pg_catalog.hashint8extended(1, %1$s))', row_hash);
+		row_hash := pg_catalog.format('coalesce(pg_catalog.hashtextextended(s.job::text, %1$s), '
+		                              'pg_catalog.hashint8extended(2, %1$s))', row_hash);
+		needed := needed || ARRAY['age', 'gender', 'job'];
 	END IF;
 
-	-- the caller's SQL, with the caller's search_path: a table or view name,
-	-- or a query
-	PERFORM pg_catalog.set_config('search_path', caller_path, true);
-	IF pg_catalog.texticregexeq(source, '^\s*\(?\s*(select|with|values|table)\y') THEN
-		src := '(' OPERATOR(pg_catalog.||) source OPERATOR(pg_catalog.||) ')';
-	ELSE
-		src := source::pg_catalog.regclass::pg_catalog.text;
-	END IF;
-	EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT %1$s), '
-	                          'pg_catalog.count(*) FILTER (WHERE %1$s) FROM %2$s AS s', holdout, src)
-	   INTO train_rows, validation_rows;
-	IF validation_rows OPERATOR(pg_catalog.=) 0 THEN
-		RAISE EXCEPTION 'no validation rows among the % rows of the source', train_rows
-			USING ERRCODE = 'data_exception',
-			      HINT = 'Raise validation_fraction, or train on more ratings.';
-	END IF;
-	EXECUTE pg_catalog.format('INSERT INTO lfg.models AS m (name, model) SELECT $1, %s FROM %s AS s '
-	                          'WHERE NOT %s RETURNING m.version', fit, src, holdout)
-	   INTO new_version USING model_name, opts;
-	trained := pg_catalog.clock_timestamp();
-	-- validation RMSE of the new and of the previously active version, in
-	-- one pass over the held-out rows (lfg_predict is strict: no previous
-	-- version gives a NULL RMSE)
-	EXECUTE pg_catalog.format('SELECT pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $2, '
-	                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
-	                          'OPERATOR(pg_catalog.^) 2)), '
-	                          'pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $3, '
-	                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
-	                          'OPERATOR(pg_catalog.^) 2)) FROM %s AS s WHERE %s', src, holdout)
-	   INTO new_rmse, previous_rmse USING model_name, new_version, previous;
-	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-
-	UPDATE lfg.models AS m
-	   SET metrics = m.metrics || pg_catalog.jsonb_build_object('validation_rmse', new_rmse,
-	                 'validation_rows', validation_rows, 'validation_fraction', validation_fraction)
-	 WHERE m.name = model_name AND m.version = new_version;
-
-	activate := previous IS NULL OR new_rmse <= previous_rmse + tolerance;
-	decision := CASE
-		WHEN previous IS NULL THEN 'activated: first version'
-		WHEN activate THEN format('activated: validation RMSE %s against %s of version %s (tolerance %s)',
-		                          round(new_rmse::numeric, 4), round(previous_rmse::numeric, 4), previous, tolerance)
-		ELSE format('kept version %s: validation RMSE %s of the new version is worse than %s by more than %s',
-		            previous, round(new_rmse::numeric, 4), round(previous_rmse::numeric, 4), tolerance)
-	END;
-	-- the new version is the newest: without a row in lfg.active it would be
-	-- served, so a rejected one pins the previous version. An activation
-	-- committed while this one trained (lfg_activate, lfg_rollback) wins.
-	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
-	current_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
-	IF current_pin IS DISTINCT FROM previous_pin THEN
-		activate := false;
-		decision := format('not activated: the active version changed to %s while training '
-		                   '(validation RMSE %s against %s of version %s)',
-		                   coalesce(current_pin::text, 'the newest'), round(new_rmse::numeric, 4),
-		                   coalesce(round(previous_rmse::numeric, 4)::text, 'none'), coalesce(previous::text, 'none'));
-		IF current_pin IS NULL AND previous IS NOT NULL THEN
-			INSERT INTO lfg.active (name, version)
-				SELECT model_name, previous WHERE EXISTS
-					(SELECT 1 FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous);
+	BEGIN
+		-- the caller's SQL, with the caller's search_path: a table or view
+		-- name, or a query
+		PERFORM pg_catalog.set_config('search_path', caller_path, true);
+		IF pg_catalog.texticregexeq(source, '^\s*\(?\s*(select|with|values|table)\y') THEN
+			src := '(' OPERATOR(pg_catalog.||) source OPERATOR(pg_catalog.||) ')';
+			src_label := 'the source query';
+		ELSE
+			src := source::pg_catalog.regclass::pg_catalog.text;
+			src_label := pg_catalog.format('source %s', src);
 		END IF;
+		PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+		-- the columns, by name and type, before anything runs (a failed
+		-- probe's subtransaction restores this search_path)
+		FOREACH col IN ARRAY needed LOOP
+			BEGIN
+				PERFORM pg_catalog.set_config('search_path', caller_path, true);
+				EXECUTE pg_catalog.format('SELECT pg_catalog.pg_typeof(x.%1$I)::pg_catalog.oid FROM (SELECT) AS d '
+				                          'LEFT JOIN LATERAL (SELECT s.%1$I FROM %2$s AS s LIMIT 0) AS x ON true',
+				                          col, src)
+				   INTO col_type;
+				PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+			EXCEPTION WHEN undefined_column THEN
+				missing := missing || col;
+				CONTINUE;
+			END;
+			base_type := col_type;
+			FOR attempt IN 1..32 LOOP
+				EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type AS t WHERE t.oid = base_type AND t.typtype = 'd');
+				base_type := (SELECT t.typbasetype FROM pg_catalog.pg_type AS t WHERE t.oid = base_type);
+			END LOOP;
+			type_ok := CASE
+				WHEN col IN ('user_id', 'item_id') THEN base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+				WHEN col IN ('rating', 'age') THEN base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+				                                                'float4'::regtype, 'float8'::regtype, 'numeric'::regtype)
+				ELSE base_type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype,
+				                   'int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+			END;
+			IF NOT type_ok THEN
+				RAISE EXCEPTION 'column "%" of % has type %', col, src_label, pg_catalog.format_type(col_type, NULL)
+					USING ERRCODE = 'invalid_parameter_value',
+					      DETAIL = CASE
+					          WHEN col IN ('user_id', 'item_id') THEN 'user_id and item_id must be smallint, integer or bigint.'
+					          WHEN col IN ('rating', 'age') THEN pg_catalog.format('%s must be a number: smallint, integer, bigint, real, double precision or numeric.', col)
+					          ELSE pg_catalog.format('%s must be text (text, varchar, char) or an integer code.', col) END,
+					      HINT = pg_catalog.format('Cast it in a query source, e.g. ''SELECT ..., %1$s::%2$s AS %1$s FROM ...''.',
+					                               col, CASE WHEN col IN ('user_id', 'item_id') THEN 'bigint'
+					                                         WHEN col IN ('rating', 'age') THEN 'float8' ELSE 'text' END);
+			END IF;
+		END LOOP;
+		IF cardinality(missing) > 0 THEN
+			RAISE EXCEPTION '% has no column %', src_label, pg_catalog.array_to_string(missing, ', ')
+				USING ERRCODE = 'undefined_column',
+				      DETAIL = pg_catalog.format('A model of kind %s trains on the columns %s.', model_kind,
+				                                 pg_catalog.array_to_string(needed, ', ')),
+				      HINT = CASE WHEN model_kind = 'lfg'
+				                  THEN 'Name them in a query source, e.g. ''SELECT r.user_id, r.item_id, r.rating, u.age, u.gender, u.job FROM ratings r JOIN users u USING (user_id)''.'
+				                  ELSE 'Name them in a query source, e.g. ''SELECT uid AS user_id, iid AS item_id, stars AS rating FROM feedback''.' END;
+		END IF;
+
+		-- one pass: the split's sizes and the source's fingerprint (row
+		-- count and the sum of the rows' hashes, whatever their order)
+		PERFORM pg_catalog.set_config('search_path', caller_path, true);
+		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE NOT %1$s), '
+		                          'pg_catalog.count(*) FILTER (WHERE %1$s), pg_catalog.sum(%3$s) FROM %2$s AS s',
+		                          holdout, src, row_hash)
+		   INTO train_rows, validation_rows, hash_sum;
+		PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+		fingerprint := pg_catalog.md5(pg_catalog.format('%s|%s|%s|%s', model_kind,
+		                              (validation_fraction * 1048576)::bigint,
+		                              train_rows + validation_rows, coalesce(hash_sum, 0)));
+		IF validation_rows = 0 THEN
+			RAISE EXCEPTION 'no validation rows among the % rows of the source', train_rows
+				USING ERRCODE = 'data_exception',
+				      HINT = 'Raise validation_fraction, or train on more ratings.';
+		END IF;
+
+		-- unchanged: the newest version was trained by lfg_retrain on rows
+		-- with this fingerprint and with these options
+		SELECT m.version, m.metrics, m.options INTO newest_version, newest_metrics, newest_options
+		  FROM lfg.models AS m WHERE m.name = model_name ORDER BY m.version DESC LIMIT 1;
+		unchanged := coalesce(NOT coalesce(force, false) AND newest_metrics->>'source_fingerprint' = fingerprint
+		                      AND (newest_metrics->'retrain_options' = opts OR newest_options = opts), false);
+
+		IF NOT unchanged THEN
+			PERFORM pg_catalog.set_config('search_path', caller_path, true);
+			EXECUTE pg_catalog.format('INSERT INTO lfg.models AS m (name, model) '
+			                          'SELECT $1, @extschema@.lfg_fit(%s, $2) FROM %s AS s '
+			                          'WHERE NOT %s RETURNING m.version', cols, src, holdout)
+			   INTO new_version USING model_name, fit_opts;
+			trained := pg_catalog.clock_timestamp();
+			-- validation RMSE of the new and of the previously active
+			-- version, in one pass over the held-out rows (lfg_predict is
+			-- strict: no previous version gives a NULL RMSE)
+			EXECUTE pg_catalog.format('SELECT pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $2, '
+			                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
+			                          'OPERATOR(pg_catalog.^) 2)), '
+			                          'pg_catalog.sqrt(pg_catalog.avg((@extschema@.lfg_predict($1, $3, '
+			                          's.user_id::bigint, s.item_id::bigint) OPERATOR(pg_catalog.-) s.rating::float8) '
+			                          'OPERATOR(pg_catalog.^) 2)) FROM %s AS s WHERE %s', src, holdout)
+			   INTO new_rmse, previous_rmse USING model_name, new_version, previous;
+			PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+		                        e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+		PERFORM lfg.retrain_error(e_state, e_message, e_detail, e_hint);
+	END;
+
+	IF unchanged THEN
+		outcome := 'skipped';
+		activate := false;
+		trained := started;
+		decision := pg_catalog.format('skipped: the source is unchanged since version %s (%s rows, same options); '
+		                              'version %s stays active', newest_version, train_rows + validation_rows, previous);
 	ELSE
-		INSERT INTO lfg.active AS a (name, version)
-			VALUES (model_name, CASE WHEN activate THEN new_version ELSE previous END)
-			ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version,
-				activated_at = CASE WHEN a.version = EXCLUDED.version THEN a.activated_at ELSE pg_catalog.now() END;
+		UPDATE lfg.models AS m
+		   SET metrics = m.metrics || pg_catalog.jsonb_build_object('validation_rmse', new_rmse,
+		                 'validation_rows', validation_rows, 'validation_fraction', validation_fraction,
+		                 'source_rows', train_rows + validation_rows,
+		                 'source_fingerprint', fingerprint, 'retrain_options', opts)
+		 WHERE m.name = model_name AND m.version = new_version;
+
+		-- the gate compares like with like only if the active version never
+		-- trained on these validation rows: it was held out by lfg_retrain
+		-- with at least this fraction (a superset of these rows)
+		comparable := (previous_fraction * 1048576)::bigint >= (validation_fraction * 1048576)::bigint;
+		activate := previous IS NULL OR NOT coalesce(comparable, false) OR new_rmse <= previous_rmse + tolerance;
+		outcome := CASE WHEN activate THEN 'activated' ELSE 'kept' END;
+		decision := CASE
+			WHEN previous IS NULL THEN
+				pg_catalog.format('activated version %s: the first version (validation RMSE %s)',
+				                  new_version, round(new_rmse::numeric, 4))
+			WHEN NOT coalesce(comparable, false) THEN
+				pg_catalog.format('activated version %s: validation RMSE %s; not compared with version %s (%s), '
+				                  'which was not trained by lfg_retrain with this validation split and has seen these rows',
+				                  new_version, round(new_rmse::numeric, 4), previous, round(previous_rmse::numeric, 4))
+			WHEN activate THEN
+				pg_catalog.format('activated version %s: validation RMSE %s against %s of version %s (tolerance %s)',
+				                  new_version, round(new_rmse::numeric, 4), round(previous_rmse::numeric, 4), previous, tolerance)
+			ELSE
+				pg_catalog.format('kept version %s: validation RMSE %s of version %s is worse than %s by more than %s',
+				                  previous, round(new_rmse::numeric, 4), new_version, round(previous_rmse::numeric, 4), tolerance)
+		END;
+		-- the new version is the newest: without a row in lfg.active it would
+		-- be served, so a rejected one pins the previous version. An
+		-- activation committed while this one trained (lfg_activate,
+		-- lfg_rollback) wins.
+		PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(model_name, 4998729));
+		current_pin := (SELECT a.version FROM lfg.active AS a WHERE a.name = model_name);
+		IF current_pin IS DISTINCT FROM previous_pin THEN
+			activate := false;
+			outcome := 'superseded';
+			decision := pg_catalog.format('not activated: version %s is stored, but the active version changed to %s '
+			                              'while training (validation RMSE %s against %s of version %s)',
+			                              new_version, coalesce(current_pin::text, 'the newest'), round(new_rmse::numeric, 4),
+			                              coalesce(round(previous_rmse::numeric, 4)::text, 'none'), coalesce(previous::text, 'none'));
+			IF current_pin IS NULL AND previous IS NOT NULL THEN
+				INSERT INTO lfg.active (name, version)
+					SELECT model_name, previous WHERE EXISTS
+						(SELECT 1 FROM lfg.models AS m WHERE m.name = model_name AND m.version = previous);
+			END IF;
+		ELSE
+			INSERT INTO lfg.active AS a (name, version)
+				VALUES (model_name, CASE WHEN activate THEN new_version ELSE previous END)
+				ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version,
+					activated_at = CASE WHEN a.version = EXCLUDED.version THEN a.activated_at ELSE pg_catalog.now() END;
+		END IF;
+	END IF;
+	IF keep IS NOT NULL THEN
+		pruned := @extschema@.lfg_drop_old(model_name, keep);
+		decision := decision || pg_catalog.format('; pruned %s old version%s', pruned,
+		                                          CASE WHEN pruned = 1 THEN '' ELSE 's' END);
 	END IF;
 	INSERT INTO lfg.retrain_log (name, started_at, finished_at, previous_version, new_version,
 	                             previous_rmse, new_rmse, tolerance, activated, decision,
-	                             train_rows, validation_rows, train_seconds)
+	                             train_rows, validation_rows, train_seconds, outcome,
+	                             source_fingerprint, pruned)
 	VALUES (model_name, started, pg_catalog.clock_timestamp(), previous, new_version,
 	        previous_rmse, new_rmse, tolerance, activate, decision, train_rows, validation_rows,
-	        extract(epoch FROM trained - started));
-	RAISE NOTICE 'lfg_retrain "%": version % %', model_name, new_version, decision;
+	        extract(epoch FROM trained - started), outcome, fingerprint, pruned);
+	RAISE NOTICE 'lfg_retrain "%": %', model_name, decision;
 	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
-COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision, double precision, boolean) IS
-'train a new version from a table, view or query, and activate it if its validation RMSE is within tolerance of the active version''s (doc/operations.md)';
+COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision, double precision, boolean, integer, boolean) IS
+'train a new version from a table, view or query unless it is unchanged since the newest version, activate it if its validation RMSE is within tolerance of the active version''s, optionally prune to keep versions (doc/operations.md)';
 
 ------------------------------------------------------------------------
 -- Serving follows the active version
@@ -509,3 +686,18 @@ AS 'MODULE_PATHNAME', 'lfg_progress'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 2;
 COMMENT ON FUNCTION @extschema@.lfg_progress() IS
 'the lfg_fit calls running in this database (of the current role, or all with pg_read_all_stats): phase, rows read, epoch of how many, training and validation RMSE; needs lfg in shared_preload_libraries';
+
+------------------------------------------------------------------------
+-- lfg_model_info lists an lfg model's demographics
+------------------------------------------------------------------------
+
+-- a new OUT column changes the result type: drop and create (the fill
+-- trigger looks the function up when it runs)
+DROP FUNCTION @extschema@.lfg_model_info(bytea);
+CREATE FUNCTION @extschema@.lfg_model_info(model bytea,
+	OUT kind text, OUT n_users int, OUT n_items int, OUT factors int,
+	OUT bytes bigint, OUT options jsonb, OUT metrics jsonb, OUT demographics jsonb)
+RETURNS record AS 'MODULE_PATHNAME', 'lfg_model_info'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
+'check model bytes (magic, version, lengths, CRC32C) and describe the model; demographics (lfg models): whether they are used, the genders, the jobs and the training age range';

@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${1:-6040}; items=${2:-3706}; ratings=${3:-1000000}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export LFG_PG_BIN=${LFG_PG_BIN:-$("$PG_CONFIG" --bindir)}
 
 bash scripts/install-deps.sh
 echo "== build and install"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what lfg needs to build, test and run on Debian 12 (as root).
+# --deb: also what building the Debian package needs (scripts/deb.sh).
 set -euo pipefail
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15 libopenblas-dev liblapacke-dev
-      libopenblas0-serial postgresql-15-cron libipc-run-perl)
+      libopenblas0-serial postgresql-15-cron libipc-run-perl python3)   # python3: scripts/messages.py
+[ "${1:-}" = --deb ] && PKGS+=(postgresql-server-dev-all debhelper)   # pg_buildext's dh addon, dh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Run every lfg test on this machine: install dependencies (as root on
-# Debian 12), build with warnings as errors, run the core unit tests and the
-# decoder fuzzing, install, start a throwaway cluster, run pg_regress (make
+# Debian 12), build the Debian package and install, smoke-test and remove it,
+# build with warnings as errors, run the core unit tests and the decoder
+# fuzzing, install, start a throwaway cluster, run pg_regress (make
 # installcheck), the operations tests (pg_cron, dump/restore, upgrade: each
 # on a cluster of its own), the TAP tests (as postgres) and the benchmarks
 # when the MovieLens data is present, then clean up. Exits non-zero on any
-# failure.
+# failure. PG_CONFIG chooses the server (default: Debian's PostgreSQL 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export LFG_PG_BIN=${LFG_PG_BIN:-$("$PG_CONFIG" --bindir)}
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --deb
+
+# before `make install`, and removed again: the package and make install
+# write the same files
+if [ "$(id -u)" = 0 ]; then
+  echo "== Debian package: pg_buildext build, dpkg install, smoke test, removal"
+  bash scripts/deb.sh --test
+else
+  echo "== Debian package: skipped (installing it needs root)"
+fi
 
 echo "== build (warnings are errors)"
 make clean >/dev/null
 make COPT="-Werror -DUSE_ASSERT_CHECKING" UNIT_CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror" >/dev/null
 echo "== core unit tests"
 make unitcheck
+echo "== messages: doc/messages.md and the messages the docs quote, against the sources"
+python3 scripts/messages.py --check
 echo "== model decoder fuzzing (AddressSanitizer, UBSan)"
 make fuzzcheck
 echo "== install"

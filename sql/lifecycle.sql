@@ -84,7 +84,7 @@ SELECT version, metrics->>'warm_start' AS warm_from, (metrics->>'warm_start_vers
   FROM lfg.models WHERE name = 'lcr' ORDER BY version DESC LIMIT 1;
 -- an LFG model retrains from a view with demographics; options carried over
 CALL lfg_retrain('lcn', 'lc_with_users', '{"kind": "lfg", "preset": "new_user", "hidden": [16, 16], "factors": 4, "epochs": 3, "pretrain_epochs": 5}');
-CALL lfg_retrain('lcn', 'lc_with_users', NULL, tolerance => 1, warm_start => true);
+CALL lfg_retrain('lcn', 'lc_with_users', NULL, tolerance => 1, warm_start => true, force => true);
 SELECT version, kind, active, (metrics->>'warm_generator')::bool AS warm_generator
   FROM lfg.model_versions WHERE name = 'lcn' ORDER BY version;
 SELECT count(*) AS served FROM lfg_recommend('lcn', '{"1": 5, "2": 3}', 30, 'F', '2', 5);
@@ -111,16 +111,23 @@ SELECT count(*) AS versions, max(version) AS newest, lfg_active_version('lcr') A
 
 -- a retrain already running elsewhere (its lock held by another session) refuses at once
 CREATE EXTENSION IF NOT EXISTS dblink;
-SELECT dblink_connect('lc_other', 'dbname=' || current_database());
+-- this server, whatever its port and socket directory (libpq quoting)
+CREATE FUNCTION pg_temp.conninfo_value(v text) RETURNS text LANGUAGE sql AS
+  $$SELECT '''' || replace(replace(v, '\', '\\'), '''', '\''') || ''''$$;
+SELECT format('dbname=%s user=%s port=%s host=%s', pg_temp.conninfo_value(current_database()),
+              pg_temp.conninfo_value(current_user), current_setting('port'),
+              pg_temp.conninfo_value(coalesce(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''),
+                                              'localhost'))) AS lc_conninfo \gset
+SELECT dblink_connect('lc_other', :'lc_conninfo');
 SELECT * FROM dblink('lc_other', $$SELECT pg_advisory_lock(hashtextextended('lcr', 4998728))$$) AS t(locked text);
 SELECT pg_temp.sqlstate($$CALL lfg_retrain('lcr', 'lc_ratings')$$) AS concurrent;
 SELECT dblink_disconnect('lc_other');
 -- an activation committed while a retrain trains wins: the retrain (held at
 -- its activation step by this session's lock) stores its version, logs it,
 -- and leaves the activation alone
-SELECT dblink_connect('lc_other', 'dbname=' || current_database());
+SELECT dblink_connect('lc_other', :'lc_conninfo');
 SELECT count(*) AS held FROM (SELECT pg_advisory_lock(hashtextextended('lcr', 4998729))) AS l;
-SELECT dblink_send_query('lc_other', $$CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1)$$) AS sent;
+SELECT dblink_send_query('lc_other', $$CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1, force => true)$$) AS sent;
 DO $$
 BEGIN
   FOR i IN 1 .. 600 LOOP
@@ -133,7 +140,7 @@ SELECT lfg_activate('lcr', 1) AS was_active;
 SELECT pg_advisory_unlock(hashtextextended('lcr', 4998729)) AS released;
 SELECT * FROM dblink_get_result('lc_other') AS t(r text);
 SELECT dblink_disconnect('lc_other');
-SELECT activated, decision LIKE 'not activated: the active version changed to 1 while training%' AS logged,
+SELECT activated, decision LIKE 'not activated: version % is stored, but the active version changed to 1 while training%' AS logged,
        lfg_active_version('lcr') AS active, new_version = (SELECT max(version) FROM lfg.models WHERE name = 'lcr') AS stored
   FROM lfg.retrain_log WHERE name = 'lcr' ORDER BY id DESC LIMIT 1;
 
@@ -153,14 +160,14 @@ SELECT pg_temp.sqlstate($$SELECT lfg_activate('lcr', 1)$$) AS reader_activate,
        pg_temp.sqlstate($$DELETE FROM lfg.models$$) AS reader_delete;
 RESET ROLE;
 SET ROLE regress_lfg_trainer;
-CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1);
+CALL lfg_retrain('lcr', 'lc_ratings', NULL, tolerance => 1, force => true);
 SELECT pg_temp.sqlstate($$DELETE FROM lfg.models$$) AS trainer_delete;
 RESET ROLE;
 SELECT count(*) AS versions FROM lfg.models WHERE name = 'lcr';
 -- lfg_drop_old skips a version a running retrain compares against (it
 -- holds the row FOR KEY SHARE, as another session does here) instead of
 -- deleting it under the retrain
-SELECT dblink_connect('lc_other', 'dbname=' || current_database());
+SELECT dblink_connect('lc_other', :'lc_conninfo');
 SELECT dblink_exec('lc_other', 'BEGIN');
 SELECT * FROM dblink('lc_other', $$SELECT version FROM lfg.models WHERE name = 'lcr' AND version = 1 FOR KEY SHARE$$) AS t(locked int);
 SELECT lfg_activate('lcr', (SELECT max(version) FROM lfg.models WHERE name = 'lcr')) IS NOT NULL AS activated_newest;

@@ -28,6 +28,14 @@ double		lfg_foldin_reg = LFG_DEFAULT_FOLDIN_REG;
 bool		lfg_refine = true;
 int			lfg_cache_size_limit = 1024;
 int			lfg_train_memory_limit = 2048;
+int			lfg_unknown_demographics = LFG_UNKNOWN_IGNORE;
+
+static const struct config_enum_entry unknown_demographics_options[] = {
+	{"ignore", LFG_UNKNOWN_IGNORE, false},
+	{"warning", LFG_UNKNOWN_WARNING, false},
+	{"error", LFG_UNKNOWN_ERROR, false},
+	{NULL, 0, false}
+};
 
 /* Called when the library is loaded: settings, BLAS threads */
 void
@@ -62,6 +70,13 @@ _PG_init(void)
 							"exhausting the server's memory.",
 							&lfg_train_memory_limit, 2048, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("lfg.unknown_demographics",
+							 "What serving does with a gender or job an LFG model was not trained with, "
+							 "or an age outside its training range.",
+							 "ignore: serve the category as unknown and the age as given; warning: the "
+							 "same with a WARNING; error: refuse the call.",
+							 &lfg_unknown_demographics, LFG_UNKNOWN_IGNORE, unknown_demographics_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	/* one decoded copy of each model for all backends (lfg_shmem.c) */
 	if (process_shared_preload_libraries_in_progress)
 		LfgSharedInit();

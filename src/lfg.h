@@ -31,6 +31,11 @@ extern double lfg_foldin_reg;
 extern bool lfg_refine;
 extern int	lfg_cache_size_limit;	/* MB */
 extern int	lfg_train_memory_limit; /* MB */
+extern int	lfg_unknown_demographics;	/* LFG_UNKNOWN_* */
+
+#define LFG_UNKNOWN_IGNORE	0
+#define LFG_UNKNOWN_WARNING 1
+#define LFG_UNKNOWN_ERROR	2
 
 /* lfg_recommend.c: the named-model jsonb form, also behind lfg_recommend_filtered */
 extern PGDLLEXPORT Datum lfg_recommend_jsonb(PG_FUNCTION_ARGS);

@@ -232,6 +232,63 @@ InputFromArrays(const LfgCachedModel *c, ArrayType *ids, ArrayType *ratings, Use
 	CheckDuplicates(&c->model, in);
 }
 
+/*
+ * lfg.unknown_demographics (warning, error): a gender or job an LFG model
+ * with demographics was not trained with (compared byte for byte, so
+ * case-sensitively), or an age outside its training users' range, raises a
+ * WARNING or an error instead of being served as unknown (or as given).
+ */
+static void
+CheckUnknownDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, const UserInput *in)
+{
+	int			level = lfg_unknown_demographics == LFG_UNKNOWN_ERROR ? ERROR : WARNING;
+	double		lo,
+				hi;
+
+	if (lfg_unknown_demographics == LFG_UNKNOWN_IGNORE || m->mf.kind != LFG_KIND_LFG || !m->net.aux)
+		return;
+	/* models trained before 0.2.0 did not record the range: no age check */
+	if (!PG_ARGISNULL(a) && lfg_model_metric(m, "age_min", &lo) && lfg_model_metric(m, "age_max", &hi) &&
+		(in->net.age < lo || in->net.age > hi))
+		ereport(level,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("age %.15g is outside the model's training range", PG_GETARG_FLOAT8(a)),
+				 errdetail("The model was trained on users aged %g to %g.", lo, hi),
+				 errhint("Pass NULL for an unknown age; with lfg.unknown_demographics = ignore the age is used as given.")));
+	for (int d = 1; d <= 2; d++)
+	{
+		const char *what = d == 1 ? "gender" : "job";
+		const uint8_t *vocab = d == 1 ? m->vocab_gender : m->vocab_job;
+		int32		n = lfg_vocab_count(vocab);
+		StringInfoData known;
+
+		if (PG_ARGISNULL(a + d) || (d == 1 ? in->net.gender : in->net.job) >= 0)
+			continue;
+		initStringInfo(&known);
+		for (int32 j = 0; j < n && j < 30; j++)
+		{
+			uint32		len;
+			const char *v = lfg_vocab_get(vocab, j, &len);
+
+			appendStringInfoString(&known, j > 0 ? ", \"" : "\"");
+			appendBinaryStringInfo(&known, v, (int) len);
+			appendStringInfoChar(&known, '"');
+		}
+		if (n > 30)
+			appendStringInfo(&known, " and %d more", n - 30);
+		ereport(level,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%s\" is not among the model's %ss", what,
+						text_to_cstring(PG_GETARG_TEXT_PP(a + d)), what),
+				 n == 0 ? errdetail("The model was trained with no %s (all of them NULL).", what) :
+				 errdetail("The model was trained with the %ss %s; they are compared case-sensitively.",
+						   what, known.data),
+				 errhint("Pass one of them, or NULL for an unknown %s; with lfg.unknown_demographics = ignore it is served as unknown.",
+						 what)));
+		pfree(known.data);
+	}
+}
+
 /* Demographics (arguments a, a+1, a+2): age, gender, job; NULL = missing */
 static void
 InputDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, UserInput *in)
@@ -263,6 +320,7 @@ InputDemographics(FunctionCallInfo fcinfo, int a, const LfgModel *m, UserInput *
 
 		in->net.job = lfg_vocab_find(m->vocab_job, VARDATA_ANY(j), VARSIZE_ANY_EXHDR(j));
 	}
+	CheckUnknownDemographics(fcinfo, a, m, in);
 }
 
 /*
@@ -297,6 +355,7 @@ ArgK(FunctionCallInfo fcinfo, int a)
 		ereport(ERROR,
 				(errcode(k < 1 ? ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("k must be between 1 and %d", LFG_MAX_K),
+				 k < 1 ? errhint("Pass a k of at least 1 (NULL means 10).") :
 				 errhint("Pass a smaller k; a k above the catalogue size returns the whole catalogue.")));
 	return k;
 }

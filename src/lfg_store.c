@@ -62,6 +62,7 @@
 
 #include "lfg.h"
 #include "lfg_shmem.h"
+#include "lfg_users.h"
 
 #if PG_VERSION_NUM >= 170000
 #define CurrentLxid() (MyProc->vxid.lxid)
@@ -943,8 +944,8 @@ lfg_model_info(PG_FUNCTION_ARGS)
 											  ALLOCSET_DEFAULT_SIZES);
 	TupleDesc	tupdesc;
 	LfgModel	m;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	Datum		values[8];
+	bool		nulls[8] = {false};
 	HeapTuple	tuple;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -957,6 +958,12 @@ lfg_model_info(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) VARSIZE_ANY_EXHDR(b));
 	values[5] = JsonbFromText(m.options_json, m.options_len);
 	values[6] = JsonbFromText(m.metrics_json, m.metrics_len);
+	/* 0.2.0's demographics column (a 0.1.0 database has 7 columns) */
+	if (tupdesc->natts > 7)
+	{
+		nulls[7] = m.mf.kind != LFG_KIND_LFG;
+		values[7] = nulls[7] ? (Datum) 0 : LfgDemographicsJson(&m);
+	}
 	tuple = heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls);
 	MemoryContextDelete(cxt);
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));

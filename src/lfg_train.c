@@ -835,6 +835,30 @@ PrepareWarmGenerator(WarmSetup *ws, const LfgNetOptions *o, const LfgVocab *gend
 	ws->generator = true;
 }
 
+/*
+ * Record the range of the training users' ages in the metrics object (lfg
+ * models with demographics): serving can tell an age outside it
+ * (lfg.unknown_demographics) and lfg_model_info lists it.
+ */
+static void
+AgeRangeMetrics(StringInfo metrics, const LfgUsers *u)
+{
+	float		lo = INFINITY,
+				hi = -INFINITY;
+
+	for (int32 j = 0; u->age != NULL && j < u->n_users; j++)
+		if (!isnan(u->age[j]))
+		{
+			lo = Min(lo, u->age[j]);
+			hi = Max(hi, u->age[j]);
+		}
+	if (lo > hi)
+		return;
+	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
+	metrics->data[--metrics->len] = '\0';
+	appendStringInfo(metrics, ", \"age_min\": %.9g, \"age_max\": %.9g}", lo, hi);
+}
+
 /* Record the warm start in the metrics object */
 static void
 WarmMetrics(StringInfo metrics, const WarmSetup *ws)
@@ -887,6 +911,8 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 					 s->n, s->skipped, d->r.n_users, d->r.n_items, st.train_rmse,
 					 isnan(st.best_val_rmse) ? -1.0 : st.best_val_rmse, st.best_epoch,
 					 st.epochs_run, genders.n, jobs.n);
+	if (opts->net.aux)
+		AgeRangeMetrics(metrics, &users);
 	WarmMetrics(metrics, warm);
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,

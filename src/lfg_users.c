@@ -12,6 +12,8 @@
 #include <math.h>
 
 #include "libpq/pqformat.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "lfg_users.h"
@@ -308,4 +310,45 @@ LfgUserMapBuild(const LfgUserMap *m, const int64 *user_ids, int32 n_users, LfgUs
 		job[j] = d->job < 0 ? -1 : jmap[d->job];
 	}
 	*out = (LfgUsers) {n_users, age, gender, job, genders->n, jobs->n};
+}
+
+/* Append a string table as a JSON array of strings */
+static void
+VocabJson(StringInfo buf, const uint8_t *tab)
+{
+	int32		n = lfg_vocab_count(tab);
+
+	appendStringInfoChar(buf, '[');
+	for (int32 j = 0; j < n; j++)
+	{
+		uint32		len;
+		const char *v = lfg_vocab_get(tab, j, &len);
+
+		if (j > 0)
+			appendStringInfoString(buf, ", ");
+		escape_json(buf, pnstrdup(v, len));
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/* See lfg_users.h */
+Datum
+LfgDemographicsJson(const LfgModel *m)
+{
+	StringInfoData buf;
+	double		lo,
+				hi;
+	bool		range;
+
+	range = lfg_model_metric(m, "age_min", &lo) && lfg_model_metric(m, "age_max", &hi);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"used\": %s, \"genders\": ", m->net.aux ? "true" : "false");
+	VocabJson(&buf, m->vocab_gender);
+	appendStringInfoString(&buf, ", \"jobs\": ");
+	VocabJson(&buf, m->vocab_job);
+	if (range)
+		appendStringInfo(&buf, ", \"age_min\": %.9g, \"age_max\": %.9g}", lo, hi);
+	else
+		appendStringInfoString(&buf, ", \"age_min\": null, \"age_max\": null}");
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }

@@ -9,6 +9,7 @@
 #include "lib/stringinfo.h"
 #include "utils/hsearch.h"
 
+#include "core/lfg_model.h"
 #include "core/lfg_net.h"
 
 typedef struct LfgVocab
@@ -42,5 +43,12 @@ extern Size LfgUserMapSerialSize(const LfgUserMap *m);
  */
 extern void LfgUserMapBuild(const LfgUserMap *m, const int64 *user_ids, int32 n_users,
 							LfgUsers *out, LfgVocab *genders, LfgVocab *jobs);
+
+/*
+ * lfg_model_info's demographics of an lfg model, as jsonb: whether it uses
+ * them, its genders and jobs (in byte order) and its training users' age
+ * range (null for models trained before 0.2.0 recorded it).
+ */
+extern Datum LfgDemographicsJson(const LfgModel *m);
 
 #endif							/* LFG_USERS_H */

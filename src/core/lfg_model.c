@@ -13,6 +13,7 @@
  * [buf, buf + len).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lfg_model.h"
@@ -704,4 +705,51 @@ lfg_vocab_find(const uint8_t *tab, const char *s, size_t len)
 			return j;
 	}
 	return -1;
+}
+
+/*
+ * A number at the top level of the model's metrics JSON ("key": number), as
+ * the encoder's callers write it: true and *out set, or false when the key
+ * is absent or not followed by a number. The text is not NUL-terminated.
+ */
+bool
+lfg_model_metric(const LfgModel *m, const char *key, double *out)
+{
+	const char *s = m->metrics_json;
+	size_t		n = m->metrics_len,
+				klen = strlen(key);
+
+	if (s == NULL)
+		return false;
+	for (size_t i = 0; i + klen + 2 <= n; i++)
+	{
+		size_t		j = i + klen + 2,
+					len = 0;
+		char		num[64];
+		char	   *end;
+
+		/* "key" not inside another string (no backslash before the quote) */
+		if (s[i] != '"' || (i > 0 && s[i - 1] == '\\') ||
+			memcmp(s + i + 1, key, klen) != 0 || s[i + klen + 1] != '"')
+			continue;
+		while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n'))
+			j++;
+		if (j >= n || s[j] != ':')
+			return false;
+		j++;
+		while (j < n && s[j] == ' ')
+			j++;
+		while (j + len < n && len < sizeof(num) - 1 &&
+			   strchr("+-.0123456789eE", s[j + len]) != NULL)
+		{
+			num[len] = s[j + len];
+			len++;
+		}
+		num[len] = '\0';
+		if (len == 0)
+			return false;
+		*out = strtod(num, &end);
+		return *end == '\0' && isfinite(*out);
+	}
+	return false;
 }

@@ -84,6 +84,7 @@ extern LfgStatus lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc,
 extern LfgStatus lfg_model_decode_trusted(const uint8_t *buf, size_t len, LfgModel *out,
 										  LfgError *err);
 extern int32_t lfg_find_id(const int64_t *ids, int32_t n, int64_t id);
+extern bool lfg_model_metric(const LfgModel *m, const char *key, double *out);
 
 /*
  * A direct index of ascending ids whose range is not much wider than their

@@ -31,7 +31,7 @@ LfgTap::create_ratings($node);
 my ($ret, $out, $err) = $node->psql('postgres',
 	"CALL lfg_retrain('m', 'rl', '$LfgTap::OPTIONS_V1')");
 is($ret, 0, 'version 1 trained by lfg_retrain');
-like($err, qr/lfg_retrain "m": version 1 activated/, 'version 1 activated (NOTICE)');
+like($err, qr/lfg_retrain "m": activated version 1/, 'version 1 activated (NOTICE)');
 is($node->safe_psql('postgres', "SELECT lfg_active_version('m')"), '1', 'version 1 is active');
 my $top1 = $node->safe_psql('postgres', $LfgTap::TOP_SQL);
 isnt($top1, '', "version 1 recommends: $top1");
@@ -99,7 +99,7 @@ while ($retrain->{h}->pumpable)
 }
 is(LfgTap::finish_background($retrain), 0, 'the concurrent retrain succeeded')
   or diag(${ $retrain->{err} });
-like(${ $retrain->{err} }, qr/lfg_retrain "m": version 2 activated/, 'version 2 activated (NOTICE)');
+like(${ $retrain->{err} }, qr/lfg_retrain "m": activated version 2/, 'version 2 activated (NOTICE)');
 my @lock_waits = grep { /^Lock:/ } keys %waits;
 is(scalar(@lock_waits), 0, "the retrain never waited on a lock ($samples samples)")
   or diag(explain \%waits);

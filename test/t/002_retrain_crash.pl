@@ -106,7 +106,7 @@ check_intact('after an immediate stop and a restart');
 ($ret, $out, $err) = $node->psql('postgres',
 	"CALL lfg_retrain('m', 'rl', '$LfgTap::OPTIONS_V2', tolerance => 1.0)");
 is($ret, 0, 'after the restart a retrain completes') or diag($err);
-like($err, qr/lfg_retrain "m": version 2 activated/, 'as version 2, activated');
+like($err, qr/lfg_retrain "m": activated version 2/, 'as version 2, activated');
 is($node->safe_psql('postgres',
 		"SELECT string_agg(version::text, ',' ORDER BY version) FROM lfg.models WHERE name = 'm'"),
 	'1,2', 'versions 1 and 2 are stored');

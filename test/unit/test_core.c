@@ -82,6 +82,29 @@ build_fixture(Fixture *f, int kind, int factors, int epochs, uint64_t seed, int 
 	}
 }
 
+/* lfg_model_metric: numbers at the top level of the metrics JSON */
+static void
+test_model_metric(void)
+{
+	const char *json = "{\"rows\": 12, \"name\": \"x\\\"age_max\\\": 9\", \"age_min\": 7.5, "
+		"\"age_max\":-1e2, \"bad\": \"text\", \"inf\": 1e999}";
+	LfgModel	m = {0};
+	double		v = 0.0;
+
+	m.metrics_json = json;
+	m.metrics_len = (uint32_t) strlen(json);
+	CHECK(lfg_model_metric(&m, "rows", &v) && v == 12.0, "integer metric");
+	CHECK(lfg_model_metric(&m, "age_min", &v) && v == 7.5, "fractional metric");
+	CHECK(lfg_model_metric(&m, "age_max", &v) && v == -100.0, "metric without a space, not the one inside a string");
+	CHECK(!lfg_model_metric(&m, "bad", &v), "a string is not a number");
+	CHECK(!lfg_model_metric(&m, "inf", &v), "an infinite number is refused");
+	CHECK(!lfg_model_metric(&m, "missing", &v), "absent key");
+	m.metrics_len = (uint32_t) (strstr(json, "7.5") - json);
+	CHECK(!lfg_model_metric(&m, "age_min", &v), "the text ends before the number");
+	m.metrics_json = NULL;
+	CHECK(!lfg_model_metric(&m, "rows", &v), "no metrics");
+}
+
 static void
 test_crc(void)
 {
@@ -463,6 +486,7 @@ main(void)
 	test_find_id();
 	lfg_blas_single_thread();
 	test_crc();
+	test_model_metric();
 	test_rng();
 	test_sgd_update();
 	test_options();
