@@ -10,11 +10,12 @@ DATA = lfg--0.1.0.sql lfg--0.1.0--0.2.0.sql
 DATA_built = lfg--0.2.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
-	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c
+	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c \
+	src/core/lfg_rank.c
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
-	$(CORE_SRCS:.c=.o)
+	src/lfg_metrics.o $(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings
+REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings metrics
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -22,6 +23,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -O3
 SHLIB_LINK = -llapacke -lopenblas -lm
 EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/.passed \
+	test/unit/test_rank \
 	test/fuzz/fuzz_decode test/bench/serve_stages
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -46,19 +48,25 @@ test/unit/test_net: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_u
 test/unit/test_net_portable: test/unit/test_net.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -DLFG_NO_SIMD -Isrc/core -Itest/unit -o $@ test/unit/test_net.c $(CORE_SRCS) -llapacke -lopenblas -lm
 
-test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable
+# ranking metrics and EASE
+test/unit/test_rank: test/unit/test_rank.c test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_rank.c $(CORE_SRCS) -llapacke -lopenblas -lm
+
+test/unit/.passed: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_rank
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_rank
 	@touch $@
 
 all: test/unit/.passed
 
 .PHONY: unitcheck
-unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable
+unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_rank
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_rank
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h

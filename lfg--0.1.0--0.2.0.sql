@@ -373,3 +373,25 @@ COMMENT ON PROCEDURE @extschema@.lfg_retrain(text, text, jsonb, double precision
 
 COMMENT ON FUNCTION @extschema@.lfg_predict(text, bigint, bigint) IS
 'predicted rating of item_id by user_id with the active version of a model';
+
+------------------------------------------------------------------------
+-- Ranking metrics (binary relevance; doc/reference.md)
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_precision_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_precision_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_precision_at_k(bigint[], bigint[], int) IS
+'relevant items among the first k recommended, divided by k (a repeated item counts once)';
+
+CREATE FUNCTION @extschema@.lfg_recall_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_recall_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_recall_at_k(bigint[], bigint[], int) IS
+'relevant items among the first k recommended, divided by the number of distinct relevant items (0 when there are none)';
+
+CREATE FUNCTION @extschema@.lfg_ndcg_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_ndcg_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_ndcg_at_k(bigint[], bigint[], int) IS
+'normalised discounted cumulative gain at k: binary gains, log2 discount, ideal DCG over min(k, |relevant|) hits (0 when nothing is relevant)';
