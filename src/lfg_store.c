@@ -332,14 +332,15 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		c->topk.upper = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		c->top_items = MemoryContextAllocHuge(c->cxt, sizeof(int32) * n);
 		c->top_scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
-		if (np > 0)
+		if (np > 0 && mf->kind != LFG_KIND_EASE)
 		{
 			/* on a cache line: the kernels read whole lines (palloc aligns to 8) */
 			c->panels = (void *) TYPEALIGN(PG_CACHE_LINE_SIZE,
 										   MemoryContextAllocHuge(c->cxt, np + PG_CACHE_LINE_SIZE));
 			lfg_score_panels_fill(mf, format, c->panels);
 		}
-		lfg_scorer_init(mf, format, c->panels, &c->scorer);
+		if (mf->kind != LFG_KIND_EASE)	/* EASE has no Q to score with */
+			lfg_scorer_init(mf, format, c->panels, &c->scorer);
 		/* last: it marks the buffers as ready */
 		c->topk.scores = MemoryContextAllocHuge(c->cxt, sizeof(float) * n);
 		/* the buffers count toward the cache's limit (c is the first member) */
@@ -421,6 +422,8 @@ PredictIds(const LfgCachedModel *c, int64 user, int64 item)
 	int32		u = lfg_id_index_find(&c->users, user);
 	int32		i = lfg_id_index_find(&c->items, item);
 
+	if (c->model.mf.kind == LFG_KIND_EASE)
+		return lfg_ease_predict(&c->model.ease, u, i);
 	return lfg_mf_predict(&c->model.mf, u, i);
 }
 

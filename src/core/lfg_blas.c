@@ -115,6 +115,23 @@ lfg_posv(int n, float *A, float *b)
 	return 0;
 }
 
+/*
+ * See lfg_blas.h. As in lfg_posv, the row-major upper triangle is the
+ * column-major lower one, so the _work routines need no transposed copy.
+ */
+int
+lfg_spd_factor(int n, float *A)
+{
+	return LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n);
+}
+
+/* See lfg_blas.h: after lfg_spd_factor */
+int
+lfg_spd_invert_factored(int n, float *A)
+{
+	return LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, A, n);
+}
+
 /* The OpenBLAS kernel family in use (its CPU detection), for diagnostics */
 const char *
 lfg_blas_core(void)

@@ -115,6 +115,17 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 
 	s[n++] = (SectionSpec) {LFG_SEC_USER_IDS, nu * 8, m->user_ids};
 	s[n++] = (SectionSpec) {LFG_SEC_ITEM_IDS, ni * 8, m->item_ids};
+	if (p->kind == LFG_KIND_EASE)
+	{
+		/* the length of EUIT is variable: checked against EUPT in check_contents */
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_B, ni * ni * 4, m->ease.B};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_POP, ni * 4, m->ease.pop};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_PTR, (nu + 1) * 8, m->ease.user_ptr};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_ITEMS, m->ease.n_rated * 4, m->ease.user_items};
+		s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
+		s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
+		return n;
+	}
 	s[n++] = (SectionSpec) {LFG_SEC_P, nu * k * 4, p->P};
 	s[n++] = (SectionSpec) {LFG_SEC_Q, ni * k * 4, p->Q};
 	if (p->kind == LFG_KIND_BIASSVD || p->kind == LFG_KIND_LFG)
@@ -141,7 +152,7 @@ static bool
 variable_length(uint32_t tag)
 {
 	return tag == LFG_SEC_OPTIONS || tag == LFG_SEC_METRICS ||
-		tag == LFG_SEC_VOCAB_GENDER || tag == LFG_SEC_VOCAB_JOB;
+		tag == LFG_SEC_VOCAB_GENDER || tag == LFG_SEC_VOCAB_JOB || tag == LFG_SEC_EASE_ITEMS;
 }
 
 /* Check the dimensions a header declares */
@@ -150,8 +161,9 @@ check_dims(int kind, int64_t nu, int64_t ni, int64_t k, LfgError *err)
 {
 	if (lfg_kind_name(kind) == NULL)
 		return lfg_error(err, LFG_EFORMAT, NULL, "unknown model kind %d", kind);
+	/* an EASE model has no factors */
 	if (nu < 1 || nu > LFG_MAX_IDS || ni < 1 || ni > LFG_MAX_IDS ||
-		k < LFG_MIN_FACTORS || k > LFG_MAX_FACTORS)
+		(kind == LFG_KIND_EASE ? k != 0 : (k < LFG_MIN_FACTORS || k > LFG_MAX_FACTORS)))
 		return lfg_error(err, LFG_EFORMAT, NULL,
 						 "model dimensions out of range (%lld users, %lld items, %lld factors)",
 						 (long long) nu, (long long) ni, (long long) k);
@@ -420,6 +432,21 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 				if (!json_plausible(p, e[j].length))
 					return lfg_error(err, LFG_EFORMAT, NULL, "model options are not a JSON object");
 				break;
+			case LFG_SEC_EASE_B:
+				out->ease.B = (float *) p;
+				break;
+			case LFG_SEC_EASE_POP:
+				out->ease.pop = (float *) p;
+				break;
+			case LFG_SEC_EASE_PTR:
+				out->ease.user_ptr = (int64_t *) p;
+				break;
+			case LFG_SEC_EASE_ITEMS:
+				out->ease.user_items = (int32_t *) p;
+				out->ease.n_rated = e[j].length / 4;
+				if (e[j].length % 4 != 0)
+					return lfg_error(err, LFG_EFORMAT, NULL, "invalid ease model: bad user lists");
+				break;
 			case LFG_SEC_METRICS:
 				out->metrics_json = p;
 				out->metrics_len = (uint32_t) e[j].length;
@@ -440,6 +467,15 @@ check_contents(const LfgModel *m, LfgError *err)
 
 	if (!ids_sorted(m->user_ids, p->n_users) || !ids_sorted(m->item_ids, p->n_items))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model id maps are not strictly ascending");
+	if (p->kind == LFG_KIND_EASE)
+	{
+		if (!lfg_ease_lists_valid(&m->ease))
+			return lfg_error(err, LFG_EFORMAT, NULL, "invalid ease model: bad user lists");
+		if (!all_finite(m->ease.B, (size_t) p->n_items * (size_t) p->n_items) ||
+			!all_finite(m->ease.pop, (size_t) p->n_items))
+			return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+		return LFG_OK;
+	}
 	if (!all_finite(p->P, (size_t) p->n_users * k) || !all_finite(p->Q, (size_t) p->n_items * k) ||
 		(p->bu && !all_finite(p->bu, (size_t) p->n_users)) ||
 		(p->bi && !all_finite(p->bi, (size_t) p->n_items)) ||
@@ -515,6 +551,11 @@ lfg_model_decode(const uint8_t *buf, size_t len, LfgCrcFn crc, LfgModel *out,
 	out->mf.mu = h.mu;
 	out->mf.rating_min = h.rating_min;
 	out->mf.rating_max = h.rating_max;
+	if (h.kind == LFG_KIND_EASE)
+	{
+		out->ease.n_users = h.n_users;
+		out->ease.n_items = h.n_items;
+	}
 	if ((st = decode_sections(buf, len - 4, &h, out, err)) != LFG_OK)
 		return st;
 	return check_contents(out, err);

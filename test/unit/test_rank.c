@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c_ref.h"
 #include "test_util.h"
+#include "lfg_ease.h"
+#include "lfg_model.h"
 #include "lfg_rank.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-12)
@@ -104,9 +107,265 @@ test_metrics(void)
 	}
 }
 
+/* Seeded ratings, sorted by user and item, with a repeated pair */
+#define EU 60
+#define EI 25
+
+typedef struct EaseData
+{
+	int32_t		user[EU * EI + 1],
+				item[EU * EI + 1];
+	float		rating[EU * EI + 1];
+	size_t		n;
+	uint8_t		x[EU][EI];		/* the binary matrix */
+} EaseData;
+
+static void
+ease_data(EaseData *d)
+{
+	uint64_t	s = 99;
+
+	memset(d, 0, sizeof(*d));
+	for (int u = 0; u < EU; u++)
+		for (int i = 0; i < EI; i++)
+		{
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			/* popular low items, a taste that depends on the user */
+			if ((s >> 40) % 100 < (uint64_t) (60 - 2 * i + ((u + i) % 3 == 0 ? 30 : 0)) || i == u % EI)
+			{
+				d->user[d->n] = u;
+				d->item[d->n] = i;
+				d->rating[d->n++] = (float) (1 + (s >> 33) % 5);
+				d->x[u][i] = 1;
+				if (u == 3 && i == u % EI)
+				{
+					/* the same pair again: X stays binary */
+					d->user[d->n] = u;
+					d->item[d->n] = i;
+					d->rating[d->n++] = 2.0f;
+				}
+			}
+		}
+}
+
+/* B from the definition, in double: Gauss-Jordan inverse of X'X + lambda I */
+static void
+ease_reference(const EaseData *d, double lambda, double *B)
+{
+	static double G[EI][2 * EI];
+
+	memset(G, 0, sizeof(G));
+	for (int i = 0; i < EI; i++)
+	{
+		for (int j = 0; j < EI; j++)
+			for (int u = 0; u < EU; u++)
+				G[i][j] += d->x[u][i] * d->x[u][j];
+		G[i][i] += lambda;
+		G[i][EI + i] = 1.0;
+	}
+	for (int c = 0; c < EI; c++)
+	{
+		double		piv = G[c][c];
+
+		for (int j = 0; j < 2 * EI; j++)
+			G[c][j] /= piv;
+		for (int r = 0; r < EI; r++)
+			if (r != c)
+			{
+				double		f = G[r][c];
+
+				for (int j = 0; j < 2 * EI; j++)
+					G[r][j] -= f * G[c][j];
+			}
+	}
+	for (int i = 0; i < EI; i++)
+		for (int j = 0; j < EI; j++)
+			B[i * EI + j] = i == j ? 0.0 : -G[i][EI + j] / G[j][EI + j];
+}
+
+static int	checks_called;
+
+static void
+count_check(void *ctx)
+{
+	(void) ctx;
+	checks_called++;
+}
+
+static void
+test_ease_train(void)
+{
+	static EaseData d;
+	static double ref[EI * EI];
+	LfgRatings	r;
+	LfgEase		e;
+	LfgError	err;
+	LfgCallbacks cb = {NULL, count_check, NULL};
+	double		worst = 0.0,
+				bmax = 0.0;
+	float		scores[EI];
+	int32_t		items[2] = {1, 4};
+	LfgStatus	st;
+
+	ease_data(&d);
+	r = (LfgRatings) {d.n, EU, EI, d.user, d.item, d.rating};
+	st = lfg_ease_train(&r, 20.0, &cb, &A, &e, &err);
+	CHECK(st == LFG_OK, "ease train: %s", err.msg);
+	if (st != LFG_OK)
+		return;
+	CHECK(checks_called >= 3, "interrupt checks between the steps (%d)", checks_called);
+	ease_reference(&d, 20.0, ref);
+	for (int j = 0; j < EI * EI; j++)
+	{
+		worst = fmax(worst, fabs(e.B[j] - ref[j]));
+		bmax = fmax(bmax, fabs(ref[j]));
+	}
+	CHECK(worst < 1e-4 * fmax(bmax, 1.0), "B against the double reference: max error %g (max |B| %g)",
+		  worst, bmax);
+	for (int i = 0; i < EI; i++)
+		if (e.B[i * EI + i] != 0.0f)
+		{
+			CHECK(0, "diagonal of B is not zero at %d", i);
+			break;
+		}
+	/* the repeated pair counts once; popularity is the share of users */
+	CHECK(e.n_rated == d.n - 1, "distinct pairs %llu of %zu rows", (unsigned long long) e.n_rated, d.n);
+	{
+		int			c0 = 0;
+
+		for (int u = 0; u < EU; u++)
+			c0 += d.x[u][0];
+		CHECK(fabsf(e.pop[0] - (float) c0 / EU) < 1e-6f, "popularity of item 0");
+	}
+	/* scores: the sum of the rated items' rows; none rated: the popularity prior */
+	lfg_ease_scores(&e, items, 2, scores);
+	worst = 0.0;
+	for (int j = 0; j < EI; j++)
+		worst = fmax(worst, fabs(scores[j] - (ref[1 * EI + j] + ref[4 * EI + j])));
+	CHECK(worst < 1e-4, "x B for items 1 and 4: max error %g", worst);
+	lfg_ease_scores(&e, items, 0, scores);
+	CHECK(memcmp(scores, e.pop, sizeof(scores)) == 0, "no rated item: popularity");
+	/* known users: the same sums over what they rated */
+	{
+		double		s = 0.0;
+
+		for (int i = 0; i < EI; i++)
+			if (d.x[7][i])
+				s += ref[i * EI + 9];
+		CHECK(fabs(lfg_ease_predict(&e, 7, 9) - s) < 1e-4, "predict user 7 item 9: %g vs %g",
+			  lfg_ease_predict(&e, 7, 9), s);
+		CHECK(lfg_ease_predict(&e, -1, 2) == e.pop[2] && lfg_ease_predict(&e, 7, -1) == 0.0,
+			  "unknown user or item");
+	}
+	/* bad arguments */
+	CHECK(lfg_ease_train(&r, 0.0, NULL, &A, &e, &err) == LFG_EPARAM, "lambda 0 refused");
+	/* user 0 rates items 0 and 1 (see ease_data): swap them */
+	CHECK(d.user[1] == 0 && d.item[0] == 0 && d.item[1] == 1, "fixture: user 0 rates 0 and 1");
+	d.item[0] = 1;
+	d.item[1] = 0;
+	CHECK(lfg_ease_train(&r, 20.0, NULL, &A, &e, &err) == LFG_EDATA, "unsorted items refused");
+}
+
+/* Encode an EASE model, decode it, and refuse bad lists */
+static void
+test_ease_codec(void)
+{
+	static EaseData d;
+	static const char opts[] = "{\"kind\": \"ease\", \"lambda\": 20}";
+	static const char metr[] = "{\"rows\": 1}";
+	int64_t		uids[EU],
+				iids[EI];
+	LfgRatings	r;
+	LfgModel	m,
+				back;
+	LfgError	err;
+	size_t		size;
+	uint8_t    *buf;
+	uint32_t	c;
+	LfgStatus	st;
+
+	ease_data(&d);
+	r = (LfgRatings) {d.n, EU, EI, d.user, d.item, d.rating};
+	memset(&m, 0, sizeof(m));
+	if (lfg_ease_train(&r, 20.0, NULL, &A, &m.ease, &err) != LFG_OK)
+	{
+		CHECK(0, "ease train: %s", err.msg);
+		return;
+	}
+	for (int j = 0; j < EU; j++)
+		uids[j] = 100 + 2 * j;
+	for (int j = 0; j < EI; j++)
+		iids[j] = -50 + 7 * j;
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL};
+	m.user_ids = uids;
+	m.item_ids = iids;
+	m.options_json = opts;
+	m.options_len = sizeof(opts) - 1;
+	m.metrics_json = metr;
+	m.metrics_len = sizeof(metr) - 1;
+	st = lfg_model_encoded_size(&m, &size, &err);
+	CHECK(st == LFG_OK, "ease size: %s", err.msg);
+	buf = aligned_alloc(8, (size + 7) & ~(size_t) 7);
+	st = lfg_model_encode(&m, crc32c_ref, buf, size, &err);
+	CHECK(st == LFG_OK, "ease encode: %s", err.msg);
+	st = lfg_model_decode(buf, size, crc32c_ref, &back, &err);
+	CHECK(st == LFG_OK, "ease decode: %s", err.msg);
+	if (st == LFG_OK)
+	{
+		CHECK(back.mf.kind == LFG_KIND_EASE && back.mf.k == 0 && back.ease.n_rated == m.ease.n_rated &&
+			  memcmp(back.ease.B, m.ease.B, sizeof(float) * EI * EI) == 0 &&
+			  memcmp(back.ease.user_items, m.ease.user_items, 4 * m.ease.n_rated) == 0 &&
+			  back.mf.P == NULL && back.mf.Q == NULL, "ease round trip");
+		CHECK(lfg_ease_predict(&back.ease, 7, 9) == lfg_ease_predict(&m.ease, 7, 9), "decoded predict");
+	}
+	/* an item index out of range, a decreasing list, a bad offset: refused after the CRC */
+	{
+		int32_t    *items = (int32_t *) (uintptr_t) back.ease.user_items;
+		int64_t    *ptr = (int64_t *) (uintptr_t) back.ease.user_ptr;
+		int32_t		save = items[1];
+		int64_t		psave = ptr[5];
+
+		items[1] = EI;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT &&
+			  strstr(err.msg, "user lists") != NULL, "item out of range refused: %s", err.msg);
+		items[1] = items[0];
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT, "repeat refused");
+		items[1] = save;
+		ptr[5] = ptr[6] + 1;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT, "offsets refused");
+		ptr[5] = psave;
+		((float *) (uintptr_t) back.ease.B)[3] = NAN;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT, "NaN in B refused");
+	}
+	/* a factor count in the header of an ease model */
+	{
+		int32_t		k = 8;
+
+		st = lfg_model_encode(&m, crc32c_ref, buf, size, &err);
+		memcpy(buf + 32, &k, 4);
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT, "ease with k = 8 refused");
+	}
+	/* truncated bytes */
+	st = lfg_model_encode(&m, crc32c_ref, buf, size, &err);
+	CHECK(lfg_model_decode(buf, size - 8, crc32c_ref, &back, &err) != LFG_OK, "truncated refused");
+	free(buf);
+}
+
 int
 main(void)
 {
 	test_metrics();
+	test_ease_train();
+	test_ease_codec();
 	return report_results();
 }
