@@ -89,6 +89,9 @@ extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, 
  */
 extern double lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i);
 
+/* The same before clipping to the rating range: what lists are ordered by */
+extern double lfg_score_raw(const LfgMfParams *mf, const float *x, int32_t i);
+
 /*
  * The indexes of the k best scores, best first, ties by smaller index;
  * entries equal to -INFINITY are never returned. heap holds k entries.
@@ -107,12 +110,14 @@ typedef struct LfgTopKWork
 } LfgTopKWork;
 
 /*
- * The k items with the best exact scores (lfg_score_one) for user vector
- * x, best first, ties by smaller index, none of the n_exclude indexes in
+ * The k items with the best exact raw scores (lfg_score_raw, not clipped:
+ * items beyond the top of the rating scale do not tie) for user vector x,
+ * best first, ties by smaller index, none of the n_exclude indexes in
  * exclude: exactly the answer of scoring every item exactly, computed from
  * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of
  * the few items their error bound cannot rule out. Writes up to k indexes
- * and scores; returns how many.
+ * and their scores clipped to the rating range (lfg_score_one); returns
+ * how many.
  */
 extern int32_t lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc,
 								   const float *x,
