@@ -15,7 +15,7 @@ CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	src/lfg_metrics.o $(CORE_SRCS:.c=.o)
 
-REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings metrics ease
+REGRESS = train input model_io parallel predict cache lfg recommend lifecycle settings metrics ease rank_prior
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -2,7 +2,7 @@
 # Install what lfg needs to build, test and run on Debian 12 (as root).
 set -euo pipefail
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15 libopenblas-dev liblapacke-dev
-      postgresql-15-cron libipc-run-perl)
+      postgresql-15-cron libipc-run-perl gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,7 +23,7 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* Raise the error for an option value of the wrong type */
@@ -204,6 +204,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->revealed_weight = NumberValue(key, v);
 	else if (strcmp(key, "pretrain_epochs") == 0)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "popularity_prior") == 0)
+		o->popularity_prior = NumberValue(key, v);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
 	else
@@ -409,6 +411,12 @@ LfgOptionsJson(const LfgFitOptions *opts)
 						 o->aux ? "true" : "false", inits[o->init],
 						 o->train_items ? "true" : "false", inputs[o->input],
 						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs);
+		/* 0.2.0: written only when set, so models without it keep their bytes */
+		if (o->popularity_prior > 0.0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"popularity_prior\": %.15g}", o->popularity_prior);
+		}
 	}
 	return s.data;
 }

@@ -144,6 +144,9 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	}
 	s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
 	s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
+	/* lfg 0.2.0: the optional ranking prior comes last, so older models keep their layout */
+	if (p->kind == LFG_KIND_LFG && p->rank_prior != NULL)
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
 	return n;
 }
 
@@ -369,6 +372,9 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: no generator configuration");
 		if ((st = decode_gen_config(buf + e[6].offset, out, err)) != LFG_OK)
 			return st;
+		/* a ranking prior, when present, is the last section (its length is checked below) */
+		if (h->n_sections == 14 && e[13].tag == LFG_SEC_RANK_PRIOR)
+			out->mf.rank_prior = (float *) (buf + e[13].offset);
 	}
 	nwant = model_sections(out, want, &cfg);
 	if (h->n_sections != (uint32_t) nwant)
@@ -480,7 +486,8 @@ check_contents(const LfgModel *m, LfgError *err)
 		(p->bu && !all_finite(p->bu, (size_t) p->n_users)) ||
 		(p->bi && !all_finite(p->bi, (size_t) p->n_items)) ||
 		(m->net.theta && !all_finite(m->net.theta, m->net.layout.total)) ||
-		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)))
+		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)) ||
+		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
 	if (m->net.running && m->net.gen.batchnorm)
 	{

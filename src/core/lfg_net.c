@@ -63,6 +63,7 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->input = LFG_INPUT_CENTERED;
 		o->episodes = true;
 		o->revealed_weight = 0.1;
+		o->popularity_prior = LFG_NEW_USER_POPULARITY_PRIOR;
 	}
 	else
 	{
@@ -101,6 +102,7 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
+	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
 	RANGE(o->init == LFG_INIT_SVD || o->init == LFG_INIT_RANDOM, "init", "\"svd\" or \"random\"");
 	RANGE(o->input == LFG_INPUT_RAW || o->input == LFG_INPUT_CENTERED, "input", "\"raw\" or \"centered\"");
 #undef RANGE
@@ -587,6 +589,29 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 	}
 }
 
+/*
+ * The ranking prior of each item: weight times ln(1 + n_i), n_i the number
+ * of training users who rated it (a pair rated twice counts once: the rows
+ * are sorted by user, then item). Lists are ordered by the raw score plus
+ * the prior, which for a user with few ratings leans toward what most
+ * users pick (/work/shared/RANKING.md; doc/lfg.md, "Ranking").
+ */
+static LfgStatus
+rank_prior(const LfgRatings *d, double weight, const LfgAllocator *a, LfgMfParams *mf,
+		   LfgError *err)
+{
+	mf->rank_prior = lfg_alloc_array(a, (size_t) d->n_items + 1, sizeof(float));
+	if (mf->rank_prior == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking prior");
+	memset(mf->rank_prior, 0, (size_t) d->n_items * sizeof(float));
+	for (size_t j = 0; j < d->n; j++)
+		if (j == 0 || d->user[j] != d->user[j - 1] || d->item[j] != d->item[j - 1])
+			mf->rank_prior[d->item[j]] += 1.0f;
+	for (int32_t i = 0; i < d->n_items; i++)
+		mf->rank_prior[i] = (float) (weight * log1p((double) mf->rank_prior[i]));
+	return LFG_OK;
+}
+
 /* See lfg_net.h */
 bool
 lfg_net_warm_compatible(const LfgNet *old, const LfgNetOptions *o)
@@ -773,6 +798,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	else
 		stats->best_epoch = stats->epochs_run;
 
+	if (o->popularity_prior > 0.0 && (st = rank_prior(d, o->popularity_prior, a, mf, err)) != LFG_OK)
+		return st;
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);

@@ -18,6 +18,12 @@
 
 #define LFG_WEIGHT_DECAY_AUTO (-1.0)	/* min(3e-3, 240 / training ratings) */
 
+/*
+ * The new_user preset's popularity_prior: on MovieLens-100k's ranking split
+ * (test/bench/ranking.sh) P@10 of the served list peaked between 2 and 3
+ */
+#define LFG_NEW_USER_POPULARITY_PRIOR 3.0
+
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
 
@@ -47,6 +53,7 @@ typedef struct LfgNetOptions
 	bool		episodes;		/* reveal a random subset, loss on the rest */
 	double		revealed_weight;	/* loss weight of revealed ratings */
 	int			pretrain_epochs;	/* BiasSVD pretraining */
+	double		popularity_prior;	/* ranking prior weight on ln(1 + raters); 0: none */
 	bool		verbose;
 	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgNetOptions;

@@ -686,7 +686,7 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 	double		best = 0.0,
 				bimax = 0.0;
 
-	memset(sc, 0, sizeof(*sc));
+	memset(sc, 0, sizeof(*sc));	/* before the loop: it sets prior_max */
 	for (int32_t i = 0; i < mf->n_items; i++)
 	{
 		const float *q = mf->Q + (size_t) i * mf->k;
@@ -698,6 +698,8 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 			best = ss;
 		if (mf->bi != NULL && fabs(mf->bi[i]) > bimax)
 			bimax = fabs(mf->bi[i]);
+		if (mf->rank_prior != NULL)
+			sc->prior_max = fmax(sc->prior_max, fabs(mf->rank_prior[i]));
 	}
 	sc->format = panels != NULL ? format : LFG_PANELS_NONE;
 	sc->panels = panels;
@@ -760,8 +762,9 @@ score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, ScoreBou
 		x1 += fabs(x[f]);
 	}
 	x2 = sqrt(x2);
+	/* the ranking prior adds one rounding of its sum to both evaluations */
 	terms = x2 * qnorm_max * (half ? 1.0 + ldexp(1.0, -11) : 1.0) +
-		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0);
+		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0) + sc->prior_max;
 	b->E = 0.0;
 	if (sc->format == LFG_PANELS_INT8)
 	{
@@ -958,6 +961,13 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	else
 #endif
 		score_all(mf, sc, x, w->scores, false);
+	if (mf->rank_prior != NULL)
+		for (int32_t i = 0; i < n; i++)
+		{
+			w->scores[i] += mf->rank_prior[i];
+			if (per_item)
+				w->upper[i] += mf->rank_prior[i];
+		}
 	for (int32_t j = 0; j < n_exclude; j++)
 	{
 		w->scores[exclude[j]] = -INFINITY;
@@ -985,13 +995,14 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 		 (i = next_above(upper, i, n, nextafterf((float) floor_score, -INFINITY))) < n; i++)
 	{
 		w->cand[nc] = i;
-		w->cand_scores[nc++] = (float) lfg_score_raw(mf, x, i);
+		w->cand_scores[nc++] = (float) lfg_score_raw(mf, x, i) +
+			(mf->rank_prior != NULL ? mf->rank_prior[i] : 0.0f);
 	}
 	found = lfg_top_k(w->cand_scores, nc, k, w->heap);
 	for (int32_t j = 0; j < found; j++)
 	{
 		out_items[j] = w->cand[w->heap[j]];
-		out_scores[j] = clip(mf, w->cand_scores[w->heap[j]]);
+		out_scores[j] = (float) lfg_score_one(mf, x, out_items[j]);
 	}
 	return found;
 }

@@ -60,6 +60,7 @@ typedef struct LfgScorer
 	const void *panels;			/* NULL with LFG_PANELS_NONE */
 	double		qnorm_max;		/* max_i ||q_i||, for the error bound */
 	double		bi_max;			/* max_i |b_i| */
+	double		prior_max;		/* max_i |rank_prior_i|, 0 without a prior */
 	double		qerr_max;		/* int8: max_i max_f |q_if - s_i c_if| */
 	double		l1_max;			/* int8: max_i sum_f |s_i c_if| */
 } LfgScorer;
@@ -111,7 +112,8 @@ typedef struct LfgTopKWork
 
 /*
  * The k items with the best exact raw scores (lfg_score_raw, not clipped:
- * items beyond the top of the rating scale do not tie) for user vector x,
+ * items beyond the top of the rating scale do not tie) plus the model's
+ * ranking prior when it has one (mf->rank_prior) for user vector x,
  * best first, ties by smaller index, none of the n_exclude indexes in
  * exclude: exactly the answer of scoring every item exactly, computed from
  * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of

@@ -13,6 +13,7 @@
 #include "lfg_ease.h"
 #include "lfg_model.h"
 #include "lfg_rank.h"
+#include "lfg_synth.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-12)
 
@@ -296,7 +297,7 @@ test_ease_codec(void)
 		uids[j] = 100 + 2 * j;
 	for (int j = 0; j < EI; j++)
 		iids[j] = -50 + 7 * j;
-	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
 	m.user_ids = uids;
 	m.item_ids = iids;
 	m.options_json = opts;
@@ -361,11 +362,105 @@ test_ease_codec(void)
 	free(buf);
 }
 
+/* An LFG model's ranking prior: computed from the raters, stored, decoded */
+static void
+test_rank_prior(void)
+{
+	static const char opts[] = "{\"kind\": \"lfg\"}";
+	static const char metr[] = "{\"rows\": 1}";
+	LfgSynthData sd;
+	LfgNetOptions o;
+	LfgNetStats st;
+	LfgUsers	u = {80, NULL, NULL, NULL, 0, 0};
+	LfgRatings	r;
+	LfgModel	m,
+				back;
+	LfgError	err;
+	int64_t		uids[80],
+				iids[30];
+	uint8_t		vocab[8];
+	int			raters[30] = {0};
+	double		worst = 0.0;
+	size_t		size;
+	uint8_t    *buf;
+
+	if (lfg_synth_generate(80, 30, 1000, 3, &A, &sd, &err) != LFG_OK)
+	{
+		CHECK(0, "synthetic data: %s", err.msg);
+		return;
+	}
+	lfg_net_options_preset(&o, LFG_PRESET_NEW_USER);
+	CHECK(o.popularity_prior == LFG_NEW_USER_POPULARITY_PRIOR, "new_user preset has the prior");
+	o.h1 = o.h2 = 8;
+	o.factors = 4;
+	o.epochs = 2;
+	o.pretrain_epochs = 2;
+	o.aux = false;
+	r = (LfgRatings) {sd.n, 80, 30, sd.user, sd.item, sd.rating};
+	memset(&m, 0, sizeof(m));
+	if (lfg_net_train(&r, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) != LFG_OK)
+	{
+		CHECK(0, "train: %s", err.msg);
+		return;
+	}
+	for (size_t j = 0; j < sd.n; j++)
+		if (j == 0 || sd.user[j] != sd.user[j - 1] || sd.item[j] != sd.item[j - 1])
+			raters[sd.item[j]]++;
+	for (int i = 0; i < 30; i++)
+		worst = fmax(worst, fabs(m.mf.rank_prior[i] - 3.0 * log1p(raters[i])));
+	CHECK(m.mf.rank_prior != NULL && worst < 1e-5, "prior = 3 ln(1 + raters): max error %g", worst);
+	for (int j = 0; j < 80; j++)
+		uids[j] = j;
+	for (int j = 0; j < 30; j++)
+		iids[j] = 10 * j;
+	lfg_vocab_write(NULL, NULL, 0, vocab);
+	m.user_ids = uids;
+	m.item_ids = iids;
+	m.vocab_gender = m.vocab_job = vocab;
+	m.vocab_gender_len = m.vocab_job_len = sizeof(vocab);
+	m.options_json = opts;
+	m.options_len = sizeof(opts) - 1;
+	m.metrics_json = metr;
+	m.metrics_len = sizeof(metr) - 1;
+	for (int with = 1; with >= 0; with--)
+	{
+		float	   *keep = m.mf.rank_prior;
+		uint32_t	nsec;
+
+		if (!with)
+			m.mf.rank_prior = NULL;
+		CHECK(lfg_model_encoded_size(&m, &size, &err) == LFG_OK, "lfg size: %s", err.msg);
+		buf = aligned_alloc(8, (size + 7) & ~(size_t) 7);
+		CHECK(lfg_model_encode(&m, crc32c_ref, buf, size, &err) == LFG_OK, "lfg encode: %s", err.msg);
+		memcpy(&nsec, buf + 12, 4);
+		CHECK(nsec == (with ? 14u : 13u), "%u sections", nsec);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "lfg decode: %s", err.msg);
+		CHECK(with ? back.mf.rank_prior != NULL &&
+			  memcmp(back.mf.rank_prior, keep, 30 * sizeof(float)) == 0 : back.mf.rank_prior == NULL,
+			  "prior %s round trip", with ? "with" : "without");
+		if (with)
+		{
+			/* the last entry with another tag: refused */
+			uint32_t	tag = LFG_SEC_METRICS,
+						c;
+
+			memcpy(buf + LFG_MODEL_HEADER_SIZE + 13 * LFG_MODEL_SECTION_SIZE, &tag, 4);
+			c = crc32c_ref(buf, size - 4);
+			memcpy(buf + size - 4, &c, 4);
+			CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
+				  "a 14th section that is not the prior is refused");
+		}
+		m.mf.rank_prior = keep;
+		free(buf);
+	}
+}
+
 int
 main(void)
 {
 	test_metrics();
 	test_ease_train();
 	test_ease_codec();
+	test_rank_prior();
 	return report_results();
 }
