@@ -45,3 +45,9 @@ SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"popularity_prior": -1}
 SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"popularity_prior": "high"}') FROM pr;
 SELECT lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "popularity_prior": 1}') FROM pr;
 DELETE FROM lfg.models WHERE name LIKE 'prior %';
+-- the experimental multinomial ranking term: stored when set, range checked
+SELECT options->'rank_weight' AS rank_weight
+  FROM lfg_model_info((SELECT lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                                      '{"preset": "new_user", "hidden": [8, 8], "epochs": 2, "rank_weight": 0.5}')
+                         FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 50));
+SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"rank_weight": 101}') FROM pr;

@@ -23,7 +23,7 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* Raise the error for an option value of the wrong type */
@@ -206,6 +206,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
 	else if (strcmp(key, "popularity_prior") == 0)
 		o->popularity_prior = NumberValue(key, v);
+	else if (strcmp(key, "rank_weight") == 0)
+		o->rank_weight = NumberValue(key, v);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
 	else
@@ -416,6 +418,11 @@ LfgOptionsJson(const LfgFitOptions *opts)
 		{
 			s.data[--s.len] = '\0';
 			appendStringInfo(&s, ", \"popularity_prior\": %.15g}", o->popularity_prior);
+		}
+		if (o->rank_weight > 0.0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"rank_weight\": %.15g}", o->rank_weight);
 		}
 	}
 	return s.data;

@@ -103,6 +103,7 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
 	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
+	RANGE(o->rank_weight >= 0.0 && o->rank_weight <= 100.0, "rank_weight", "between 0 and 100");
 	RANGE(o->init == LFG_INIT_SVD || o->init == LFG_INIT_RANDOM, "init", "\"svd\" or \"random\"");
 	RANGE(o->input == LFG_INPUT_RAW || o->input == LFG_INPUT_CENTERED, "input", "\"raw\" or \"centered\"");
 #undef RANGE
@@ -188,6 +189,8 @@ typedef struct Trainer
 	int32_t    *scratch;		/* a permutation of one user's ratings */
 	float	   *in_r;			/* one user's input ratings */
 	float	   *dout;
+	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
+	float	   *rank_c;			/* n_items: b_i plus the ranking prior */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -359,6 +362,13 @@ alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
 		!t->b_dense || !t->t_ptr || !t->t_item || !t->t_rating || !t->t_weight ||
 		!t->scratch || !t->in_r || !t->dout)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
+	if (t->o->rank_weight > 0.0)
+	{
+		t->rank_S = lfg_alloc_array(a, B * ni, sizeof(float));
+		t->rank_c = lfg_alloc_array(a, ni, sizeof(float));
+		if (!t->rank_S || !t->rank_c)
+			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking term");
+	}
 	if ((st = lfg_gen_work_alloc(&net->gen, t->o->batch_size, a, &t->work, err)) != LFG_OK)
 		return st;
 	net->theta = t->params;
@@ -492,6 +502,68 @@ lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *
 	return sse / wsum;
 }
 
+/* See lfg_net.h */
+double
+lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32_t B,
+				  const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
+				  const int32_t *t_item, double weight, float *S, float *dout)
+{
+	int32_t		k = mf->k,
+				n = mf->n_items,
+				rows = 0;
+	double		loss = 0.0;
+	float		scale;
+
+	/* S = P Q^T, P the first k columns of out (row stride k + 1) */
+	lfg_gemm(0, 1, B, n, k, 1.0f, out, k + 1, mf->Q, k, 0.0f, S, n);
+	for (int32_t b = 0; b < B; b++)
+	{
+		float	   *s = S + (size_t) b * n;
+		double		mx = -INFINITY,
+					z = 0.0,
+					tsum = 0.0;
+		int32_t		h = 0;
+
+		for (int32_t i = 0; i < n; i++)
+			s[i] += c[i];
+		for (int32_t e = in_ptr[b]; e < in_ptr[b + 1]; e++)
+			s[in_idx[e]] = -INFINITY;
+		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
+			if (s[t_item[e]] != -INFINITY)
+			{
+				h++;
+				tsum += s[t_item[e]];
+			}
+		if (h == 0)
+		{
+			memset(s, 0, (size_t) n * sizeof(float));
+			continue;
+		}
+		rows++;
+		for (int32_t i = 0; i < n; i++)
+			mx = fmax(mx, s[i]);
+		for (int32_t i = 0; i < n; i++)
+			z += s[i] == -INFINITY ? 0.0 : exp((double) s[i] - mx);
+		loss += log(z) + mx - tsum / h;
+		/* the gradient with respect to s: softmax less the targets' 1 / h; 0 where masked */
+		for (int32_t i = 0; i < n; i++)
+			if (s[i] != -INFINITY)
+				s[i] = (float) (exp((double) s[i] - mx) / z);
+		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
+			if (s[t_item[e]] != -INFINITY)
+				s[t_item[e]] -= 1.0f / (float) h;
+		for (int32_t i = 0; i < n; i++)
+			if (s[i] == -INFINITY)
+				s[i] = 0.0f;
+	}
+	if (rows == 0)
+		return 0.0;
+	scale = (float) (weight / rows);
+	/* dout[:, 0..k) += scale S Q */
+	lfg_gemm(0, 0, B, k, n, scale, S, n, mf->Q, k, 1.0f, dout, k + 1);
+	return loss * weight / rows;
+}
+
 /* One epoch of mini-batches; returns the weighted training RMSE */
 static double
 train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb)
@@ -526,6 +598,16 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 						   &w);
 		sse += mse * w;
 		wsum += w;
+		if (t->o->rank_weight > 0.0)
+		{
+			int32_t		ni = t->d->n_items;
+
+			for (int32_t i = 0; i < ni; i++)
+				t->rank_c[i] = t->mf->bi[i] + (t->mf->rank_prior ? t->mf->rank_prior[i] : 0.0f);
+			lfg_net_rank_loss(t->mf, t->rank_c, t->work.out, nb, t->b_ptr, t->b_idx, t->t_ptr,
+							  t->t_item, t->o->rank_weight, t->rank_S, t->dout);
+			t->flops += 4.0 * nb * (double) ni * k;
+		}
 		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
 						 t->dout, t->grad);
 		lfg_adam_step(opt, t->params, t->grad);
@@ -727,6 +809,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		(st = pretrain(&t, cb, a, err)) != LFG_OK)
 		return st;
 	stats->pretrain_seconds = lfg_clock_seconds() - t0;
+	if (o->popularity_prior > 0.0 && (st = rank_prior(d, o->popularity_prior, a, mf, err)) != LFG_OK)
+		return st;
 	lfg_gen_init(&net->gen, &net->layout, t.params, net->running, o->seed ^ UINT64_C(0x4444));
 	if (o->warm != NULL && o->warm->net != NULL && lfg_net_warm_compatible(o->warm->net, o))
 		warm_generator(&net->gen, &net->layout, t.params, net->running, o->warm);
@@ -798,8 +882,6 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	else
 		stats->best_epoch = stats->epochs_run;
 
-	if (o->popularity_prior > 0.0 && (st = rank_prior(d, o->popularity_prior, a, mf, err)) != LFG_OK)
-		return st;
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);

@@ -14,6 +14,7 @@
 #include "lfg_model.h"
 #include "lfg_rank.h"
 #include "lfg_synth.h"
+#include "lfg_net.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-12)
 
@@ -455,6 +456,75 @@ test_rank_prior(void)
 	}
 }
 
+/* The multinomial ranking term: loss against a direct sum, gradient against finite differences */
+static void
+test_rank_loss(void)
+{
+	enum { NI = 12, K = 3, B = 3 };
+	float		Q[NI * K],
+				c[NI],
+				out[B * (K + 1)],
+				dout[B * (K + 1)],
+				dtmp[B * (K + 1)],
+				S[B * NI];
+	int32_t		in_ptr[B + 1] = {0, 2, 2, 3},
+				in_idx[3] = {1, 2, 5},
+				t_ptr[B + 1] = {0, 3, 4, 5},
+				t_item[5] = {3, 4, 2, 0, 5};
+	LfgMfParams mf = {.kind = LFG_KIND_LFG, .n_items = NI, .k = K, .Q = Q};
+	uint64_t	st = 5;
+	double		L,
+				ref = 0.0,
+				worst = 0.0;
+
+#define RND() ((st = st * 6364136223846793005ULL + 1442695040888963407ULL), ((double) (st >> 11) / 9007199254740992.0) - 0.5)
+	for (int j = 0; j < NI * K; j++)
+		Q[j] = (float) RND();
+	for (int j = 0; j < NI; j++)
+		c[j] = (float) (2.0 * RND());
+	for (int j = 0; j < B * (K + 1); j++)
+		out[j] = (float) RND();
+	memset(dout, 0, sizeof(dout));
+	L = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout);
+	/* row 0: targets 3 and 4 (2 was input), items 1 and 2 masked; row 1: target 0; row 2: none */
+	for (int b = 0; b < 2; b++)
+	{
+		double		z = 0.0,
+					sv[NI];
+
+		for (int i = 0; i < NI; i++)
+		{
+			sv[i] = c[i];
+			for (int f = 0; f < K; f++)
+				sv[i] += (double) Q[i * K + f] * out[b * (K + 1) + f];
+			if (!(b == 0 && (i == 1 || i == 2)))
+				z += exp(sv[i]);
+		}
+		ref += b == 0 ? log(z) - (sv[3] + sv[4]) / 2 : log(z) - sv[0];
+	}
+	ref *= 0.7 / 2;
+	CHECK(fabs(L - ref) < 1e-4, "ranking loss %g against %g", L, ref);
+	for (int j = 0; j < B * (K + 1); j++)
+	{
+		float		keep = out[j];
+		double		lp,
+					lm,
+					num;
+
+		out[j] = keep + 1e-2f;
+		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp);
+		out[j] = keep - 1e-2f;
+		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp);
+		out[j] = keep;
+		num = (lp - lm) / 2e-2;
+		worst = fmax(worst, fabs(num - dout[j]) / fmax(1e-2, fabs(num) + fabs(dout[j])));
+	}
+	CHECK(worst < 1e-2, "ranking term gradient check: max relative error %.2e", worst);
+	printf("  gradient check multinomial ranking term (p_u)              max error %.2e (relative; 1e-2 = tolerance)\n", worst);
+	CHECK(dout[2 * (K + 1)] == 0.0f && dout[K] == 0.0f, "no gradient for a row without targets, nor for b_u");
+#undef RND
+}
+
 int
 main(void)
 {
@@ -462,5 +532,6 @@ main(void)
 	test_ease_train();
 	test_ease_codec();
 	test_rank_prior();
+	test_rank_loss();
 	return report_results();
 }
