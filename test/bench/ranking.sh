@@ -25,11 +25,13 @@
 # RANKING_TSV=FILE also writes the table (method, n, p10, r20, ndcg10) for
 # scripts/plot_ranking.sh.
 #
-# --check exits non-zero unless the targets this build meets still hold:
-# EASE's list at n = 0 is the most-rated list (same P@10 and NDCG@10), and the
-# best EASE beats the most-rated list in P@10 and NDCG@10 at n = 3, 5 and 10.
-# The issue's target for LFG (above the most-rated list and EASE) is reported,
-# not checked: it is not met (doc/lfg.md, "Ranking").
+# --check exits non-zero unless the targets this build meets still hold, on
+# both datasets: the served LFG (preset new_user, with its ranking prior) is
+# at least the most-rated list at n = 0 and above it at n = 1, 3, 5 and 10, in
+# P@10 and in NDCG@10; EASE's list at n = 0 is the most-rated list; the best
+# EASE beats the most-rated list at n = 3, 5 and 10. The issue's target of LFG
+# above EASE is reported, not checked: it is not met from n = 3 on
+# (doc/lfg.md, "Ranking").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check=0
@@ -216,6 +218,10 @@ SELECT :'ok'::boolean AND bool_and(e.p10 > m.p10 AND e.ndcg10 > m.ndcg10) AS ok
   FROM (SELECT n, max(p10) AS p10, max(ndcg10) AS ndcg10 FROM scores WHERE method LIKE 'ease%' GROUP BY n) e
   JOIN scores m USING (n)
  WHERE m.method = 'most-rated' AND n IN (3, 5, 10) \gset
+SELECT :'ok'::boolean AND bool_and(CASE WHEN n = 0 THEN l.p10 >= m.p10 AND l.ndcg10 >= m.ndcg10
+                                         ELSE l.p10 > m.p10 AND l.ndcg10 > m.ndcg10 END) AS ok
+  FROM scores l JOIN scores m USING (n)
+ WHERE l.method = 'lfg new_user' AND m.method = 'most-rated' \gset
 SELECT string_agg(format('n=%s: P@10 %s vs most-rated %s / EASE %s', l.n, round(l.p10::numeric, 4),
                          round(m.p10::numeric, 4), round(e.p10::numeric, 4)), '; ' ORDER BY l.n) AS lfg_vs
   FROM scores l JOIN scores m USING (n)
@@ -223,9 +229,9 @@ SELECT string_agg(format('n=%s: P@10 %s vs most-rated %s / EASE %s', l.n, round(
  WHERE l.method = 'lfg new_user' AND m.method = 'most-rated' \gset
 \echo 'LFG new_user (served) against the baselines:' :lfg_vs
 \if :ok
-  \echo 'ranking: EASE at n = 0 is the most-rated list, and EASE beats it at n = 3, 5 and 10 (P@10, NDCG@10)'
+  \echo 'ranking: LFG new_user is at least the most-rated list at n = 0 and above it at n = 1, 3, 5, 10; EASE at n = 0 is the most-rated list and beats it at n = 3, 5, 10 (P@10, NDCG@10)'
 \else
-  \echo 'ranking: a checked target is NOT met (EASE at n = 0, or EASE above the most-rated list at n = 3, 5, 10)'
+  \echo 'ranking: a checked target is NOT met (LFG new_user against the most-rated list, EASE at n = 0, or EASE above the most-rated list at n = 3, 5, 10)'
   \if :check
     DO \$\$ BEGIN RAISE EXCEPTION 'ranking: target missed'; END \$\$;
   \endif
