@@ -99,6 +99,7 @@ psql -X -q -v ON_ERROR_STOP=1 -v check=$check <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS lfg;
 DROP SCHEMA IF EXISTS rk CASCADE;
+DELETE FROM lfg.models WHERE name LIKE 'rk %';
 CREATE SCHEMA rk;
 SET search_path = rk, public;
 $load
