@@ -268,6 +268,12 @@ BEGIN
 			      HINT = 'Pass NULL to reuse the active version''s options.';
 	END IF;
 	model_kind := coalesce(opts->>'kind', previous_kind, 'biassvd');
+	IF model_kind = 'ease' THEN
+		RAISE EXCEPTION 'lfg_retrain cannot retrain model "%" of kind ease', model_name
+			USING ERRCODE = 'feature_not_supported',
+			      DETAIL = 'lfg_retrain activates by validation RMSE, and EASE predicts no rating.',
+			      HINT = 'Retrain it with INSERT INTO lfg.models (name, model) SELECT ..., lfg_fit(...), then lfg_activate.';
+	END IF;
 	-- start from the active version: its users and items keep their
 	-- factors, new ones start fresh (doc/operations.md)
 	IF warm_start AND previous IS NOT NULL THEN

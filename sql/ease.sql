@@ -71,3 +71,11 @@ SELECT pg_temp.sqlstate(format('SELECT lfg_model_info(%L::bytea)', substr(model,
        pg_temp.sqlstate(format('SELECT lfg_model_info(%L::bytea)', overlay(model placing '\xff'::bytea from 2000))) AS flipped
   FROM lfg.models WHERE name = 'ease';
 DELETE FROM lfg.models WHERE name = 'ease';
+-- lfg_retrain activates by validation RMSE: refused for EASE
+INSERT INTO lfg.models (name, model)
+  SELECT 'ease', lfg_fit(user_id, item_id, rating, '{"kind": "ease", "lambda": 50}') FROM er WHERE user_id <= 180;
+CREATE TABLE er_src AS SELECT user_id, item_id, rating FROM er WHERE user_id IS NOT NULL;
+\set SHOW_CONTEXT never
+CALL lfg_retrain('ease', 'er_src');
+\set SHOW_CONTEXT errors
+DELETE FROM lfg.models WHERE name = 'ease';
