@@ -42,5 +42,15 @@ extern int	lfg_posv(int n, float *A, float *b);
  */
 extern int	lfg_spd_factor(int n, float *A);
 extern int	lfg_spd_invert_factored(int n, float *A);
+
+/*
+ * The same two steps in blocks of nb rows (LAPACK's blocked algorithms,
+ * spotrf's right-looking one, then strtri's and slauum's, written out with
+ * level-3 BLAS calls), calling check(ctx) between blocks: a query cancel
+ * waits for one block, not for the whole matrix. check may be NULL.
+ */
+extern int	lfg_spd_factor_blocked(int n, float *A, int nb, void (*check) (void *), void *ctx);
+extern int	lfg_spd_invert_factored_blocked(int n, float *A, int nb, void (*check) (void *),
+											void *ctx);
 extern const char *lfg_blas_core(void);
 #endif							/* LFG_BLAS_H */

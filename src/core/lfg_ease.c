@@ -7,8 +7,10 @@
  * whose solution is B = I - P diag(1 / diag(P)) with P = (X'X + lambda I)^-1.
  * A user's scores are x B for their binary row x. Training builds the
  * upper triangle of G = X'X from each user's list of items (sum of n_u^2 / 2
- * additions), inverts it in place with LAPACK (lfg_blas.c) and scales the
- * columns; memory is one n_items x n_items float matrix, which becomes B.
+ * additions), inverts it in place with LAPACK's blocked algorithms written
+ * out in lfg_blas.c (Cholesky, then the inverse from the factor), checking
+ * for a query cancel between blocks of 256 rows, and scales the columns;
+ * memory is one n_items x n_items float matrix, which becomes B.
  */
 #include <math.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 
 /* Pairs of items added to G between two interrupt checks */
 #define LFG_EASE_CHECK_PAIRS (1 << 22)
+/* Rows per block of the factorization and the inverse (an interrupt check each) */
+#define LFG_EASE_BLOCK 256
 
 /* See lfg_ease.h */
 size_t
@@ -172,14 +176,14 @@ lfg_ease_train(const LfgRatings *d, double lambda, const LfgCallbacks *cb,
 	gram(out, lambda, out->B, cb);
 	if (cb && cb->check)
 		cb->check(cb->ctx);
-	if ((info = lfg_spd_factor(d->n_items, out->B)) != 0)
+	if ((info = lfg_spd_factor_blocked(d->n_items, out->B, LFG_EASE_BLOCK,
+									   cb ? cb->check : NULL, cb ? cb->ctx : NULL)) != 0)
 		return lfg_error(err, LFG_EDATA, "Train with a larger \"lambda\".",
 						 "EASE Gram matrix is not positive definite (LAPACK spotrf info %d)", info);
-	if (cb && cb->check)
-		cb->check(cb->ctx);
-	if ((info = lfg_spd_invert_factored(d->n_items, out->B)) != 0)
+	if ((info = lfg_spd_invert_factored_blocked(d->n_items, out->B, LFG_EASE_BLOCK,
+												cb ? cb->check : NULL, cb ? cb->ctx : NULL)) != 0)
 		return lfg_error(err, LFG_EDATA, "Train with a larger \"lambda\".",
-						 "EASE Gram matrix could not be inverted (LAPACK spotri info %d)", info);
+						 "EASE Gram matrix could not be inverted (LAPACK strtri/slauum info %d)", info);
 	if (cb && cb->check)
 		cb->check(cb->ctx);
 	return weights(out->B, d->n_items, a, cb, err);

@@ -36,8 +36,8 @@ extern size_t lfg_ease_matrix_bytes(int32_t n_items);
  * order): X is the binary users x items matrix (a pair rated twice counts
  * once), G = X'X + lambda I, P = G^-1 by Cholesky (spotrf, spotri), and
  * B = I - P diag(1 / diag(P)): B[i][j] = -P[i][j] / P[j][j], B[i][i] = 0.
- * cb->check runs between blocks of users and between the LAPACK calls
- * (each of which is one uninterruptible call).
+ * cb->check runs between blocks of users, of the factorization and of the
+ * inverse (256 rows each), and of the column scaling.
  */
 extern LfgStatus lfg_ease_train(const LfgRatings *d, double lambda, const LfgCallbacks *cb,
 								const LfgAllocator *a, LfgEase *out, LfgError *err);

@@ -15,6 +15,7 @@
 #include "lfg_rank.h"
 #include "lfg_synth.h"
 #include "lfg_net.h"
+#include "lfg_blas.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-12)
 
@@ -525,6 +526,50 @@ test_rank_loss(void)
 #undef RND
 }
 
+/* The blocked factorization and inverse against LAPACK's spotrf + spotri */
+static void
+test_blocked_inverse(void)
+{
+	enum { N = 37 };
+	static float G[N * N],
+				a[N * N],
+				b[N * N];
+	uint64_t	st = 11;
+	double		worst = 0.0,
+				big = 0.0;
+	int			calls = 0;
+
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j <= i; j++)
+		{
+			st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+			G[i * N + j] = G[j * N + i] = (float) ((double) (st >> 40) / (1 << 24) - 0.5);
+		}
+	for (int i = 0; i < N; i++)
+		G[i * N + i] += (float) N;	/* diagonally dominant: positive definite */
+	for (int nb = 1; nb <= 40; nb += nb < 8 ? 7 : 16)
+	{
+		memcpy(a, G, sizeof(G));
+		memcpy(b, G, sizeof(G));
+		CHECK(lfg_spd_factor(N, a) == 0 && lfg_spd_invert_factored(N, a) == 0, "LAPACK inverse");
+		CHECK(lfg_spd_factor_blocked(N, b, nb, count_check, NULL) == 0 &&
+			  lfg_spd_invert_factored_blocked(N, b, nb, count_check, NULL) == 0, "blocked inverse, nb %d", nb);
+		/* compare the triangle both write (row-major upper) */
+		for (int i = 0; i < N; i++)
+			for (int j = i; j < N; j++)
+			{
+				worst = fmax(worst, fabs(a[i * N + j] - b[i * N + j]));
+				big = fmax(big, fabs(a[i * N + j]));
+			}
+		calls++;
+	}
+	CHECK(worst < 1e-5 * big, "blocked inverse equals spotri's within %g (max |P| %g)", worst, big);
+	memcpy(b, G, sizeof(G));
+	b[5 * N + 5] = -1.0f;
+	CHECK(lfg_spd_factor_blocked(N, b, 8, NULL, NULL) == 6, "not positive definite: info 6");
+	(void) calls;
+}
+
 int
 main(void)
 {
@@ -533,5 +578,6 @@ main(void)
 	test_ease_codec();
 	test_rank_prior();
 	test_rank_loss();
+	test_blocked_inverse();
 	return report_results();
 }
