@@ -51,3 +51,9 @@ SELECT options->'rank_weight' AS rank_weight
                                       '{"preset": "new_user", "hidden": [8, 8], "epochs": 2, "rank_weight": 0.5}')
                          FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 50));
 SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"rank_weight": 101}') FROM pr;
+-- preset ranking: new_user plus the multinomial term with the item side trained, 80 epochs
+SELECT options->>'preset' AS preset, options->'rank_weight' AS rank_weight, options->'train_items' AS train_items,
+       options->'epochs' AS epochs, options->'val_fraction' AS val_fraction, options->'popularity_prior' AS prior
+  FROM lfg_model_info((SELECT lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                                      '{"preset": "ranking", "hidden": [8, 8], "epochs": 2}')
+                         FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 50));

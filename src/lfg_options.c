@@ -122,7 +122,7 @@ HiddenValue(JsonbValue *v, LfgNetOptions *net)
 }
 
 static const char *const kinds[] = {"", "svd", "biassvd", "lfg", "ease", NULL};
-static const char *const presets[] = {"paper", "new_user", NULL};
+static const char *const presets[] = {"paper", "new_user", "ranking", NULL};
 static const char *const inits[] = {"svd", "random", NULL};
 static const char *const inputs[] = {"raw", "centered", NULL};
 
@@ -257,7 +257,7 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"preset\" applies only to kind \"lfg\""),
 					 errhint("Add \"kind\": \"lfg\", or remove \"preset\".")));
-		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user.");
+		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user, ranking.");
 	}
 }
 

@@ -52,7 +52,7 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->pretrain_epochs = 20;
 	o->lr_decays = 2;
 	o->lr_decay = 0.2;
-	if (preset == LFG_PRESET_NEW_USER)
+	if (preset == LFG_PRESET_NEW_USER || preset == LFG_PRESET_RANKING)
 	{
 		o->lr = 3e-4;
 		o->mask_prob = 0.0;
@@ -64,6 +64,20 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->episodes = true;
 		o->revealed_weight = 0.1;
 		o->popularity_prior = LFG_NEW_USER_POPULARITY_PRIOR;
+		if (preset == LFG_PRESET_RANKING)
+		{
+			/*
+			 * the multinomial term with the item side trained by it, for a
+			 * fixed 80 epochs: early stopping watches the RMSE, which this
+			 * preset gives up (doc/lfg.md, "Ranking")
+			 */
+			o->rank_weight = 3.0;
+			o->train_items = true;
+			o->lr = 1e-3;
+			o->epochs = 80;
+			o->patience = 0;
+			o->val_fraction = 0.0;
+		}
 	}
 	else
 	{
@@ -506,7 +520,7 @@ lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *
 double
 lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32_t B,
 				  const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
-				  const int32_t *t_item, double weight, float *S, float *dout)
+				  const int32_t *t_item, double weight, float *S, float *dout, float *dQ)
 {
 	int32_t		k = mf->k,
 				n = mf->n_items,
@@ -561,6 +575,9 @@ lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32
 	scale = (float) (weight / rows);
 	/* dout[:, 0..k) += scale S Q */
 	lfg_gemm(0, 0, B, k, n, scale, S, n, mf->Q, k, 1.0f, dout, k + 1);
+	/* dQ += scale S^T P */
+	if (dQ != NULL)
+		lfg_gemm(1, 0, n, k, B, scale, S, n, out, k + 1, 1.0f, dQ, k);
 	return loss * weight / rows;
 }
 
@@ -605,7 +622,7 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 			for (int32_t i = 0; i < ni; i++)
 				t->rank_c[i] = t->mf->bi[i] + (t->mf->rank_prior ? t->mf->rank_prior[i] : 0.0f);
 			lfg_net_rank_loss(t->mf, t->rank_c, t->work.out, nb, t->b_ptr, t->b_idx, t->t_ptr,
-							  t->t_item, t->o->rank_weight, t->rank_S, t->dout);
+							  t->t_item, t->o->rank_weight, t->rank_S, t->dout, dQ);
 			t->flops += 4.0 * nb * (double) ni * k;
 		}
 		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,

@@ -26,6 +26,7 @@
 
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
+#define LFG_PRESET_RANKING	2	/* new_user trained to rank: lists, not ratings */
 
 typedef struct LfgNetOptions
 {
@@ -132,12 +133,13 @@ extern double lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B,
  * (in_ptr, in_idx) masked out, and the mean of -log softmax(s)_i over the
  * row's targets that were not input. Returns weight times the mean over the
  * rows that have such targets and adds its gradient with respect to p_b to
- * dout (rows of k + 1). S is B x n_items scratch.
+ * dout (rows of k + 1) and, when dQ is not NULL, with respect to Q to dQ.
+ * S is B x n_items scratch.
  */
 extern double lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out,
 								 int32_t B, const int32_t *in_ptr, const int32_t *in_idx,
 								 const int32_t *t_ptr, const int32_t *t_item, double weight,
-								 float *S, float *dout);
+								 float *S, float *dout, float *dQ);
 
 extern void lfg_net_options_preset(LfgNetOptions *o, int preset);
 extern LfgStatus lfg_net_options_check(const LfgNetOptions *o, LfgError *err);

@@ -18,7 +18,8 @@
 # time per served list:
 #   most-rated             the 20 items rated by most training users, revealed excluded
 #   svd, biassvd fold-in   lfg_recommend on kinds svd and biassvd
-#   lfg paper, lfg new_user  lfg_recommend on kind lfg (demographics, lfg.refine on: served)
+#   lfg paper, new_user, ranking  lfg_recommend on kind lfg, each preset (demographics,
+#                          lfg.refine on: served)
 #   ease lambda=L          lfg_recommend on kind ease, for each L in
 #                          $RANKING_EASE_LAMBDAS (default "500 30000": the default
 #                          lambda and the one that ranked best for new users)
@@ -165,6 +166,7 @@ CALL fit('rk svd', 'SELECT \$1, lfg_fit(user_id, item_id, rating, ''{"kind": "sv
 CALL fit('rk biassvd', 'SELECT \$1, lfg_fit(user_id, item_id, rating) FROM rk.train');
 CALL fit('rk lfg paper', 'SELECT \$1, lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job::text, ''{"preset": "paper"}'') FROM rk.train t JOIN rk.users u USING (user_id)');
 CALL fit('rk lfg new_user', 'SELECT \$1, lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job::text, ''{"preset": "new_user"}'') FROM rk.train t JOIN rk.users u USING (user_id)');
+CALL fit('rk lfg ranking', 'SELECT \$1, lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job::text, ''{"preset": "ranking"}'') FROM rk.train t JOIN rk.users u USING (user_id)');
 $ease_fits
 \echo 'Serving the held-out users (top 20 of the whole catalogue, revealed items excluded)'
 DO \$\$
@@ -182,6 +184,7 @@ CALL serve('svd fold-in', 'rk svd');
 CALL serve('biassvd fold-in', 'rk biassvd');
 CALL serve('lfg paper', 'rk lfg paper');
 CALL serve('lfg new_user', 'rk lfg new_user');
+CALL serve('lfg ranking', 'rk lfg ranking');
 $ease_serves
 CREATE TABLE scores AS
   SELECT l.method, l.n, avg(lfg_precision_at_k(l.items, c.relevant, 10)) AS p10,

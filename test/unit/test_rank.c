@@ -467,6 +467,7 @@ test_rank_loss(void)
 				out[B * (K + 1)],
 				dout[B * (K + 1)],
 				dtmp[B * (K + 1)],
+				dQ[NI * K],
 				S[B * NI];
 	int32_t		in_ptr[B + 1] = {0, 2, 2, 3},
 				in_idx[3] = {1, 2, 5},
@@ -486,7 +487,8 @@ test_rank_loss(void)
 	for (int j = 0; j < B * (K + 1); j++)
 		out[j] = (float) RND();
 	memset(dout, 0, sizeof(dout));
-	L = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout);
+	memset(dQ, 0, sizeof(dQ));
+	L = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout, dQ);
 	/* row 0: targets 3 and 4 (2 was input), items 1 and 2 masked; row 1: target 0; row 2: none */
 	for (int b = 0; b < 2; b++)
 	{
@@ -513,15 +515,30 @@ test_rank_loss(void)
 					num;
 
 		out[j] = keep + 1e-2f;
-		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp);
+		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
 		out[j] = keep - 1e-2f;
-		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp);
+		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
 		out[j] = keep;
 		num = (lp - lm) / 2e-2;
 		worst = fmax(worst, fabs(num - dout[j]) / fmax(1e-2, fabs(num) + fabs(dout[j])));
 	}
+	for (int j = 0; j < NI * K; j++)
+	{
+		float		keep = Q[j];
+		double		lp,
+					lm,
+					num;
+
+		Q[j] = keep + 1e-2f;
+		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
+		Q[j] = keep - 1e-2f;
+		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
+		Q[j] = keep;
+		num = (lp - lm) / 2e-2;
+		worst = fmax(worst, fabs(num - dQ[j]) / fmax(1e-2, fabs(num) + fabs(dQ[j])));
+	}
 	CHECK(worst < 1e-2, "ranking term gradient check: max relative error %.2e", worst);
-	printf("  gradient check multinomial ranking term (p_u)              max error %.2e (relative; 1e-2 = tolerance)\n", worst);
+	printf("  gradient check multinomial ranking term (p_u and Q)        max error %.2e (relative; 1e-2 = tolerance)\n", worst);
 	CHECK(dout[2 * (K + 1)] == 0.0f && dout[K] == 0.0f, "no gradient for a row without targets, nor for b_u");
 #undef RND
 }
