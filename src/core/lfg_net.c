@@ -68,13 +68,13 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		{
 			/*
 			 * the multinomial term with the item side trained by it, for a
-			 * fixed 80 epochs: early stopping watches the RMSE, which this
+			 * fixed 120 epochs: early stopping watches the RMSE, which this
 			 * preset gives up (doc/lfg.md, "Ranking")
 			 */
 			o->rank_weight = 3.0;
 			o->train_items = true;
 			o->lr = 1e-3;
-			o->epochs = 80;
+			o->epochs = 120;
 			o->patience = 0;
 			o->val_fraction = 0.0;
 		}

@@ -161,7 +161,7 @@ BEGIN
   COMMIT;
 END \$\$;
 
-\echo 'Training SVD, BiasSVD, LFG (both presets) and EASE on the training users'
+\echo 'Training SVD, BiasSVD, LFG (presets paper, new_user, ranking) and EASE on the training users'
 CALL fit('rk svd', 'SELECT \$1, lfg_fit(user_id, item_id, rating, ''{"kind": "svd"}'') FROM rk.train');
 CALL fit('rk biassvd', 'SELECT \$1, lfg_fit(user_id, item_id, rating) FROM rk.train');
 CALL fit('rk lfg paper', 'SELECT \$1, lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job::text, ''{"preset": "paper"}'') FROM rk.train t JOIN rk.users u USING (user_id)');
@@ -226,12 +226,15 @@ SELECT :'ok'::boolean AND bool_and(CASE WHEN n = 0 THEN l.p10 >= m.p10 AND l.ndc
                                          ELSE l.p10 > m.p10 AND l.ndcg10 > m.ndcg10 END) AS ok
   FROM scores l JOIN scores m USING (n)
  WHERE l.method = 'lfg new_user' AND m.method = 'most-rated' \gset
-SELECT string_agg(format('n=%s: P@10 %s vs most-rated %s / EASE %s', l.n, round(l.p10::numeric, 4),
-                         round(m.p10::numeric, 4), round(e.p10::numeric, 4)), '; ' ORDER BY l.n) AS lfg_vs
-  FROM scores l JOIN scores m USING (n)
-  JOIN (SELECT n, max(p10) AS p10 FROM scores WHERE method LIKE 'ease%' GROUP BY n) e USING (n)
- WHERE l.method = 'lfg new_user' AND m.method = 'most-rated' \gset
-\echo 'LFG new_user (served) against the baselines:' :lfg_vs
+SELECT string_agg(format('%s: %s', l.method, v.txt), E'\n' ORDER BY l.method) AS lfg_vs
+  FROM (SELECT DISTINCT method FROM scores WHERE method IN ('lfg new_user', 'lfg ranking')) l,
+       LATERAL (SELECT string_agg(format('n=%s P@10 %s (most-rated %s, EASE %s)', x.n, round(x.p10::numeric, 4),
+                                         round(m.p10::numeric, 4), round(e.p10::numeric, 4)), '; ' ORDER BY x.n) AS txt
+                  FROM scores x JOIN scores m USING (n)
+                  JOIN (SELECT n, max(p10) AS p10 FROM scores WHERE method LIKE 'ease%' GROUP BY n) e USING (n)
+                 WHERE x.method = l.method AND m.method = 'most-rated') v \gset
+\echo 'Served LFG lists against the baselines (EASE: its best lambda at each n):'
+\echo :lfg_vs
 \if :ok
   \echo 'ranking: LFG new_user is at least the most-rated list at n = 0 and above it at n = 1, 3, 5, 10; EASE at n = 0 is the most-rated list and beats it at n = 3, 5, 10 (P@10, NDCG@10)'
 \else
