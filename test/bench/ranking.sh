@@ -27,12 +27,13 @@
 # scripts/plot_ranking.sh.
 #
 # --check exits non-zero unless the targets this build meets still hold, on
-# both datasets: the served LFG (preset new_user, with its ranking prior) is
-# at least the most-rated list at n = 0 and above it at n = 1, 3, 5 and 10, in
-# P@10 and in NDCG@10; EASE's list at n = 0 is the most-rated list; the best
-# EASE beats the most-rated list at n = 3, 5 and 10. The issue's target of LFG
-# above EASE is reported, not checked: it is not met from n = 3 on
-# (doc/lfg.md, "Ranking").
+# both datasets, in P@10 and in NDCG@10: the served LFG of presets new_user
+# and ranking is at least the most-rated list at n = 0 and above it at n = 1,
+# 3, 5 and 10; preset ranking is above the best EASE at n = 1, 3 and 5 (at
+# n = 10 too in the measured runs, but on ml-1m by 2 hits in 12,010: reported,
+# not checked); EASE's list at n = 0 is the most-rated list, and the best EASE
+# beats the most-rated list at n = 3, 5 and 10. Preset new_user below EASE
+# from n = 3 on is reported (doc/lfg.md, "Ranking").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check=0
@@ -226,6 +227,15 @@ SELECT :'ok'::boolean AND bool_and(CASE WHEN n = 0 THEN l.p10 >= m.p10 AND l.ndc
                                          ELSE l.p10 > m.p10 AND l.ndcg10 > m.ndcg10 END) AS ok
   FROM scores l JOIN scores m USING (n)
  WHERE l.method = 'lfg new_user' AND m.method = 'most-rated' \gset
+-- preset ranking: above the most-rated list everywhere (at least at n = 0), above
+-- EASE at n = 1, 3 and 5 (n = 10: reported; 0.4786 against 0.4784 on ml-1m, too
+-- close to hold on every CPU's floats)
+SELECT :'ok'::boolean AND bool_and(CASE WHEN n = 0 THEN l.p10 >= m.p10 AND l.ndcg10 >= m.ndcg10
+                                         ELSE l.p10 > m.p10 AND l.ndcg10 > m.ndcg10 END
+                                    AND (n NOT IN (1, 3, 5) OR (l.p10 > e.p10 AND l.ndcg10 > e.ndcg10))) AS ok
+  FROM scores l JOIN scores m USING (n)
+  JOIN (SELECT n, max(p10) AS p10, max(ndcg10) AS ndcg10 FROM scores WHERE method LIKE 'ease%' GROUP BY n) e USING (n)
+ WHERE l.method = 'lfg ranking' AND m.method = 'most-rated' \gset
 SELECT string_agg(format('%s: %s', l.method, v.txt), E'\n' ORDER BY l.method) AS lfg_vs
   FROM (SELECT DISTINCT method FROM scores WHERE method IN ('lfg new_user', 'lfg ranking')) l,
        LATERAL (SELECT string_agg(format('n=%s P@10 %s (most-rated %s, EASE %s)', x.n, round(x.p10::numeric, 4),
@@ -236,9 +246,9 @@ SELECT string_agg(format('%s: %s', l.method, v.txt), E'\n' ORDER BY l.method) AS
 \echo 'Served LFG lists against the baselines (EASE: its best lambda at each n):'
 \echo :lfg_vs
 \if :ok
-  \echo 'ranking: LFG new_user is at least the most-rated list at n = 0 and above it at n = 1, 3, 5, 10; EASE at n = 0 is the most-rated list and beats it at n = 3, 5, 10 (P@10, NDCG@10)'
+  \echo 'ranking: LFG new_user and ranking are at least the most-rated list at n = 0 and above it at n = 1, 3, 5, 10; LFG ranking is above EASE at n = 1, 3, 5; EASE at n = 0 is the most-rated list and beats it at n = 3, 5, 10 (P@10, NDCG@10)'
 \else
-  \echo 'ranking: a checked target is NOT met (LFG new_user against the most-rated list, EASE at n = 0, or EASE above the most-rated list at n = 3, 5, 10)'
+  \echo 'ranking: a checked target is NOT met (LFG against the most-rated list or EASE, EASE at n = 0, or EASE above the most-rated list at n = 3, 5, 10)'
   \if :check
     DO \$\$ BEGIN RAISE EXCEPTION 'ranking: target missed'; END \$\$;
   \endif
