@@ -338,6 +338,12 @@ BEGIN
 			      HINT = 'Pass NULL to reuse the active version''s options.';
 	END IF;
 	model_kind := coalesce(opts->>'kind', previous_kind, 'biassvd');
+	IF model_kind = 'ease' THEN
+		RAISE EXCEPTION 'lfg_retrain cannot retrain model "%" of kind ease', model_name
+			USING ERRCODE = 'feature_not_supported',
+			      DETAIL = 'lfg_retrain activates by validation RMSE, and EASE predicts no rating.',
+			      HINT = 'Retrain it with INSERT INTO lfg.models (name, model) SELECT ..., lfg_fit(...), then lfg_activate.';
+	END IF;
 	fit_opts := opts;
 	-- start from the active version: its users and items keep their
 	-- factors, new ones start fresh (doc/operations.md)
@@ -701,3 +707,25 @@ RETURNS record AS 'MODULE_PATHNAME', 'lfg_model_info'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.lfg_model_info(bytea) IS
 'check model bytes (magic, version, lengths, CRC32C) and describe the model; demographics (lfg models): whether they are used, the genders, the jobs and the training age range';
+
+------------------------------------------------------------------------
+-- Ranking metrics (binary relevance; doc/reference.md)
+------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.lfg_precision_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_precision_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_precision_at_k(bigint[], bigint[], int) IS
+'relevant items among the first k recommended, divided by k (a repeated item counts once)';
+
+CREATE FUNCTION @extschema@.lfg_recall_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_recall_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_recall_at_k(bigint[], bigint[], int) IS
+'relevant items among the first k recommended, divided by the number of distinct relevant items (0 when there are none)';
+
+CREATE FUNCTION @extschema@.lfg_ndcg_at_k(recommended bigint[], relevant bigint[], k int)
+RETURNS double precision AS 'MODULE_PATHNAME', 'lfg_ndcg_at_k'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.lfg_ndcg_at_k(bigint[], bigint[], int) IS
+'normalised discounted cumulative gain at k: binary gains, log2 discount, ideal DCG over min(k, |relevant|) hits (0 when nothing is relevant)';

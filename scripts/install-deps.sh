@@ -3,7 +3,7 @@
 # --deb: also what building the Debian package needs (scripts/deb.sh).
 set -euo pipefail
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15 libopenblas-dev liblapacke-dev
-      libopenblas0-serial postgresql-15-cron libipc-run-perl python3)   # python3: scripts/messages.py
+      libopenblas0-serial postgresql-15-cron libipc-run-perl python3 gnuplot-nox)   # python3: scripts/messages.py
 [ "${1:-}" = --deb ] && PKGS+=(postgresql-server-dev-all debhelper)   # pg_buildext's dh addon, dh
 missing=()
 for p in "${PKGS[@]}"; do

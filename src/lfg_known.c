@@ -388,8 +388,10 @@ CompareInt32(const void *a, const void *b)
 
 /*
  * A new user's top k among a short include list: each allowed candidate
- * scored by lfg_score_one and the best kept, ties by the smaller index,
- * which is lfg_recommend_top_k's answer restricted to the list. Writes
+ * ordered as lfg_recommend_top_k orders (the raw score, lfg_score_raw, plus
+ * the model's ranking prior when it has one) and the best kept, ties by the
+ * smaller index, which is lfg_recommend_top_k's answer restricted to the
+ * list; the scores written are clipped (lfg_score_one). Writes
  * c->top_items and c->top_scores; returns how many.
  */
 static int32
@@ -416,13 +418,14 @@ RecommendListed(LfgCachedModel *c, const LfgItemFilter *f, int32 k)
 		if (e < f->n_exclude && excl[e] == cand[j])
 			continue;
 		cand[nc] = cand[j];
-		scores[nc++] = (float) lfg_score_one(mf, c->x, cand[j]);
+		scores[nc++] = (float) lfg_score_raw(mf, c->x, cand[j]) +
+			(mf->rank_prior != NULL ? mf->rank_prior[cand[j]] : 0.0f);
 	}
 	found = lfg_top_k(scores, nc, Min(k, nc), heap);
 	for (int32 j = 0; j < found; j++)
 	{
 		c->top_items[j] = cand[heap[j]];
-		c->top_scores[j] = scores[heap[j]];
+		c->top_scores[j] = (float) lfg_score_one(mf, c->x, c->top_items[j]);
 	}
 	return found;
 }

@@ -23,7 +23,8 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, verbose, warm_start"
+#define EASE_KEYS "kind, lambda, verbose"
 
 /* The types an option value can be refused for (one full message each) */
 typedef enum OptionType
@@ -148,8 +149,8 @@ HiddenValue(JsonbValue *v, LfgNetOptions *net)
 	net->h2 = h[1];
 }
 
-static const char *const kinds[] = {"", "svd", "biassvd", "lfg", NULL};
-static const char *const presets[] = {"paper", "new_user", NULL};
+static const char *const kinds[] = {"", "svd", "biassvd", "lfg", "ease", NULL};
+static const char *const presets[] = {"paper", "new_user", "ranking", NULL};
 static const char *const inits[] = {"svd", "random", NULL};
 static const char *const inputs[] = {"raw", "centered", NULL};
 
@@ -231,8 +232,32 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->revealed_weight = NumberValue(key, v);
 	else if (strcmp(key, "pretrain_epochs") == 0)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "popularity_prior") == 0)
+		o->popularity_prior = NumberValue(key, v);
+	else if (strcmp(key, "rank_weight") == 0)
+		o->rank_weight = NumberValue(key, v);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
+	else
+		return false;
+	return true;
+}
+
+/* Apply one key of an ease options object */
+static bool
+ApplyEaseOption(LfgFitOptions *o, const char *key, JsonbValue *v)
+{
+	if (strcmp(key, "lambda") == 0)
+	{
+		o->ease_lambda = NumberValue(key, v);
+		if (!(o->ease_lambda > 0.0) || o->ease_lambda > LFG_EASE_MAX_LAMBDA)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("lambda must be greater than 0 and at most 1e9"),
+					 errhint("Values in the hundreds to tens of thousands are usual; larger ones lean toward popularity.")));
+	}
+	else if (strcmp(key, "verbose") == 0)
+		o->ease_verbose = BoolValue(key, v);
 	else
 		return false;
 	return true;
@@ -246,12 +271,12 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
 
 	v = getKeyJsonValueFromContainer(&jb->root, "kind", 4, NULL);
 	if (v != NULL)
-		*kind = ChoiceValue("kind", v, kinds, "Valid kinds are: svd, biassvd, lfg.");
+		*kind = ChoiceValue("kind", v, kinds, "Valid kinds are: svd, biassvd, lfg, ease.");
 	if (*kind == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown kind \"\""),
-				 errhint("Valid kinds are: svd, biassvd, lfg.")));
+				 errhint("Valid kinds are: svd, biassvd, lfg, ease.")));
 	v = getKeyJsonValueFromContainer(&jb->root, "preset", 6, NULL);
 	if (v != NULL)
 	{
@@ -260,7 +285,7 @@ ReadKindAndPreset(Jsonb *jb, int *kind, int *preset)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"preset\" applies only to kind \"lfg\""),
 					 errhint("Add \"kind\": \"lfg\", or remove \"preset\".")));
-		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user.");
+		*preset = ChoiceValue("preset", v, presets, "Valid presets are: paper, new_user, ranking.");
 	}
 }
 
@@ -330,6 +355,8 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 	if (opts->kind != LFG_KIND_LFG)
 		opts->mf.kind = opts->kind;
 	lfg_net_options_preset(&opts->net, preset);
+	opts->ease_lambda = LFG_EASE_DEFAULT_LAMBDA;
+	opts->ease_verbose = false;
 	opts->warm_model = NULL;
 	opts->warm_version = 0;
 	if (jb != NULL)
@@ -352,6 +379,7 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 				continue;
 			}
 			known = opts->kind == LFG_KIND_LFG ? ApplyNetOption(&opts->net, key, &v) :
+				opts->kind == LFG_KIND_EASE ? ApplyEaseOption(opts, key, &v) :
 				ApplyMfOption(&opts->mf, key, &v);
 			if (!known)
 				ereport(ERROR,
@@ -359,9 +387,19 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 						 errmsg("unknown option \"%s\" for kind \"%s\"", key,
 								lfg_kind_name(opts->kind)),
 						 errhint("Valid options are: %s.",
-								 opts->kind == LFG_KIND_LFG ? LFG_KEYS : MF_KEYS)));
+								 opts->kind == LFG_KIND_LFG ? LFG_KEYS :
+								 opts->kind == LFG_KIND_EASE ? EASE_KEYS : MF_KEYS)));
 			pfree(key);
 		}
+	}
+	if (opts->kind == LFG_KIND_EASE)
+	{
+		if (opts->warm_model != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"warm_start\" does not apply to kind \"ease\""),
+					 errhint("EASE is solved in closed form: remove \"warm_start\".")));
+		return;
 	}
 	if (opts->kind == LFG_KIND_LFG ? lfg_net_options_check(&opts->net, &err) != LFG_OK :
 		lfg_mf_options_check(&opts->mf, &err) != LFG_OK)
@@ -375,7 +413,9 @@ LfgOptionsJson(const LfgFitOptions *opts)
 	StringInfoData s;
 
 	initStringInfo(&s);
-	if (opts->kind != LFG_KIND_LFG)
+	if (opts->kind == LFG_KIND_EASE)
+		appendStringInfo(&s, "{\"kind\": \"ease\", \"lambda\": %.15g}", opts->ease_lambda);
+	else if (opts->kind != LFG_KIND_LFG)
 	{
 		const LfgMfOptions *o = &opts->mf;
 
@@ -404,6 +444,17 @@ LfgOptionsJson(const LfgFitOptions *opts)
 						 o->aux ? "true" : "false", inits[o->init],
 						 o->train_items ? "true" : "false", inputs[o->input],
 						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs);
+		/* 0.2.0: written only when set, so models without it keep their bytes */
+		if (o->popularity_prior > 0.0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"popularity_prior\": %.15g}", o->popularity_prior);
+		}
+		if (o->rank_weight > 0.0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"rank_weight\": %.15g}", o->rank_weight);
+		}
 	}
 	return s.data;
 }

@@ -12,9 +12,11 @@
 
 typedef struct LfgFitOptions
 {
-	int			kind;			/* LFG_KIND_SVD, LFG_KIND_BIASSVD or LFG_KIND_LFG */
+	int			kind;			/* LFG_KIND_SVD, _BIASSVD, _LFG or _EASE */
 	LfgMfOptions mf;			/* kinds svd and biassvd */
 	LfgNetOptions net;			/* kind lfg */
+	double		ease_lambda;	/* kind ease: the L2 weight lambda */
+	bool		ease_verbose;
 	char	   *warm_model;		/* "warm_start": start from this model (or NULL) */
 	int32		warm_version;	/* ... at this version (0: its active version) */
 } LfgFitOptions;

@@ -360,6 +360,31 @@ ArgK(FunctionCallInfo fcinfo, int a)
 	return k;
 }
 
+/*
+ * EASE: the user's scores x B (binary x: src/core/lfg_ease.h) into the
+ * cached score buffer, the rated items excluded, and their top k, ties by
+ * the smaller item index
+ */
+static int32
+EaseTopK(LfgCachedModel *c, UserInput *in, int32 k)
+{
+	float	   *scores;
+	int32		found;
+
+	LfgServeBuffers(c, in->n);
+	scores = c->topk.scores;
+	lfg_ease_scores(&c->model.ease, in->item, in->n, scores);
+	for (int32 j = 0; j < in->n; j++)
+		scores[in->item[j]] = -INFINITY;
+	found = lfg_top_k(scores, c->model.mf.n_items, Min(k, c->model.mf.n_items), c->topk.heap);
+	for (int32 j = 0; j < found; j++)
+	{
+		c->top_items[j] = c->topk.heap[j];
+		c->top_scores[j] = scores[c->topk.heap[j]];
+	}
+	return found;
+}
+
 /* Score the catalogue, drop the rated items, return the top k as rows */
 static Datum
 Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
@@ -369,9 +394,14 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 	Tuplestorestate *ts = LfgBeginSRF(fcinfo, "lfg_recommend", 2, &tupdesc);
 	int32		found;
 
-	UserVector(c, in);
-	found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
-								Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
+	if (m->mf.kind == LFG_KIND_EASE)
+		found = EaseTopK(c, in, k);
+	else
+	{
+		UserVector(c, in);
+		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
+									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
+	}
 	for (int32 j = 0; j < found; j++)
 	{
 		Datum		values[2];
@@ -462,14 +492,24 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 				 errmsg("item_ids must be a one-dimensional array")));
 	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
-	UserVector(c, &in);
+	if (c->model.mf.kind == LFG_KIND_EASE)
+	{
+		/* the EASE scores of the whole catalogue; an unknown item scores 0 */
+		LfgServeBuffers(c, in.n);
+		lfg_ease_scores(&c->model.ease, in.item, in.n, c->topk.scores);
+	}
+	else
+		UserVector(c, &in);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
 	{
 		int32		i = id_n[j] ? -1 : lfg_id_index_find(&c->items, DatumGetInt64(id_d[j]));
 
-		out[j] = Float8GetDatum(lfg_score_one(&c->model.mf, c->x, i));
+		if (c->model.mf.kind == LFG_KIND_EASE)
+			out[j] = Float8GetDatum(i >= 0 ? c->topk.scores[i] : 0.0);
+		else
+			out[j] = Float8GetDatum(lfg_score_one(&c->model.mf, c->x, i));
 	}
 	dims[0] = n;
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,
@@ -485,6 +525,12 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 	int32		k = c->model.mf.k;
 	UserInput	in;
 	Datum	   *out;
+
+	if (c->model.mf.kind == LFG_KIND_EASE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" is of kind ease, which has no user factors", c->name),
+				 errhint("Use a model of kind svd, biassvd or lfg, or lfg_recommend for EASE scores.")));
 
 	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);

@@ -433,8 +433,10 @@ BuildServing(const LfgModel *m, const char *name, int32 version, Size nbytes, Si
 	const LfgMfParams *mf = &m->mf;
 	size_t		uslots = lfg_id_index_slots(m->user_ids, mf->n_users);
 	size_t		islots = lfg_id_index_slots(m->item_ids, mf->n_items);
-	LfgPanelFormat format = lfg_score_panels_best(mf);
-	Size		np = lfg_score_panels_size(mf, format);
+	/* EASE has no Q to score with: no panels, no scorer */
+	bool		factors = mf->kind != LFG_KIND_EASE;
+	LfgPanelFormat format = factors ? lfg_score_panels_best(mf) : LFG_PANELS_NONE;
+	Size		np = factors ? lfg_score_panels_size(mf, format) : 0;
 	Size		users_off = MAXALIGN(sizeof(ServingLayout));
 	Size		items_off = users_off + MAXALIGN(sizeof(int32) * uslots);
 	Size		items_end = items_off + MAXALIGN(sizeof(int32) * islots);
@@ -469,7 +471,8 @@ BuildServing(const LfgModel *m, const char *name, int32 version, Size nbytes, Si
 		l->panels_off = aligned - base;
 	}
 	CHECK_FOR_INTERRUPTS();
-	lfg_scorer_init(mf, format, np > 0 ? aligned : NULL, &l->scorer);
+	if (factors)
+		lfg_scorer_init(mf, format, np > 0 ? aligned : NULL, &l->scorer);
 	*size = total;
 	return p;
 }

@@ -780,6 +780,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		float	   *top_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 
 		memset(&topk, 0, sizeof(topk));
+		memset(&scorer, 0, sizeof(scorer));
 		topk.heap = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
 		topk.cand = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
 		topk.cand_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
@@ -791,7 +792,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 			panels = c->panels;
 			scorer = c->scorer;
 		}
-		else
+		else if (mf->kind != LFG_KIND_EASE)	/* EASE has no Q to score with */
 		{
 			if (np > 0)
 			{
@@ -897,6 +898,8 @@ PredictIds(const LfgCachedModel *c, int64 user, int64 item)
 	int32		u = lfg_id_index_find(&c->users, user);
 	int32		i = lfg_id_index_find(&c->items, item);
 
+	if (c->model.mf.kind == LFG_KIND_EASE)
+		return lfg_ease_predict(&c->model.ease, u, i);
 	return lfg_mf_predict(&c->model.mf, u, i);
 }
 

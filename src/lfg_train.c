@@ -945,6 +945,56 @@ TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 	WarmMetrics(metrics, warm);
 }
 
+/*
+ * Train an EASE model on d; fill m and the metrics. The items x items
+ * matrix is refused up front when it alone would cross
+ * lfg.train_memory_limit or could not be stored in a bytea.
+ */
+static void
+TrainEase(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
+		  StringInfo metrics, TrainBudget *budget)
+{
+	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
+	LfgCallbacks cb = {NULL, LfgCheckInterrupts, NULL};
+	Size		bytes = lfg_ease_matrix_bytes(d->r.n_items);
+	LfgError	err;
+	double		t0 = lfg_clock_seconds();
+
+	if (bytes == 0 || bytes > MaxAllocSize - VARHDRSZ ||
+		BudgetUsed(budget) + bytes > LimitBytes())
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("an EASE model of %d items needs %zu MB for its items x items matrix, more than %s",
+						d->r.n_items, bytes / (1024 * 1024) + 1,
+						bytes > MaxAllocSize - VARHDRSZ ? "a model can store (1 GB)" :
+						"lfg.train_memory_limit allows"),
+				 errdetail("EASE keeps n_items^2 floats; lfg.train_memory_limit is %d MB and %zu MB are already in use.",
+						   lfg_train_memory_limit, BudgetUsed(budget) / (1024 * 1024)),
+				 errhint("Raise lfg.train_memory_limit, or train on fewer items (at most about 16,000 fit in a model).")));
+	if (lfg_ease_train(&d->r, opts->ease_lambda, &cb, &alloc, &m->ease, &err) != LFG_OK)
+		RaiseTrainError(budget, &err);
+	m->mf = (LfgMfParams) {LFG_KIND_EASE, d->r.n_users, d->r.n_items, 0, 0.0f,
+		d->r.rating[0], d->r.rating[0], NULL, NULL, NULL, NULL, NULL};
+	{
+		double		sum = 0.0;
+
+		for (size_t j = 0; j < d->r.n; j++)
+		{
+			sum += d->r.rating[j];
+			m->mf.rating_min = Min(m->mf.rating_min, d->r.rating[j]);
+			m->mf.rating_max = Max(m->mf.rating_max, d->r.rating[j]);
+		}
+		m->mf.mu = (float) (sum / (double) d->r.n);
+	}
+	appendStringInfo(metrics,
+					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
+					 ", \"users\": %d, \"items\": %d, \"pairs\": " UINT64_FORMAT "}",
+					 s->n, s->skipped, d->r.n_users, d->r.n_items, (uint64) m->ease.n_rated);
+	ereport(opts->ease_verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: EASE of %d items solved in %.2f s", d->r.n_items,
+					lfg_clock_seconds() - t0)));
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_final);
 /* lfg_fit final: train and return the model bytes */
 Datum
@@ -988,6 +1038,8 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	initStringInfo(&metrics);
 	if (opts.kind == LFG_KIND_LFG)
 		TrainNet(s, &d, &opts, &m, &metrics, &budget, opts.warm_model ? &warm : NULL);
+	else if (opts.kind == LFG_KIND_EASE)
+		TrainEase(s, &d, &opts, &m, &metrics, &budget);
 	else
 		TrainMf(s, &d, &opts, &m, &metrics, &budget, opts.warm_model ? &warm : NULL);
 	budget.peak = Max(budget.peak, BudgetUsed(&budget));

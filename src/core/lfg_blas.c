@@ -135,6 +135,117 @@ lfg_posv(int n, float *A, float *b)
 	return 0;
 }
 
+/*
+ * See lfg_blas.h. As in lfg_posv, the row-major upper triangle is the
+ * column-major lower one, so the _work routines need no transposed copy.
+ */
+int
+lfg_spd_factor(int n, float *A)
+{
+	return LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, A, n);
+}
+
+/* See lfg_blas.h: after lfg_spd_factor */
+int
+lfg_spd_invert_factored(int n, float *A)
+{
+	return LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, A, n);
+}
+
+/*
+ * See lfg_blas.h. Column-major lower triangle (the row-major upper one); for
+ * each block column j: factor the diagonal block (spotrf), solve the panel
+ * below it (strsm), update the trailing matrix (ssyrk).
+ */
+int
+lfg_spd_factor_blocked(int n, float *A, int nb, void (*check) (void *), void *ctx)
+{
+	for (int j = 0; j < n; j += nb)
+	{
+		int			jb = n - j < nb ? n - j : nb,
+					rest = n - j - jb,
+					info;
+		float	   *A11 = A + (size_t) j * n + j;
+
+		if ((info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', jb, A11, n)) != 0)
+			return info < 0 ? info : info + j;
+		if (rest > 0)
+		{
+			float	   *A21 = A11 + jb,
+					   *A22 = A + (size_t) (j + jb) * n + j + jb;
+
+			cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit,
+						rest, jb, 1.0f, A11, n, A21, n);
+			cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, jb, -1.0f, A21, n,
+						1.0f, A22, n);
+		}
+		if (check)
+			check(ctx);
+	}
+	return 0;
+}
+
+/*
+ * See lfg_blas.h. From the factor L (column-major lower): X = L^-1 in place,
+ * block columns from the last (X21 = -X22 L21 X11: strmm, strsm, then
+ * strtri of the diagonal block), then P = X^T X in place, block rows from
+ * the first (slauum's loop: strmm, slauum of the diagonal block, sgemm,
+ * ssyrk).
+ */
+int
+lfg_spd_invert_factored_blocked(int n, float *A, int nb, void (*check) (void *), void *ctx)
+{
+	int			last = ((n - 1) / nb) * nb;
+
+	for (int j = last; j >= 0; j -= nb)
+	{
+		int			jb = n - j < nb ? n - j : nb,
+					rest = n - j - jb,
+					info;
+		float	   *A11 = A + (size_t) j * n + j;
+
+		if (rest > 0)
+		{
+			float	   *A21 = A11 + jb,
+					   *A22 = A + (size_t) (j + jb) * n + j + jb;
+
+			cblas_strmm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
+						rest, jb, 1.0f, A22, n, A21, n);
+			cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit,
+						rest, jb, -1.0f, A11, n, A21, n);
+		}
+		if ((info = LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'L', 'N', jb, A11, n)) != 0)
+			return info < 0 ? info : info + j;
+		if (check)
+			check(ctx);
+	}
+	for (int i = 0; i < n; i += nb)
+	{
+		int			ib = n - i < nb ? n - i : nb,
+					rest = n - i - ib,
+					info;
+		float	   *Aii = A + (size_t) i * n + i,
+				   *Ai1 = A + i;	/* row block i, columns 0 .. i - 1 */
+
+		if (i > 0)
+			cblas_strmm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit,
+						ib, i, 1.0f, Aii, n, Ai1, n);
+		if ((info = LAPACKE_slauum_work(LAPACK_COL_MAJOR, 'L', ib, Aii, n)) != 0)
+			return info;
+		if (rest > 0)
+		{
+			if (i > 0)
+				cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, ib, i, rest, 1.0f,
+							Aii + ib, n, Ai1 + ib, n, 1.0f, Ai1, n);
+			cblas_ssyrk(CblasColMajor, CblasLower, CblasTrans, ib, rest, 1.0f, Aii + ib, n,
+						1.0f, Aii, n);
+		}
+		if (check)
+			check(ctx);
+	}
+	return 0;
+}
+
 /* The OpenBLAS kernel family in use (its CPU detection), for diagnostics */
 const char *
 lfg_blas_core(void)

@@ -35,5 +35,22 @@ extern void lfg_syrk_t(int d, int n, const float *A, float *C);
 extern void lfg_syrk_n(int n, int d, const float *A, float *C);
 /* Solve the symmetric positive definite system A x = b in place (A n x n, b n) */
 extern int	lfg_posv(int n, float *A, float *b);
+/*
+ * The inverse of a symmetric positive definite matrix (n x n, row-major, upper
+ * triangle read and written) in two steps: the Cholesky factor (spotrf), then
+ * the inverse from it (spotri). Each returns LAPACK's info (0 = success).
+ */
+extern int	lfg_spd_factor(int n, float *A);
+extern int	lfg_spd_invert_factored(int n, float *A);
+
+/*
+ * The same two steps in blocks of nb rows (LAPACK's blocked algorithms,
+ * spotrf's right-looking one, then strtri's and slauum's, written out with
+ * level-3 BLAS calls), calling check(ctx) between blocks: a query cancel
+ * waits for one block, not for the whole matrix. check may be NULL.
+ */
+extern int	lfg_spd_factor_blocked(int n, float *A, int nb, void (*check) (void *), void *ctx);
+extern int	lfg_spd_invert_factored_blocked(int n, float *A, int nb, void (*check) (void *),
+											void *ctx);
 extern const char *lfg_blas_core(void);
 #endif							/* LFG_BLAS_H */

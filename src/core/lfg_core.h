@@ -59,6 +59,7 @@ extern double lfg_clock_seconds(void);
 #define LFG_KIND_SVD		1
 #define LFG_KIND_BIASSVD	2
 #define LFG_KIND_LFG		3
+#define LFG_KIND_EASE		4
 
 /*
  * An AVX2 and a baseline clone of a vectorisable loop, chosen at load time,

@@ -92,6 +92,12 @@ typedef struct LfgMfParams
 	float	   *Q;				/* n_items x k, row major */
 	float	   *bu;
 	float	   *bi;
+	/*
+	 * lfg only, or NULL: a ranking prior per item, added to the raw score
+	 * when lists are ordered (not to the predicted rating): popularity_prior
+	 * times ln(1 + the item's training raters)
+	 */
+	float	   *rank_prior;
 } LfgMfParams;
 
 extern void lfg_mf_options_default(LfgMfOptions *opts);

@@ -118,6 +118,17 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 
 	s[n++] = (SectionSpec) {LFG_SEC_USER_IDS, nu * 8, m->user_ids};
 	s[n++] = (SectionSpec) {LFG_SEC_ITEM_IDS, ni * 8, m->item_ids};
+	if (p->kind == LFG_KIND_EASE)
+	{
+		/* the length of EUIT is variable: checked against EUPT in check_contents */
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_B, ni * ni * 4, m->ease.B};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_POP, ni * 4, m->ease.pop};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_PTR, (nu + 1) * 8, m->ease.user_ptr};
+		s[n++] = (SectionSpec) {LFG_SEC_EASE_ITEMS, m->ease.n_rated * 4, m->ease.user_items};
+		s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
+		s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
+		return n;
+	}
 	s[n++] = (SectionSpec) {LFG_SEC_P, nu * k * 4, p->P};
 	s[n++] = (SectionSpec) {LFG_SEC_Q, ni * k * 4, p->Q};
 	if (p->kind == LFG_KIND_BIASSVD || p->kind == LFG_KIND_LFG)
@@ -136,6 +147,9 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	}
 	s[n++] = (SectionSpec) {LFG_SEC_OPTIONS, m->options_len, m->options_json};
 	s[n++] = (SectionSpec) {LFG_SEC_METRICS, m->metrics_len, m->metrics_json};
+	/* lfg 0.2.0: the optional ranking prior comes last, so older models keep their layout */
+	if (p->kind == LFG_KIND_LFG && p->rank_prior != NULL)
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
 	return n;
 }
 
@@ -144,7 +158,7 @@ static bool
 variable_length(uint32_t tag)
 {
 	return tag == LFG_SEC_OPTIONS || tag == LFG_SEC_METRICS ||
-		tag == LFG_SEC_VOCAB_GENDER || tag == LFG_SEC_VOCAB_JOB;
+		tag == LFG_SEC_VOCAB_GENDER || tag == LFG_SEC_VOCAB_JOB || tag == LFG_SEC_EASE_ITEMS;
 }
 
 /* Check the dimensions a header declares */
@@ -153,8 +167,9 @@ check_dims(int kind, int64_t nu, int64_t ni, int64_t k, LfgError *err)
 {
 	if (lfg_kind_name(kind) == NULL)
 		return lfg_error(err, LFG_EFORMAT, NULL, "unknown model kind %d", kind);
+	/* an EASE model has no factors */
 	if (nu < 1 || nu > LFG_MAX_IDS || ni < 1 || ni > LFG_MAX_IDS ||
-		k < LFG_MIN_FACTORS || k > LFG_MAX_FACTORS)
+		(kind == LFG_KIND_EASE ? k != 0 : (k < LFG_MIN_FACTORS || k > LFG_MAX_FACTORS)))
 		return lfg_error(err, LFG_EFORMAT, NULL,
 						 "model dimensions out of range (%lld users, %lld items, %lld factors)",
 						 (long long) nu, (long long) ni, (long long) k);
@@ -380,6 +395,9 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: no generator configuration");
 		if ((st = decode_gen_config(buf + e[6].offset, out, err)) != LFG_OK)
 			return st;
+		/* a ranking prior, when present, is the last section (its length is checked below) */
+		if (h->n_sections == 14 && e[13].tag == LFG_SEC_RANK_PRIOR)
+			out->mf.rank_prior = (float *) (buf + e[13].offset);
 	}
 	nwant = model_sections(out, want, &cfg);
 	if (h->n_sections != (uint32_t) nwant)
@@ -443,6 +461,21 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 				if (!json_plausible(p, e[j].length))
 					return lfg_error(err, LFG_EFORMAT, NULL, "model options are not a JSON object");
 				break;
+			case LFG_SEC_EASE_B:
+				out->ease.B = (float *) p;
+				break;
+			case LFG_SEC_EASE_POP:
+				out->ease.pop = (float *) p;
+				break;
+			case LFG_SEC_EASE_PTR:
+				out->ease.user_ptr = (int64_t *) p;
+				break;
+			case LFG_SEC_EASE_ITEMS:
+				out->ease.user_items = (int32_t *) p;
+				out->ease.n_rated = e[j].length / 4;
+				if (e[j].length % 4 != 0)
+					return lfg_error(err, LFG_EFORMAT, NULL, "invalid ease model: bad user lists");
+				break;
 			case LFG_SEC_METRICS:
 				out->metrics_json = p;
 				out->metrics_len = (uint32_t) e[j].length;
@@ -463,11 +496,21 @@ check_contents(const LfgModel *m, LfgError *err)
 
 	if (!ids_sorted(m->user_ids, p->n_users) || !ids_sorted(m->item_ids, p->n_items))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model id maps are not strictly ascending");
+	if (p->kind == LFG_KIND_EASE)
+	{
+		if (!lfg_ease_lists_valid(&m->ease))
+			return lfg_error(err, LFG_EFORMAT, NULL, "invalid ease model: bad user lists");
+		if (!all_finite(m->ease.B, (size_t) p->n_items * (size_t) p->n_items) ||
+			!all_finite(m->ease.pop, (size_t) p->n_items))
+			return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+		return LFG_OK;
+	}
 	if (!all_finite(p->P, (size_t) p->n_users * k) || !all_finite(p->Q, (size_t) p->n_items * k) ||
 		(p->bu && !all_finite(p->bu, (size_t) p->n_users)) ||
 		(p->bi && !all_finite(p->bi, (size_t) p->n_items)) ||
 		(m->net.theta && !all_finite(m->net.theta, m->net.layout.total)) ||
-		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)))
+		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)) ||
+		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
 	{
 		/*
@@ -579,6 +622,11 @@ decode(const uint8_t *buf, size_t len, LfgCrcFn crc, bool contents, LfgModel *ou
 	out->mf.mu = h.mu;
 	out->mf.rating_min = h.rating_min;
 	out->mf.rating_max = h.rating_max;
+	if (h.kind == LFG_KIND_EASE)
+	{
+		out->ease.n_users = h.n_users;
+		out->ease.n_items = h.n_items;
+	}
 	if ((st = decode_sections(buf, len - 4, &h, out, err)) != LFG_OK)
 		return st;
 	return contents ? check_contents(out, err) : LFG_OK;

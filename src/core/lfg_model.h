@@ -7,6 +7,7 @@
 #define LFG_MODEL_H
 
 #include "lfg_core.h"
+#include "lfg_ease.h"
 #include "lfg_mf.h"
 #include "lfg_net.h"
 
@@ -35,6 +36,11 @@
 #define LFG_SEC_GEN_RUNNING LFG_TAG('G', 'R', 'U', 'N')
 #define LFG_SEC_VOCAB_GENDER LFG_TAG('V', 'G', 'E', 'N')
 #define LFG_SEC_VOCAB_JOB	LFG_TAG('V', 'J', 'O', 'B')
+#define LFG_SEC_RANK_PRIOR	LFG_TAG('R', 'P', 'R', 'I')
+#define LFG_SEC_EASE_B		LFG_TAG('E', 'A', 'S', 'B')
+#define LFG_SEC_EASE_POP	LFG_TAG('E', 'P', 'O', 'P')
+#define LFG_SEC_EASE_PTR	LFG_TAG('E', 'U', 'P', 'T')
+#define LFG_SEC_EASE_ITEMS	LFG_TAG('E', 'U', 'I', 'T')
 #define LFG_GEN_CONFIG_SIZE 64
 #define LFG_MAX_VOCAB		4096
 
@@ -57,6 +63,8 @@ typedef struct LfgModel
 	uint32_t	vocab_gender_len;
 	const uint8_t *vocab_job;
 	uint32_t	vocab_job_len;
+	/* kind ease only (mf.k is 0 and mf has no P, Q, bu, bi) */
+	LfgEase		ease;
 } LfgModel;
 
 /*

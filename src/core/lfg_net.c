@@ -52,7 +52,7 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->pretrain_epochs = 20;
 	o->lr_decays = 2;
 	o->lr_decay = 0.2;
-	if (preset == LFG_PRESET_NEW_USER)
+	if (preset == LFG_PRESET_NEW_USER || preset == LFG_PRESET_RANKING)
 	{
 		o->lr = 3e-4;
 		o->mask_prob = 0.0;
@@ -63,6 +63,21 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->input = LFG_INPUT_CENTERED;
 		o->episodes = true;
 		o->revealed_weight = 0.1;
+		o->popularity_prior = LFG_NEW_USER_POPULARITY_PRIOR;
+		if (preset == LFG_PRESET_RANKING)
+		{
+			/*
+			 * the multinomial term with the item side trained by it, for a
+			 * fixed 120 epochs: early stopping watches the RMSE, which this
+			 * preset gives up (doc/lfg.md, "Ranking")
+			 */
+			o->rank_weight = 3.0;
+			o->train_items = true;
+			o->lr = 1e-3;
+			o->epochs = 120;
+			o->patience = 0;
+			o->val_fraction = 0.0;
+		}
 	}
 	else
 	{
@@ -101,6 +116,8 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
+	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
+	RANGE(o->rank_weight >= 0.0 && o->rank_weight <= 100.0, "rank_weight", "between 0 and 100");
 	RANGE(o->init == LFG_INIT_SVD || o->init == LFG_INIT_RANDOM, "init", "\"svd\" or \"random\"");
 	RANGE(o->input == LFG_INPUT_RAW || o->input == LFG_INPUT_CENTERED, "input", "\"raw\" or \"centered\"");
 #undef RANGE
@@ -186,6 +203,8 @@ typedef struct Trainer
 	int32_t    *scratch;		/* a permutation of one user's ratings */
 	float	   *in_r;			/* one user's input ratings */
 	float	   *dout;
+	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
+	float	   *rank_c;			/* n_items: b_i plus the ranking prior */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -357,6 +376,13 @@ alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
 		!t->b_dense || !t->t_ptr || !t->t_item || !t->t_rating || !t->t_weight ||
 		!t->scratch || !t->in_r || !t->dout)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
+	if (t->o->rank_weight > 0.0)
+	{
+		t->rank_S = lfg_alloc_array(a, B * ni, sizeof(float));
+		t->rank_c = lfg_alloc_array(a, ni, sizeof(float));
+		if (!t->rank_S || !t->rank_c)
+			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking term");
+	}
 	if ((st = lfg_gen_work_alloc(&net->gen, t->o->batch_size, a, &t->work, err)) != LFG_OK)
 		return st;
 	net->theta = t->params;
@@ -490,6 +516,71 @@ lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *
 	return sse / wsum;
 }
 
+/* See lfg_net.h */
+double
+lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32_t B,
+				  const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
+				  const int32_t *t_item, double weight, float *S, float *dout, float *dQ)
+{
+	int32_t		k = mf->k,
+				n = mf->n_items,
+				rows = 0;
+	double		loss = 0.0;
+	float		scale;
+
+	/* S = P Q^T, P the first k columns of out (row stride k + 1) */
+	lfg_gemm(0, 1, B, n, k, 1.0f, out, k + 1, mf->Q, k, 0.0f, S, n);
+	for (int32_t b = 0; b < B; b++)
+	{
+		float	   *s = S + (size_t) b * n;
+		double		mx = -INFINITY,
+					z = 0.0,
+					tsum = 0.0;
+		int32_t		h = 0;
+
+		for (int32_t i = 0; i < n; i++)
+			s[i] += c[i];
+		for (int32_t e = in_ptr[b]; e < in_ptr[b + 1]; e++)
+			s[in_idx[e]] = -INFINITY;
+		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
+			if (s[t_item[e]] != -INFINITY)
+			{
+				h++;
+				tsum += s[t_item[e]];
+			}
+		if (h == 0)
+		{
+			memset(s, 0, (size_t) n * sizeof(float));
+			continue;
+		}
+		rows++;
+		for (int32_t i = 0; i < n; i++)
+			mx = fmax(mx, s[i]);
+		for (int32_t i = 0; i < n; i++)
+			z += s[i] == -INFINITY ? 0.0 : exp((double) s[i] - mx);
+		loss += log(z) + mx - tsum / h;
+		/* the gradient with respect to s: softmax less the targets' 1 / h; 0 where masked */
+		for (int32_t i = 0; i < n; i++)
+			if (s[i] != -INFINITY)
+				s[i] = (float) (exp((double) s[i] - mx) / z);
+		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
+			if (s[t_item[e]] != -INFINITY)
+				s[t_item[e]] -= 1.0f / (float) h;
+		for (int32_t i = 0; i < n; i++)
+			if (s[i] == -INFINITY)
+				s[i] = 0.0f;
+	}
+	if (rows == 0)
+		return 0.0;
+	scale = (float) (weight / rows);
+	/* dout[:, 0..k) += scale S Q */
+	lfg_gemm(0, 0, B, k, n, scale, S, n, mf->Q, k, 1.0f, dout, k + 1);
+	/* dQ += scale S^T P */
+	if (dQ != NULL)
+		lfg_gemm(1, 0, n, k, B, scale, S, n, out, k + 1, 1.0f, dQ, k);
+	return loss * weight / rows;
+}
+
 /* One epoch of mini-batches; returns the weighted training RMSE */
 static double
 train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb)
@@ -524,6 +615,16 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 						   &w);
 		sse += mse * w;
 		wsum += w;
+		if (t->o->rank_weight > 0.0)
+		{
+			int32_t		ni = t->d->n_items;
+
+			for (int32_t i = 0; i < ni; i++)
+				t->rank_c[i] = t->mf->bi[i] + (t->mf->rank_prior ? t->mf->rank_prior[i] : 0.0f);
+			lfg_net_rank_loss(t->mf, t->rank_c, t->work.out, nb, t->b_ptr, t->b_idx, t->t_ptr,
+							  t->t_item, t->o->rank_weight, t->rank_S, t->dout, dQ);
+			t->flops += 4.0 * nb * (double) ni * k;
+		}
 		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
 						 t->dout, t->grad);
 		lfg_adam_step(opt, t->params, t->grad);
@@ -585,6 +686,29 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 		if (cb && cb->check)
 			cb->check(cb->ctx);
 	}
+}
+
+/*
+ * The ranking prior of each item: weight times ln(1 + n_i), n_i the number
+ * of training users who rated it (a pair rated twice counts once: the rows
+ * are sorted by user, then item). Lists are ordered by the raw score plus
+ * the prior, which for a user with few ratings leans toward what most
+ * users pick (/work/shared/RANKING.md; doc/lfg.md, "Ranking").
+ */
+static LfgStatus
+rank_prior(const LfgRatings *d, double weight, const LfgAllocator *a, LfgMfParams *mf,
+		   LfgError *err)
+{
+	mf->rank_prior = lfg_alloc_array(a, (size_t) d->n_items + 1, sizeof(float));
+	if (mf->rank_prior == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking prior");
+	memset(mf->rank_prior, 0, (size_t) d->n_items * sizeof(float));
+	for (size_t j = 0; j < d->n; j++)
+		if (j == 0 || d->user[j] != d->user[j - 1] || d->item[j] != d->item[j - 1])
+			mf->rank_prior[d->item[j]] += 1.0f;
+	for (int32_t i = 0; i < d->n_items; i++)
+		mf->rank_prior[i] = (float) (weight * log1p((double) mf->rank_prior[i]));
+	return LFG_OK;
 }
 
 /* See lfg_net.h */
@@ -702,6 +826,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		(st = pretrain(&t, cb, a, err)) != LFG_OK)
 		return st;
 	stats->pretrain_seconds = lfg_clock_seconds() - t0;
+	if (o->popularity_prior > 0.0 && (st = rank_prior(d, o->popularity_prior, a, mf, err)) != LFG_OK)
+		return st;
 	lfg_gen_init(&net->gen, &net->layout, t.params, net->running, o->seed ^ UINT64_C(0x4444));
 	if (o->warm != NULL && o->warm->net != NULL && lfg_net_warm_compatible(o->warm->net, o))
 		warm_generator(&net->gen, &net->layout, t.params, net->running, o->warm);

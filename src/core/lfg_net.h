@@ -18,8 +18,15 @@
 
 #define LFG_WEIGHT_DECAY_AUTO (-1.0)	/* min(3e-3, 240 / training ratings) */
 
+/*
+ * The new_user preset's popularity_prior: on MovieLens-100k's ranking split
+ * (test/bench/ranking.sh) P@10 of the served list peaked between 2 and 3
+ */
+#define LFG_NEW_USER_POPULARITY_PRIOR 3.0
+
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
+#define LFG_PRESET_RANKING	2	/* new_user trained to rank: lists, not ratings */
 
 typedef struct LfgNetOptions
 {
@@ -47,6 +54,8 @@ typedef struct LfgNetOptions
 	bool		episodes;		/* reveal a random subset, loss on the rest */
 	double		revealed_weight;	/* loss weight of revealed ratings */
 	int			pretrain_epochs;	/* BiasSVD pretraining */
+	double		popularity_prior;	/* ranking prior weight on ln(1 + raters); 0: none */
+	double		rank_weight;	/* weight of the multinomial ranking term; 0: none */
 	bool		verbose;
 	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgNetOptions;
@@ -117,6 +126,21 @@ extern double lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B,
 						   const int32_t *t_ptr, const int32_t *t_item,
 						   const float *t_rating, const float *t_weight, float *dout,
 						   float *dQ, float *dbi, double *wsum);
+
+/*
+ * The multinomial ranking term of a batch (Liang et al., WWW 2018): for each
+ * row b, the softmax over the items of s_i = c_i + q_i . p_b (c: b_i plus the
+ * ranking prior, the order lfg_recommend serves), the input items of the row
+ * (in_ptr, in_idx) masked out, and the mean of -log softmax(s)_i over the
+ * row's targets that were not input. Returns weight times the mean over the
+ * rows that have such targets and adds its gradient with respect to p_b to
+ * dout (rows of k + 1) and, when dQ is not NULL, with respect to Q to dQ.
+ * S is B x n_items scratch.
+ */
+extern double lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out,
+								 int32_t B, const int32_t *in_ptr, const int32_t *in_idx,
+								 const int32_t *t_ptr, const int32_t *t_item, double weight,
+								 float *S, float *dout, float *dQ);
 
 extern void lfg_net_options_preset(LfgNetOptions *o, int preset);
 extern LfgStatus lfg_net_options_check(const LfgNetOptions *o, LfgError *err);

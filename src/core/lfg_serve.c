@@ -191,7 +191,7 @@ clip(const LfgMfParams *mf, float v)
 
 /* See lfg_serve.h */
 double
-lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
+lfg_score_raw(const LfgMfParams *mf, const float *x, int32_t i)
 {
 	float		v;
 
@@ -203,7 +203,14 @@ lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
 		if (mf->bi != NULL)
 			v += mf->mu + x[mf->k] + mf->bi[i];
 	}
-	return clip(mf, v);
+	return v;
+}
+
+/* See lfg_serve.h */
+double
+lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i)
+{
+	return clip(mf, (float) lfg_score_raw(mf, x, i));
 }
 
 /*
@@ -475,19 +482,20 @@ fill_half(const LfgMfParams *mf, uint16_t *panels)
 }
 
 /*
- * Approximate clipped scores of every item from half precision panels, 64
- * at a time: the dot products, plus mu + b_u + b_i when the model has
- * biases.
+ * Approximate scores of every item from half precision panels, 64 at a
+ * time: the dot products, plus mu + b_u + b_i when the model has biases;
+ * clipped to the rating range when asked (the top k orders raw scores).
  */
 __attribute__((target("avx2,fma,f16c")))
 static void
-half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float *scores)
+half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float *scores,
+			bool clipped)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
 				blocks = (n + LFG_PANEL - 1) / LFG_PANEL;
-	__m256		lo = _mm256_set1_ps(mf->rating_min),
-				hi = _mm256_set1_ps(mf->rating_max),
+	__m256		lo = _mm256_set1_ps(clipped ? mf->rating_min : -INFINITY),
+				hi = _mm256_set1_ps(clipped ? mf->rating_max : INFINITY),
 				base = _mm256_set1_ps(mf->bi != NULL ? mf->mu + x[k] : 0.0f);
 
 	for (size_t b = 0; b < blocks; b++)
@@ -545,7 +553,7 @@ half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float
 }
 
 /*
- * Approximate clipped scores from int8 panels, for x quantized by
+ * Approximate scores (clipped when asked) from int8 panels, for x quantized by
  * quantize_x: four chains of 16 items accumulate sum_f (x_q + 128) c_if
  * exactly in 32 bits, and s_x s_i (acc - 128 sum_f c_if) is the dot
  * product of the quantized vectors (|x_q.c_i| <= 1024 * 127^2 < 2^24:
@@ -556,7 +564,7 @@ half_scores(const LfgMfParams *mf, const uint16_t *panels, const float *x, float
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 static void
 int8_scores(const LfgMfParams *mf, const void *panels, const Int8User *xu, const float *x,
-			float *scores, float *upper, float F, float G)
+			float *scores, float *upper, float F, float G, bool clipped)
 {
 	size_t		n = (size_t) mf->n_items,
 				k = (size_t) mf->k,
@@ -565,8 +573,8 @@ int8_scores(const LfgMfParams *mf, const void *panels, const Int8User *xu, const
 				bytes = int8_panel_bytes(mf->k);
 	const uint32_t *xw = xu->xw;
 	float		sx = xu->sx;
-	__m512		lo = _mm512_set1_ps(mf->rating_min),
-				hi = _mm512_set1_ps(mf->rating_max),
+	__m512		lo = _mm512_set1_ps(clipped ? mf->rating_min : -INFINITY),
+				hi = _mm512_set1_ps(clipped ? mf->rating_max : INFINITY),
 				base = _mm512_set1_ps(mf->bi != NULL ? mf->mu + x[k] : 0.0f),
 				vsx = _mm512_set1_ps(sx),
 				vF = _mm512_set1_ps(F),
@@ -669,9 +677,9 @@ lfg_score_panels_fill(const LfgMfParams *mf, LfgPanelFormat format, void *panels
 #endif
 }
 
-/* See lfg_serve.h */
-void
-lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores)
+/* Approximate scores of every item, clipped or raw */
+static void
+score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores, bool clipped)
 {
 	size_t		n = (size_t) mf->n_items;
 	int32_t		k = mf->k;
@@ -683,12 +691,12 @@ lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float 
 		Int8User	xu;
 
 		quantize_x(mf, x, &xu);
-		int8_scores(mf, sc->panels, &xu, x, scores, NULL, 0.0f, 0.0f);
+		int8_scores(mf, sc->panels, &xu, x, scores, NULL, 0.0f, 0.0f, clipped);
 		return;
 	}
 	if (sc->format == LFG_PANELS_HALF)
 	{
-		half_scores(mf, sc->panels, x, scores);
+		half_scores(mf, sc->panels, x, scores, clipped);
 		return;
 	}
 #else
@@ -696,7 +704,18 @@ lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float 
 #endif
 	lfg_gemv(0, mf->n_items, k, 1.0f, mf->Q, k, x, 0.0f, scores);
 	for (size_t i = 0; i < n; i++)
-		scores[i] = clip(mf, mf->bi != NULL ? scores[i] + base + mf->bi[i] : scores[i]);
+	{
+		float		v = mf->bi != NULL ? scores[i] + base + mf->bi[i] : scores[i];
+
+		scores[i] = clipped ? clip(mf, v) : v;
+	}
+}
+
+/* See lfg_serve.h */
+void
+lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores)
+{
+	score_all(mf, sc, x, scores, true);
 }
 
 /* See lfg_serve.h */
@@ -707,7 +726,7 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 	double		best = 0.0,
 				bimax = 0.0;
 
-	memset(sc, 0, sizeof(*sc));
+	memset(sc, 0, sizeof(*sc));	/* before the loop: it sets prior_max */
 	for (int32_t i = 0; i < mf->n_items; i++)
 	{
 		const float *q = mf->Q + (size_t) i * mf->k;
@@ -719,6 +738,8 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 			best = ss;
 		if (mf->bi != NULL && fabs(mf->bi[i]) > bimax)
 			bimax = fabs(mf->bi[i]);
+		if (mf->rank_prior != NULL)
+			sc->prior_max = fmax(sc->prior_max, fabs(mf->rank_prior[i]));
 	}
 	sc->format = panels != NULL ? format : LFG_PANELS_NONE;
 	sc->panels = panels;
@@ -736,7 +757,7 @@ lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels
 
 /*
  * See lfg_serve.h: a bound on |approximate - exact| for every item's
- * clipped score (clipping only shrinks differences). Each of the two
+ * score, raw or clipped (clipping only shrinks differences). Each of the two
  * single-precision evaluations (the exact one and an approximate one) adds
  * at most (k + 4) 2^-24 times the sum of the magnitudes of its terms. Then
  * the approximation itself:
@@ -781,8 +802,9 @@ score_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, ScoreBou
 		x1 += fabs(x[f]);
 	}
 	x2 = sqrt(x2);
+	/* the ranking prior adds one rounding of its sum to both evaluations */
 	terms = x2 * qnorm_max * (half ? 1.0 + ldexp(1.0, -11) : 1.0) +
-		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0);
+		(mf->bi != NULL ? fabs(mf->mu) + fabs(x[k]) + sc->bi_max : 0.0) + sc->prior_max;
 	b->E = 0.0;
 	if (sc->format == LFG_PANELS_INT8)
 	{
@@ -948,12 +970,13 @@ lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
 }
 
 /*
- * See lfg_serve.h. Approximate scores of the catalogue (panels or sgemv);
+ * See lfg_serve.h. Approximate raw scores of the catalogue (panels or sgemv);
  * the approximate top k among the items not excluded; t, the smallest of
  * their approximate scores less their bounds, is at most the exact k-th
  * best score, so every item of the exact top k has an approximate score
  * plus bound of at least t. Those candidates are rescored exactly
- * (lfg_score_one, as lfg_predict) and the exact top k is taken among them.
+ * (lfg_score_raw: lfg_predict's score before clipping) and the exact top k
+ * is taken among them, reported clipped.
  * With int8 panels each item has its own bound (about 25 candidates for
  * ml-1m where the largest bound for all gave about 70).
  */
@@ -971,12 +994,20 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	double		floor_score = INFINITY;
 
 	score_bound(mf, sc, x, &b);
+	/* raw scores: clipping would tie every item above the scale at its top */
 #ifdef LFG_X86
 	if (per_item)
-		int8_scores(mf, sc->panels, &b.xu, x, w->scores, w->upper, (float) b.F, (float) b.G);
+		int8_scores(mf, sc->panels, &b.xu, x, w->scores, w->upper, (float) b.F, (float) b.G, false);
 	else
 #endif
-		lfg_score_all(mf, sc, x, w->scores);
+		score_all(mf, sc, x, w->scores, false);
+	if (mf->rank_prior != NULL)
+		for (int32_t i = 0; i < n; i++)
+		{
+			w->scores[i] += mf->rank_prior[i];
+			if (per_item)
+				w->upper[i] += mf->rank_prior[i];
+		}
 	for (int32_t j = 0; j < n_exclude; j++)
 	{
 		w->scores[exclude[j]] = -INFINITY;
@@ -1004,13 +1035,14 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 		 (i = next_above(upper, i, n, nextafterf((float) floor_score, -INFINITY))) < n; i++)
 	{
 		w->cand[nc] = i;
-		w->cand_scores[nc++] = (float) lfg_score_one(mf, x, i);
+		w->cand_scores[nc++] = (float) lfg_score_raw(mf, x, i) +
+			(mf->rank_prior != NULL ? mf->rank_prior[i] : 0.0f);
 	}
 	found = lfg_top_k(w->cand_scores, nc, k, w->heap);
 	for (int32_t j = 0; j < found; j++)
 	{
 		out_items[j] = w->cand[w->heap[j]];
-		out_scores[j] = w->cand_scores[w->heap[j]];
+		out_scores[j] = (float) lfg_score_one(mf, x, out_items[j]);
 	}
 	return found;
 }

@@ -70,6 +70,7 @@ typedef struct LfgScorer
 	const void *panels;			/* NULL with LFG_PANELS_NONE */
 	double		qnorm_max;		/* max_i ||q_i||, for the error bound */
 	double		bi_max;			/* max_i |b_i| */
+	double		prior_max;		/* max_i |rank_prior_i|, 0 without a prior */
 	double		qerr_max;		/* int8: max_i max_f |q_if - s_i c_if| */
 	double		l1_max;			/* int8: max_i sum_f |s_i c_if| */
 } LfgScorer;
@@ -99,6 +100,9 @@ extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, 
  */
 extern double lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i);
 
+/* The same before clipping to the rating range: what lists are ordered by */
+extern double lfg_score_raw(const LfgMfParams *mf, const float *x, int32_t i);
+
 /*
  * The indexes of the k best scores, best first, ties by smaller index;
  * entries equal to -INFINITY are never returned. heap holds k entries.
@@ -117,12 +121,15 @@ typedef struct LfgTopKWork
 } LfgTopKWork;
 
 /*
- * The k items with the best exact scores (lfg_score_one) for user vector
- * x, best first, ties by smaller index, none of the n_exclude indexes in
+ * The k items with the best exact raw scores (lfg_score_raw, not clipped:
+ * items beyond the top of the rating scale do not tie) plus the model's
+ * ranking prior when it has one (mf->rank_prior) for user vector x,
+ * best first, ties by smaller index, none of the n_exclude indexes in
  * exclude: exactly the answer of scoring every item exactly, computed from
  * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of
  * the few items their error bound cannot rule out. Writes up to k indexes
- * and scores; returns how many.
+ * and their scores clipped to the rating range (lfg_score_one); returns
+ * how many.
  */
 extern int32_t lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc,
 								   const float *x,

@@ -90,6 +90,8 @@ lfg_kind_name(int kind)
 			return "biassvd";
 		case LFG_KIND_LFG:
 			return "lfg";
+		case LFG_KIND_EASE:
+			return "ease";
 	}
 	return NULL;
 }
@@ -104,5 +106,7 @@ lfg_kind_from_name(const char *name, size_t len)
 		return LFG_KIND_BIASSVD;
 	if (len == 3 && memcmp(name, "lfg", 3) == 0)
 		return LFG_KIND_LFG;
+	if (len == 4 && memcmp(name, "ease", 4) == 0)
+		return LFG_KIND_EASE;
 	return 0;
 }

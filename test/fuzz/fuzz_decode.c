@@ -45,7 +45,19 @@ decode_and_touch(const uint8_t *data, size_t len)
 		for (int32_t j = 0; j < m.mf.n_items; j++)
 			sink += (double) m.item_ids[j] + (m.mf.bi ? m.mf.bi[j] : 0);
 		sink += m.options_json[m.options_len - 1] + m.metrics_json[m.metrics_len - 1];
-		sink += lfg_mf_predict(&m.mf, 0, 0);
+		if (m.mf.kind == LFG_KIND_EASE)
+		{
+			for (size_t j = 0; j < (size_t) m.mf.n_items * (size_t) m.mf.n_items; j++)
+				sink += m.ease.B[j];
+			for (int32_t j = 0; j < m.mf.n_items; j++)
+				sink += m.ease.pop[j];
+			for (uint64_t j = 0; j < m.ease.n_rated; j++)
+				sink += m.ease.user_items[j];
+			for (int32_t u = 0; u < m.mf.n_users; u++)
+				sink += lfg_ease_predict(&m.ease, u, m.mf.n_items - 1);
+		}
+		else
+			sink += lfg_mf_predict(&m.mf, 0, 0);
 	}
 	free(buf);
 	return ok;
@@ -79,6 +91,39 @@ seed_model(size_t *size)
 	LfgError	err;
 	uint8_t    *buf;
 
+	if (lfg_model_encoded_size(&m, size, &err) != LFG_OK)
+		abort();
+	buf = malloc(*size);
+	if (lfg_model_encode(&m, crc32c_ref, buf, *size, &err) != LFG_OK)
+		abort();
+	return buf;
+}
+
+/* A small valid EASE model (B, popularity, user lists) to mutate */
+static uint8_t *
+seed_ease_model(size_t *size)
+{
+	static const char opts[] = "{\"kind\": \"ease\", \"lambda\": 1}";
+	static const char metr[] = "{\"rows\": 5}";
+	static int64_t uids[3] = {-5, 2, 900};
+	static int64_t iids[3] = {1, 7, 8};
+	static float B[9] = {0.0f, -0.2f, 0.1f, 0.3f, 0.0f, -0.1f, 0.05f, 0.2f, 0.0f};
+	static float pop[3] = {0.5f, 1.0f, 0.25f};
+	static int64_t ptr[4] = {0, 2, 3, 5};
+	static int32_t items[5] = {0, 1, 2, 0, 2};
+	LfgModel	m;
+	LfgError	err;
+	uint8_t    *buf;
+
+	memset(&m, 0, sizeof(m));
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, 3, 3, 0, 3.5f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
+	m.user_ids = uids;
+	m.item_ids = iids;
+	m.options_json = opts;
+	m.options_len = sizeof(opts) - 1;
+	m.metrics_json = metr;
+	m.metrics_len = sizeof(metr) - 1;
+	m.ease = (LfgEase) {3, 3, B, pop, ptr, items, 5};
 	if (lfg_model_encoded_size(&m, size, &err) != LFG_OK)
 		abort();
 	buf = malloc(*size);
@@ -196,22 +241,23 @@ int
 main(int argc, char **argv)
 {
 	long		iterations = argc > 1 ? atol(argv[1]) : 200000;
-	size_t		sizes[2];
-	uint8_t    *seeds[2];
+	size_t		sizes[3];
+	uint8_t    *seeds[3];
 	uint8_t    *buf;
 	LfgRng		rng;
 	long		accepted = 0;
 
 	seeds[0] = seed_model(&sizes[0]);
 	seeds[1] = seed_lfg_model(&sizes[1]);
-	buf = malloc((sizes[0] > sizes[1] ? sizes[0] : sizes[1]) + 64);
+	seeds[2] = seed_ease_model(&sizes[2]);
+	buf = malloc((sizes[0] > sizes[1] ? sizes[0] : sizes[1]) + sizes[2] + 64);
 	lfg_rng_seed(&rng, 1234);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		CHECK(decode_and_touch(seeds[k], sizes[k]), "seed model %d decodes", k);
 	for (long it = 0; it < iterations; it++)
 	{
-		uint8_t    *good = seeds[it % 2];
-		size_t		size = sizes[it % 2];
+		uint8_t    *good = seeds[it % 3];
+		size_t		size = sizes[it % 3];
 		size_t		len = size;
 		int			kind = (int) lfg_rng_below(&rng, 6);
 		int			edits = 1 + (int) lfg_rng_below(&rng, 4);
@@ -262,7 +308,8 @@ main(int argc, char **argv)
 	free(buf);
 	free(seeds[0]);
 	free(seeds[1]);
-	printf("fuzz_decode: %ld mutated models (svd/biassvd and lfg) decoded without a fault, "
+	free(seeds[2]);
+	printf("fuzz_decode: %ld mutated models (biassvd, lfg and ease) decoded without a fault, "
 		   "%ld of them accepted\n", iterations, accepted);
 	CHECK(1, "no fault");
 	return report_results();

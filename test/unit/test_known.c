@@ -41,7 +41,7 @@ make_model(LfgModel *m, int kind, LfgRng *rng)
 	bi[11] = bi[500] = bi[10];
 	memset(Q + 20 * K, 0, sizeof(float) * K);	/* a zero vector */
 	memset(m, 0, sizeof(*m));
-	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL};
+	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL, NULL};
 	if (kind != LFG_KIND_SVD)
 	{
 		m->mf.bi = bi;

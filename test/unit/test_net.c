@@ -80,7 +80,7 @@ problem_init(GradProblem *p, int channels, int batchnorm, float dropout)
 		p->Q[j] = (float) (0.5 * lfg_rng_normal(&rng));
 	for (int j = 0; j < 7; j++)
 		p->bi[j] = (float) (0.2 * lfg_rng_normal(&rng));
-	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi};
+	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi, NULL};
 	{
 		int32_t		tp[4] = {0, 3, 6, 10};
 		int32_t		ti[10] = {0, 1, 2, 3, 4, 5, 6, 0, 2, 4};
@@ -444,7 +444,7 @@ test_serving(void)
 		ids[j] = 10 * j;
 	}
 	memset(&m, 0, sizeof(m));
-	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi};
+	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi, NULL};
 	m.mf.bu = bi;				/* marks the model as biased; not read */
 	m.item_ids = ids;
 	CHECK(lfg_serve_scratch_alloc(&m, 10, &A, &s, &err) == LFG_OK, "serve scratch");
@@ -548,7 +548,8 @@ static void
 test_recommend_top_k(void)
 {
 	enum { N = 1203, D = 13, USERS = 300 };
-	static float Q[N * D], bi[N], scores[N], cand_scores[N], upper[N], out_scores[N], exact[N];
+	static float Q[N * D], bi[N], scores[N], cand_scores[N], upper[N], out_scores[N], exact[N],
+				prior[N];
 	static int32_t heap[N], cand[N], out_items[N], order[N], excl[8];
 	static _Alignas(64) uint8_t panels[1 << 16];
 	float		x[D + 1];
@@ -560,6 +561,7 @@ test_recommend_top_k(void)
 	int			mismatches = 0,
 				approx_far = 0,
 				clipped = 0,
+				beyond = 0,
 				cases = 0;
 	LfgScorer	sc;
 
@@ -583,8 +585,16 @@ test_recommend_top_k(void)
 	for (int i = 120; i < 124; i++)	/* factors in float's subnormal range */
 		for (int f = 0; f < D; f++)
 			Q[i * D + f] = (float) (1e-41 * lfg_rng_normal(&rng));
-	for (LfgPanelFormat format = LFG_PANELS_NONE; format <= LFG_PANELS_INT8; format++)
+	/* a ranking prior like 3 ln(1 + raters), equal within the tied items */
+	for (int i = 0; i < N; i++)
+		prior[i] = (float) (3.0 * log1p((double) (lfg_rng_below(&rng, 500))));
+	for (int i = 10; i < 20; i++)
+		prior[i] = prior[i - 10];
+	for (int variant = 0; variant < 2 * (LFG_PANELS_INT8 + 1); variant++)
 	{
+		LfgPanelFormat format = (LfgPanelFormat) (variant / 2);
+
+		mf.rank_prior = variant % 2 ? prior : NULL;
 		size_t		np = lfg_score_panels_size(&mf, format);
 		const void *pn = np > 0 ? panels : NULL;
 
@@ -602,7 +612,7 @@ test_recommend_top_k(void)
 					diff_max = 0.0,
 					bound_min = INFINITY;
 
-		mismatches = approx_far = clipped = cases = 0;
+		mismatches = approx_far = clipped = beyond = cases = 0;
 		for (int u = 0; u < USERS; u++)
 		{
 			int			k = u % 7 == 0 ? N + 5 : 1 + u % 25,
@@ -623,8 +633,10 @@ test_recommend_top_k(void)
 
 				for (int j = 0; j < nex; j++)
 					ex |= excl[j] == i;
-				exact[i] = ex ? -INFINITY : (float) lfg_score_one(&mf, x, i);
-				clipped += exact[i] == 5.0f || exact[i] == 1.0f;
+				/* lists order raw scores (plus the prior); the scores they report are clipped */
+				exact[i] = ex ? -INFINITY : (float) lfg_score_raw(&mf, x, i) +
+					(mf.rank_prior ? mf.rank_prior[i] : 0.0f);
+				clipped += !ex && (exact[i] >= 5.0f || exact[i] <= 1.0f);
 				if (!ex)
 					order[expect++] = i;
 			}
@@ -633,7 +645,14 @@ test_recommend_top_k(void)
 			found = lfg_recommend_top_k(&mf, &sc, x, excl, nex, k, &w, out_items, out_scores);
 			mismatches += found != (k < expect ? k : expect);
 			for (int j = 0; j < found; j++)
-				mismatches += out_items[j] != order[j] || out_scores[j] != exact[order[j]];
+			{
+				mismatches += out_items[j] != order[j] ||
+					out_scores[j] != (float) lfg_score_one(&mf, x, order[j]);
+				/* two items at the top of the scale: ordered by their raw scores */
+				beyond += j > 0 && (mf.rank_prior != NULL ||
+									(out_scores[j] == 5.0f && out_scores[j - 1] == 5.0f)) &&
+					exact[order[j]] < exact[order[j - 1]] && out_scores[j] == out_scores[j - 1];
+			}
 			lfg_score_all(&mf, &sc, x, scores);
 			bound = lfg_score_error_bound(&mf, &sc, x, -1);
 			for (int i = 0; i < N; i++)
@@ -648,11 +667,13 @@ test_recommend_top_k(void)
 			}
 			cases++;
 		}
-		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0,
-			  "top k (%s) equals exact scoring and sorting in %d cases (%d mismatches, "
+		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0 && beyond > 0,
+			  "top k (%s%s) equals exact raw scoring and sorting in %d cases (%d mismatches, "
 			  "%d approximate scores beyond their item's error bound (or 0.05 but for int8), "
-			  "%d clipped scores; largest error %.4f, smallest bound %.4f)",
-			  names[format], cases, mismatches, approx_far, clipped, diff_max, bound_min);
+			  "%d clipped scores, %d pairs at the top of the scale ordered by raw score; "
+			  "largest error %.4f, smallest bound %.4f)",
+			  names[format], mf.rank_prior ? ", ranking prior" : "", cases, mismatches, approx_far,
+			  clipped, beyond, diff_max, bound_min);
 	}
 }
 
