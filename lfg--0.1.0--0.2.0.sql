@@ -609,9 +609,11 @@ COMMENT ON FUNCTION @extschema@.lfg_explain(text, jsonb, double precision, text,
 ------------------------------------------------------------------------
 -- One form per number of arguments, so that drivers that send untyped
 -- bind parameters (node-pg, pgx, JDBC) resolve every call shape: the
--- named-model form takes 5 to 8 arguments (with the exclude and include
--- filters), the default-model form exactly 4 (for another k, pass NULL as
--- the model name), and the array form is named lfg_recommend_arrays.
+-- named-model form takes 5 or 6 arguments, the same with the exclude and
+-- include filters 7 or 8, the default-model form exactly 4. The 0.1.0
+-- forms that shared those numbers are renamed, not dropped, so that views
+-- and functions using them keep working: the default-model form with k
+-- becomes lfg_recommend_default, the array form lfg_recommend_arrays.
 -- The planner is told k rows (lfg_rows_support) and each form's cost.
 ------------------------------------------------------------------------
 
@@ -621,19 +623,30 @@ LANGUAGE C STRICT;
 COMMENT ON FUNCTION @extschema@.lfg_rows_support(internal) IS
 'planner support of the top-k functions: the row estimate is their k argument when it is a constant';
 
-DROP FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer);
-DROP FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text, integer);
-DROP FUNCTION @extschema@.lfg_recommend(text, bigint[], double precision[], double precision, text, text, integer);
+ALTER FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text, integer)
+	RENAME TO lfg_recommend_default;
+ALTER FUNCTION @extschema@.lfg_recommend_default(jsonb, double precision, text, text, integer)
+	COST 5000 SUPPORT @extschema@.lfg_rows_support;
+COMMENT ON FUNCTION @extschema@.lfg_recommend_default(jsonb, double precision, text, text, integer) IS
+'top k items for a new user with the default model (lfg.model, or the only model); named lfg_recommend in 0.1.0';
+ALTER FUNCTION @extschema@.lfg_recommend(text, bigint[], double precision[], double precision, text, text, integer)
+	RENAME TO lfg_recommend_arrays;
+ALTER FUNCTION @extschema@.lfg_recommend_arrays(text, bigint[], double precision[], double precision, text, text, integer)
+	COST 5000 SUPPORT @extschema@.lfg_rows_support;
+COMMENT ON FUNCTION @extschema@.lfg_recommend_arrays(text, bigint[], double precision[], double precision, text, text, integer) IS
+'lfg_recommend with the ratings as two arrays (item ids, ratings) instead of jsonb; named lfg_recommend in 0.1.0';
+ALTER FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer)
+	COST 5000 SUPPORT @extschema@.lfg_rows_support;
 
 CREATE FUNCTION @extschema@.lfg_recommend(model_name text, user_ratings jsonb,
-	age double precision, gender text, job text, k integer DEFAULT 10,
-	exclude bigint[] DEFAULT NULL, include bigint[] DEFAULT NULL)
+	age double precision, gender text, job text, k integer, exclude bigint[],
+	include bigint[] DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'lfg_recommend_filtered'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10
 SUPPORT @extschema@.lfg_rows_support;
 COMMENT ON FUNCTION @extschema@.lfg_recommend(text, jsonb, double precision, text, text, integer, bigint[], bigint[]) IS
-'top k items for a new user from the ratings they give now (jsonb {"item id": rating}) and their demographics; never an item of exclude, only items of include when it is not NULL; model_name NULL is the default model';
+'lfg_recommend with filters: never an item of exclude, only items of include when it is not NULL; model_name NULL is the default model';
 
 CREATE FUNCTION @extschema@.lfg_recommend(user_ratings jsonb,
 	age double precision, gender text, job text)
@@ -641,16 +654,7 @@ RETURNS TABLE (item_id bigint, score double precision)
 AS 'MODULE_PATHNAME', 'lfg_recommend_jsonb_default'
 LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10;
 COMMENT ON FUNCTION @extschema@.lfg_recommend(jsonb, double precision, text, text) IS
-'top 10 items for a new user with the default model (lfg.model, or the only model); lfg_recommend(NULL, ...) takes a k and filters';
-
-CREATE FUNCTION @extschema@.lfg_recommend_arrays(model_name text, item_ids bigint[],
-	ratings double precision[], age double precision, gender text, job text, k integer DEFAULT 10)
-RETURNS TABLE (item_id bigint, score double precision)
-AS 'MODULE_PATHNAME', 'lfg_recommend_arrays'
-LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE COST 5000 ROWS 10
-SUPPORT @extschema@.lfg_rows_support;
-COMMENT ON FUNCTION @extschema@.lfg_recommend_arrays(text, bigint[], double precision[], double precision, text, text, integer) IS
-'lfg_recommend with the ratings as two arrays (item ids, ratings) instead of jsonb';
+'top 10 items for a new user with the default model (lfg.model, or the only model); lfg_recommend_default takes a k';
 
 ALTER FUNCTION @extschema@.lfg_recommend_user(text, bigint, integer, bigint[], jsonb, bigint[])
 	COST 2000 SUPPORT @extschema@.lfg_rows_support;

@@ -70,7 +70,7 @@ SELECT lfg_predict('sec_hidden', 1, 1);
 SELECT lfg_predict('sec_hidden', 1, 1, 1);
 SELECT * FROM lfg_recommend('sec_hidden', '{"1": 5}', NULL::float8, NULL, NULL, 3);
 -- the default model is the only name the role can see
-SELECT count(*) AS default_model_rows FROM lfg_recommend(NULL, '{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
+SELECT count(*) AS default_model_rows FROM lfg_recommend_default('{"1": 5}'::jsonb, NULL::float8, NULL, NULL, 3);
 RESET ROLE;
 SELECT lfg_predict('sec_hidden', 1, 1) IS NOT NULL AS owner_still_served;
 
