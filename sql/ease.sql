@@ -62,6 +62,22 @@ SELECT pg_temp.sqlstate($$SELECT lfg_fit(user_id, item_id, rating, '{"kind": "ea
 SELECT lfg_fit(user_id, item_id, rating, '{"kind": "ease", "factors": 3}') FROM er;
 SELECT lfg_user_factors('ease', '{}'::jsonb, NULL::float8, NULL, NULL);
 SELECT * FROM lfg_recommend('ease', '{"1": 9}'::jsonb, NULL::float8, NULL, NULL, 3);
+-- a known user (lfg_recommend_user): scores equal lfg_predict's, best first,
+-- the filters as for the factor models; new ratings refine x and are left out
+SELECT count(*) AS n,
+       bool_and(abs(r.score - lfg_predict('ease', 3, r.item_id)) < 1e-9) AS equals_predict,
+       (SELECT r2.item_id FROM lfg_recommend_user('ease', 3, 1) r2)
+         = (SELECT i.item_id FROM (SELECT DISTINCT item_id FROM er WHERE item_id IS NOT NULL) i
+             ORDER BY lfg_predict('ease', 3, i.item_id) DESC, i.item_id LIMIT 1) AS first_is_best
+  FROM lfg_recommend_user('ease', 3, 60) r;
+SELECT (SELECT array_agg(item_id) FROM lfg_recommend_user('ease', 3, 5, ARRAY[(SELECT item_id FROM lfg_recommend_user('ease', 3, 1))]))
+     = (SELECT array_agg(item_id) FROM (SELECT item_id FROM lfg_recommend_user('ease', 3, 6) OFFSET 1) s) AS excluded,
+       (SELECT array_agg(item_id ORDER BY item_id) FROM lfg_recommend_user('ease', 3, 10, NULL, NULL, ARRAY[1, 2, 3]))
+     <@ ARRAY[1, 2, 3]::bigint[] AS included_only,
+       (SELECT count(*) FROM lfg_recommend_user('ease', 3, 60, NULL, '{"1": 5, "2": 4}') r
+         WHERE r.item_id IN (1, 2)) AS new_ratings_left_out;
+SELECT pg_temp.sqlstate($$SELECT * FROM lfg_recommend_user('ease', 999999, 3)$$) AS unknown_user,
+       pg_temp.sqlstate($$SELECT * FROM lfg_similar_items('ease', 1, 3)$$) AS similar_items_refused;
 -- a catalogue whose items x items matrix exceeds lfg.train_memory_limit is refused
 SET lfg.train_memory_limit = '1MB';
 SELECT lfg_fit(i % 600, i, 1 + i % 5, '{"kind": "ease"}') FROM generate_series(1, 600) i;

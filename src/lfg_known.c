@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -26,7 +27,8 @@
 /* How a model kind serves known users and items */
 typedef enum KnownKind
 {
-	KNOWN_FACTORS				/* user and item factors: svd, biassvd, lfg */
+	KNOWN_FACTORS,				/* user and item factors: svd, biassvd, lfg */
+	KNOWN_EASE					/* item-item weights and each user's items: ease */
 } KnownKind;
 
 /*
@@ -44,6 +46,11 @@ KnownForm(const LfgCachedModel *c, const char *fname)
 		case LFG_KIND_BIASSVD:
 		case LFG_KIND_LFG:
 			return KNOWN_FACTORS;
+		case LFG_KIND_EASE:
+			/* only lfg_recommend_user; the others have no factors to use */
+			if (strcmp(fname, "lfg_recommend_user") == 0)
+				return KNOWN_EASE;
+			break;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -157,6 +164,92 @@ KnownUserVector(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 u, int ratings
 		LfgRaise(&err);
 }
 
+/* Order scored items: best first, ties by the smaller index */
+static int
+CompareScored(const void *a, const void *b)
+{
+	const LfgScored *x = a,
+			   *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->item < y->item ? -1 : x->item > y->item ? 1 : 0;
+}
+
+/*
+ * lfg_recommend_user for EASE: known user u's scores x B, x the items they
+ * rated in training plus the items of new ratings (argument 4), summed in
+ * double in ascending item order (without new ratings, lfg_predict's
+ * scores bit for bit), then the exclude and include filters as for the
+ * factor models; the new ratings' items are left out. The scores are EASE
+ * scores, not ratings (doc/reference.md).
+ */
+static Datum
+RecommendUserEase(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 k)
+{
+	const LfgEase *e = &c->model.ease;
+	int32		ni = e->n_items;
+	LfgNetUser	in;
+	int64		uid;
+	int32		u,
+				n_ex,
+				n_in,
+				nc = 0;
+	bool		isnull;
+	int32	   *ex,
+			   *inc;
+	bool	   *rated = palloc0(sizeof(bool) * Max(ni, 1));
+	bool	   *allowed = palloc(sizeof(bool) * Max(ni, 1));
+	double	   *score = palloc0(sizeof(double) * Max(ni, 1));
+	LfgScored  *cand = palloc(sizeof(LfgScored) * Max(ni, 1));
+
+	if (PG_ARGISNULL(1))
+	{
+		PutRows(fcinfo, "lfg_recommend_user", c, NULL, 0, false);
+		return (Datum) 0;
+	}
+	uid = PG_GETARG_INT64(1);
+	u = lfg_id_index_find(&c->users, uid);
+	if (u < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("user " INT64_FORMAT " is not in model \"%s\"", uid, c->name),
+				 errdetail("Version %d of the model was trained without ratings by this user.", c->version),
+				 errhint("Serve users the model has not seen with lfg_recommend(model_name, user_ratings, age, gender, job, k).")));
+	LfgUserInput(fcinfo, c, 4, -1, &in);
+	for (int64 x = e->user_ptr[u]; x < e->user_ptr[u + 1]; x++)
+		rated[e->user_items[x]] = true;
+	for (int32 j = 0; j < in.n; j++)
+		rated[in.item[j]] = true;
+	for (int32 i = 0; i < ni; i++)
+	{
+		const float *row = e->B + (size_t) i * ni;
+
+		if (!rated[i])
+			continue;
+		for (int32 j = 0; j < ni; j++)
+			score[j] += row[j];
+		if ((i & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ex = ItemIndexArg(fcinfo, c, 3, "exclude", 0, &n_ex, &isnull);
+	inc = ItemIndexArg(fcinfo, c, 5, "include", 0, &n_in, &isnull);
+	for (int32 i = 0; i < ni; i++)
+		allowed[i] = isnull;
+	for (int32 j = 0; !isnull && j < n_in; j++)
+		allowed[inc[j]] = true;
+	for (int32 j = 0; j < n_ex; j++)
+		allowed[ex[j]] = false;
+	for (int32 j = 0; j < in.n; j++)
+		allowed[in.item[j]] = false;
+	for (int32 i = 0; i < ni; i++)
+		if (allowed[i])
+			cand[nc++] = (LfgScored) {score[i], i};
+	qsort(cand, nc, sizeof(LfgScored), CompareScored);
+	PutRows(fcinfo, "lfg_recommend_user", c, cand, Min(k, nc), false);
+	return (Datum) 0;
+}
+
 PG_FUNCTION_INFO_V1(lfg_recommend_user);
 /*
  * lfg_recommend_user(model_name, user_id, k, exclude, ratings, include):
@@ -183,6 +276,8 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 	{
 		case KNOWN_FACTORS:
 			break;
+		case KNOWN_EASE:
+			return RecommendUserEase(fcinfo, c, k);
 	}
 	if (PG_ARGISNULL(1))
 	{
@@ -250,6 +345,8 @@ lfg_similar_items(PG_FUNCTION_ARGS)
 	{
 		case KNOWN_FACTORS:
 			break;
+		case KNOWN_EASE:
+			pg_unreachable();	/* refused by KnownForm */
 	}
 	if (PG_ARGISNULL(1))
 	{
@@ -286,6 +383,8 @@ lfg_item_factors(PG_FUNCTION_ARGS)
 	{
 		case KNOWN_FACTORS:
 			break;
+		case KNOWN_EASE:
+			pg_unreachable();	/* refused by KnownForm */
 	}
 	i = lfg_id_index_find(&c->items, PG_GETARG_INT64(1));
 	if (i < 0)
@@ -337,6 +436,8 @@ lfg_explain(PG_FUNCTION_ARGS)
 	{
 		case KNOWN_FACTORS:
 			break;
+		case KNOWN_EASE:
+			pg_unreachable();	/* refused by KnownForm */
 	}
 	LfgUserInput(fcinfo, c, 1, 2, &in);
 	ts = LfgBeginSRF(fcinfo, "lfg_explain", 3, &tupdesc);
@@ -464,6 +565,8 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	{
 		case KNOWN_FACTORS:
 			break;
+		case KNOWN_EASE:
+			pg_unreachable();	/* refused by KnownForm */
 	}
 	LfgUserInput(fcinfo, c, 1, 2, &in);
 	ts = LfgBeginSRF(fcinfo, "lfg_recommend", 2, &tupdesc);
