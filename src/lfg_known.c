@@ -164,6 +164,22 @@ KnownUserVector(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 u, int ratings
 		LfgRaise(&err);
 }
 
+/* The dense index of the user in argument a, or an error pointing to lfg_recommend */
+static int32
+KnownUser(FunctionCallInfo fcinfo, const LfgCachedModel *c, int a)
+{
+	int64		uid = PG_GETARG_INT64(a);
+	int32		u = lfg_id_index_find(&c->users, uid);
+
+	if (u < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("user " INT64_FORMAT " is not in model \"%s\"", uid, c->name),
+				 errdetail("Version %d of the model was trained without ratings by this user.", c->version),
+				 errhint("Serve users the model has not seen with lfg_recommend(model_name, user_ratings, age, gender, job, k).")));
+	return u;
+}
+
 /* Order scored items: best first, ties by the smaller index */
 static int
 CompareScored(const void *a, const void *b)
@@ -190,7 +206,6 @@ RecommendUserEase(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 k)
 	const LfgEase *e = &c->model.ease;
 	int32		ni = e->n_items;
 	LfgNetUser	in;
-	int64		uid;
 	int32		u,
 				n_ex,
 				n_in,
@@ -208,14 +223,7 @@ RecommendUserEase(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 k)
 		PutRows(fcinfo, "lfg_recommend_user", c, NULL, 0, false);
 		return (Datum) 0;
 	}
-	uid = PG_GETARG_INT64(1);
-	u = lfg_id_index_find(&c->users, uid);
-	if (u < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("user " INT64_FORMAT " is not in model \"%s\"", uid, c->name),
-				 errdetail("Version %d of the model was trained without ratings by this user.", c->version),
-				 errhint("Serve users the model has not seen with lfg_recommend(model_name, user_ratings, age, gender, job, k).")));
+	u = KnownUser(fcinfo, c, 1);
 	LfgUserInput(fcinfo, c, 4, -1, &in);
 	for (int64 x = e->user_ptr[u]; x < e->user_ptr[u + 1]; x++)
 		rated[e->user_items[x]] = true;
@@ -268,7 +276,6 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 	LfgError	err;
 	int32		u,
 				found = 0;
-	int64		uid;
 	bool		isnull;
 	int32	   *exclude;
 
@@ -284,14 +291,7 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 		PutRows(fcinfo, "lfg_recommend_user", c, NULL, 0, true);
 		return (Datum) 0;
 	}
-	uid = PG_GETARG_INT64(1);
-	u = lfg_id_index_find(&c->users, uid);
-	if (u < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("user " INT64_FORMAT " is not in model \"%s\"", uid, c->name),
-				 errdetail("Version %d of the model was trained without ratings by this user.", c->version),
-				 errhint("Serve users the model has not seen with lfg_recommend(model_name, user_ratings, age, gender, job, k).")));
+	u = KnownUser(fcinfo, c, 1);
 	KnownUserVector(fcinfo, c, u, 4, &in);
 	/* the new ratings' items are left out, as lfg_recommend leaves out the rated ones */
 	exclude = ItemIndexArg(fcinfo, c, 3, "exclude", in.n, &f.n_exclude, &isnull);

@@ -420,6 +420,29 @@ static const char *const query_text[Q_COUNT] = {
 };
 
 /*
+ * The snapshot a model is read with, by the rules of the file header (the
+ * latest; the transaction's under REPEATABLE READ and SERIALIZABLE; the
+ * statement's in parallel mode, where no new one can be taken); *scope says
+ * how long what it reads may be used.
+ */
+static Snapshot
+ReadSnapshot(EntryScope *scope)
+{
+	if (IsolationUsesXactSnapshot())
+	{
+		*scope = SCOPE_TRANSACTION;
+		return GetTransactionSnapshot();
+	}
+	if (IsInParallelMode() || !ActiveSnapshotSet())
+	{
+		*scope = SCOPE_SNAPSHOT;
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	}
+	*scope = SCOPE_CURRENT;
+	return GetLatestSnapshot();
+}
+
+/*
  * Run query q (within SPI_connect) with the snapshot the rules of the file
  * header choose; *scope says how long its answer may be used.
  */
@@ -441,22 +464,7 @@ RunQuery(int q, Datum name, int32 version, EntryScope *scope)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %d", query_text[q], SPI_result);
 		plans[q] = p;
 	}
-	if (IsolationUsesXactSnapshot())
-	{
-		snap = GetTransactionSnapshot();
-		*scope = SCOPE_TRANSACTION;
-	}
-	else if (IsInParallelMode() || !ActiveSnapshotSet())
-	{
-		/* no new snapshot can be taken in parallel mode */
-		snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-		*scope = SCOPE_SNAPSHOT;
-	}
-	else
-	{
-		snap = GetLatestSnapshot();
-		*scope = SCOPE_CURRENT;
-	}
+	snap = ReadSnapshot(scope);
 	rc = SPI_execute_snapshot(plans[q], vals, NULL, snap, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_snapshot failed: %d", rc);
@@ -520,14 +528,9 @@ RowXmin(const char *name, int32 version)
 	SysScanDesc scan;
 	HeapTuple	tup;
 	TransactionId xmin = InvalidTransactionId;
+	EntryScope	scope;
 
-	if (IsolationUsesXactSnapshot())
-		snap = GetTransactionSnapshot();
-	else if (IsInParallelMode() || !ActiveSnapshotSet())
-		snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	else
-		snap = GetLatestSnapshot();
-	snap = RegisterSnapshot(snap);
+	snap = RegisterSnapshot(ReadSnapshot(&scope));
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
 	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(version));
 	scan = systable_beginscan(rel, pk, OidIsValid(pk), snap, 2, keys);
