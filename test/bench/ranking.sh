@@ -35,54 +35,16 @@
 # beats the most-rated list at n = 3, 5 and 10. Preset new_user below EASE
 # from n = 3 on is reported (doc/lfg.md, "Ranking").
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-check=0
-dataset=ml-100k
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --check) check=1; shift ;;
-    --ml1m) dataset=ml-1m; shift ;;
-    *) break ;;
-  esac
-done
-data=${1:-$here/../shared/data/$dataset}
-if [ "$dataset" = ml-100k ]; then
-  need=("$data/u.data" "$data/u.user")
-else
-  need=("$data/ratings_uir.dat" "$data/users.dat")
-fi
-for f in "${need[@]}"; do
-  if [ ! -f "$f" ]; then
-    echo "ranking: $dataset not found at $data (need ${need[*]##*/}); pass its directory" >&2
-    exit 2
-  fi
-done
-data=$(cd "$data" && pwd)
+# shellcheck source=movielens.sh
+source "$(dirname "$0")/movielens.sh"
+lfg_ml_setup ranking "${RANKING_PORT:-54334}" "$@"
 lambdas=${RANKING_EASE_LAMBDAS:-500 30000}
 for l in $lambdas; do
   [[ "$l" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "ranking: bad lambda '$l' in RANKING_EASE_LAMBDAS" >&2; exit 2; }
 done
 tsv=${RANKING_TSV:-}
 
-if [ -z "${PGHOST:-}" ]; then
-  # shellcheck source=../../scripts/cluster.sh
-  source "$here/scripts/cluster.sh"
-  lfg_cluster_start "${RANKING_PORT:-54334}"
-  trap lfg_cluster_stop EXIT
-fi
-export PGDATABASE=${PGDATABASE:-postgres}
 
-if [ "$dataset" = ml-100k ]; then
-  load="CREATE TABLE ratings (user_id int, item_id int, rating int, ts bigint);
-\\copy ratings FROM '$data/u.data'
-CREATE TABLE users (user_id int PRIMARY KEY, age int, gender text, job text, zip text);
-\\copy users FROM '$data/u.user' (FORMAT csv, DELIMITER '|')"
-else
-  load="CREATE TABLE ratings (user_id int, item_id int, rating int);
-\\copy ratings FROM PROGRAM 'sed \"s/::/\\t/g\" \"$data/ratings_uir.dat\"'
-CREATE TABLE users (user_id int PRIMARY KEY, gender text, age int, job text, zip text);
-\\copy users FROM PROGRAM 'sed \"s/::/\\t/g\" \"$data/users.dat\"'"
-fi
 ease_fits=""
 ease_serves=""
 for l in $lambdas; do
