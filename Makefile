@@ -85,12 +85,12 @@ unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable te
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_rank
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
-test/bench/serve_stages: test/bench/serve_stages.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/serve_stages.c $(CORE_SRCS) $(BLAS_LIBS)
+test/bench/serve_stages: test/bench/serve_stages.c test/bench/bench_util.h test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -Itest/bench -o $@ test/bench/serve_stages.c $(CORE_SRCS) $(BLAS_LIBS)
 
 # Batch compute floor (test/bench/batch.sh runs it on its models).
-test/bench/batch_compute: test/bench/batch_compute.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
-	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -o $@ test/bench/batch_compute.c $(CORE_SRCS) $(BLAS_LIBS)
+test/bench/batch_compute: test/bench/batch_compute.c test/bench/bench_util.h test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -O3 -Isrc/core -Itest/unit -Itest/bench -o $@ test/bench/batch_compute.c $(CORE_SRCS) $(BLAS_LIBS)
 
 # Decoder fuzzing under AddressSanitizer and UBSan (standalone driver).
 test/fuzz/fuzz_decode: test/fuzz/fuzz_decode.c $(CORE_SRCS) src/core/*.h

@@ -25,6 +25,7 @@
 
 #include "crc32c_ref.h"
 #include "test_util.h"
+#include "bench_util.h"
 #include "lfg_blas.h"
 #include "lfg_known.h"
 #include "lfg_model.h"
@@ -37,24 +38,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	long		size;
-	uint8_t    *buf;
-
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) <= 0 ||
-		fseek(f, 0, SEEK_SET) != 0)
-		return NULL;
-	buf = malloc(size);
-	if (buf == NULL || fread(buf, 1, size, f) != (size_t) size)
-		return NULL;
-	fclose(f);
-	*len = (size_t) size;
-	return buf;
 }
 
 int

@@ -23,6 +23,7 @@
 
 #include "crc32c_ref.h"
 #include "test_util.h"
+#include "bench_util.h"
 #include "lfg_model.h"
 #include "lfg_rng.h"
 #include "lfg_serve.h"
@@ -53,24 +54,6 @@ median(double *v, int n)
 {
 	qsort(v, n, sizeof(double), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	long		size;
-	uint8_t    *buf;
-
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) <= 0 ||
-		fseek(f, 0, SEEK_SET) != 0)
-		return NULL;
-	buf = malloc(size);
-	if (buf == NULL || fread(buf, 1, size, f) != (size_t) size)
-		return NULL;
-	fclose(f);
-	*len = (size_t) size;
-	return buf;
 }
 
 int
