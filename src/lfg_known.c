@@ -180,18 +180,6 @@ KnownUser(FunctionCallInfo fcinfo, const LfgCachedModel *c, int a)
 	return u;
 }
 
-/* Order scored items: best first, ties by the smaller index */
-static int
-CompareScored(const void *a, const void *b)
-{
-	const LfgScored *x = a,
-			   *y = b;
-
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return x->item < y->item ? -1 : x->item > y->item ? 1 : 0;
-}
-
 /*
  * lfg_recommend_user for EASE: known user u's scores x B, x the items they
  * rated in training plus the items of new ratings (argument 4), summed in
@@ -253,8 +241,7 @@ RecommendUserEase(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 k)
 	for (int32 i = 0; i < ni; i++)
 		if (allowed[i])
 			cand[nc++] = (LfgScored) {score[i], i};
-	qsort(cand, nc, sizeof(LfgScored), CompareScored);
-	PutRows(fcinfo, "lfg_recommend_user", c, cand, Min(k, nc), false);
+	PutRows(fcinfo, "lfg_recommend_user", c, cand, lfg_select_top_k(cand, nc, k), false);
 	return (Datum) 0;
 }
 
