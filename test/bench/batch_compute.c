@@ -44,8 +44,6 @@ int
 main(int argc, char **argv)
 {
 	int			rounds = argc > 2 ? atoi(argv[2]) : 3;
-	size_t		len;
-	uint8_t    *buf;
 	LfgModel	m;
 	LfgError	err;
 	LfgScorer	sc;
@@ -66,16 +64,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s MODEL_FILE [ROUNDS]\n", argv[0]);
 		return 2;
 	}
-	if ((buf = read_file(argv[1], &len)) == NULL)
-	{
-		perror(argv[1]);
+	if (!read_model(argv[1], crc32c_ref, &m))
 		return 2;
-	}
-	if (lfg_model_decode(buf, len, crc32c_ref, &m, &err) != LFG_OK)
-	{
-		fprintf(stderr, "%s: %s\n", argv[1], err.msg);
-		return 2;
-	}
 	lfg_blas_single_thread();
 	S = malloc(sizeof(float) * (size_t) m.mf.n_users * m.mf.n_items);
 	approx = malloc(sizeof(float) * m.mf.n_items);

@@ -63,9 +63,7 @@ main(int argc, char **argv)
 	int			users = argc > 2 ? atoi(argv[2]) : 5000,
 				nr = argc > 3 ? atoi(argv[3]) : 20,
 				wrong = 0;
-	size_t		len;
-	uint8_t    *buf,
-			   *junk = malloc(COLD_BYTES);
+	uint8_t    *junk = malloc(COLD_BYTES);
 	LfgModel	m;
 	LfgError	err;
 	LfgServeScratch s;
@@ -86,16 +84,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s MODEL_FILE [USERS] [RATINGS]\n", argv[0]);
 		return 2;
 	}
-	if ((buf = read_file(argv[1], &len)) == NULL)
-	{
-		perror(argv[1]);
+	if (!read_model(argv[1], crc32c_ref, &m))
 		return 2;
-	}
-	if (lfg_model_decode(buf, len, crc32c_ref, &m, &err) != LFG_OK)
-	{
-		fprintf(stderr, "%s: %s\n", argv[1], err.msg);
-		return 2;
-	}
 	if (nr > m.mf.n_items)
 		nr = m.mf.n_items;
 	if (lfg_serve_scratch_alloc(&m, nr, &A, &s, &err) != LFG_OK)
