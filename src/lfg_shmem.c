@@ -96,8 +96,6 @@ typedef struct SharedState
 	dsa_handle	handle;			/* DSA_HANDLE_INVALID until first use */
 	ConditionVariable loaded;	/* a slot left the LOADING state */
 	uint64		clock;
-	uint64		loads;
-	uint64		evictions;
 	SharedSlot	slots[SHARED_SLOTS];
 } SharedState;
 
@@ -297,19 +295,25 @@ FindSlot(const LfgSharedKey *key)
 	return -1;
 }
 
+/* Free a slot's chunks (those given) and make it FREE (lock held exclusively) */
+static void
+ClearSlot(SharedSlot *sl, dsa_pointer bytes, dsa_pointer serving)
+{
+	if (DsaPointerIsValid(bytes))
+		dsa_free(area, bytes);
+	if (DsaPointerIsValid(serving))
+		dsa_free(area, serving);
+	memset(sl, 0, sizeof(*sl));
+	sl->bytes = InvalidDsaPointer;
+	sl->serving = InvalidDsaPointer;
+}
+
 /* Free a READY slot nobody references (lock held exclusively) */
 static void
 FreeSlot(SharedSlot *sl)
 {
 	Assert(sl->state == SLOT_READY && sl->refcount == 0);
-	if (DsaPointerIsValid(sl->bytes))
-		dsa_free(area, sl->bytes);
-	if (DsaPointerIsValid(sl->serving))
-		dsa_free(area, sl->serving);
-	memset(sl, 0, sizeof(*sl));
-	sl->bytes = InvalidDsaPointer;
-	sl->serving = InvalidDsaPointer;
-	shared->evictions++;
+	ClearSlot(sl, sl->bytes, sl->serving);
 }
 
 /* Free the least recently used unreferenced slot; false if there is none (lock held) */
@@ -330,6 +334,24 @@ EvictOne(void)
 		return false;
 	FreeSlot(victim);
 	return true;
+}
+
+/*
+ * A FREE slot, after freeing the least recently used unreferenced one if
+ * there is none; -1 if every slot is in use (lock held exclusively)
+ */
+static int
+TakeFreeSlot(void)
+{
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int j = 0; j < SHARED_SLOTS; j++)
+			if (shared->slots[j].state == SLOT_FREE)
+				return j;
+		if (pass == 0 && !EvictOne())
+			break;
+	}
+	return -1;
 }
 
 /*
@@ -381,13 +403,8 @@ UndoLoad(void *arg)
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	sl = &shared->slots[g->slot];
 	Assert(sl->state == SLOT_LOADING && sl->loader_pid == MyProcPid);
-	if (DsaPointerIsValid(g->bytes))
-		dsa_free(area, g->bytes);
-	if (DsaPointerIsValid(g->serving))
-		dsa_free(area, g->serving);
-	memset(sl, 0, sizeof(*sl));
-	sl->bytes = InvalidDsaPointer;
-	sl->serving = InvalidDsaPointer;
+	/* the chunks are the guard's: the slot gets them only when published */
+	ClearSlot(sl, g->bytes, g->serving);
 	LWLockRelease(shared->lock);
 	ConditionVariableBroadcast(&shared->loaded);
 }
@@ -543,7 +560,7 @@ LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 	AttachArea();
 	for (;;)
 	{
-		int			free_slot = -1;
+		int			free_slot;
 
 		ConditionVariablePrepareToSleep(&shared->loaded);
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -564,13 +581,7 @@ LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 			continue;
 		}
 		ConditionVariableCancelSleep();
-		for (int j = 0; j < SHARED_SLOTS && free_slot < 0; j++)
-			if (shared->slots[j].state == SLOT_FREE)
-				free_slot = j;
-		if (free_slot < 0 && EvictOne())
-			for (int j = 0; j < SHARED_SLOTS && free_slot < 0; j++)
-				if (shared->slots[j].state == SLOT_FREE)
-					free_slot = j;
+		free_slot = TakeFreeSlot();
 		if (free_slot < 0)
 		{
 			LWLockRelease(shared->lock);
@@ -626,7 +637,6 @@ LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 	shared->slots[s].size = MAXALIGN(len) + size;
 	shared->slots[s].state = SLOT_READY;
 	shared->slots[s].loader_pid = 0;
-	shared->loads++;
 	g->done = true;
 	TakeRef(s, cxt);
 	LWLockRelease(shared->lock);
