@@ -33,7 +33,9 @@
 
 #include <limits.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
+#include "access/skey.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "utils/fmgroids.h"
@@ -95,6 +97,7 @@ typedef struct CacheEntry
 	bool		latest;			/* resolved by name alone: the active version */
 	EntryScope	scope;
 	SnapshotKey snap;			/* SCOPE_TRANSACTION (lxid), SCOPE_SNAPSHOT */
+	TransactionId xmin;			/* of the row read */
 	MemoryContext cxt;			/* holds the entry, its name and the bytes */
 	struct CacheEntry *next;
 } CacheEntry;
@@ -377,44 +380,34 @@ IdIndex(MemoryContext cxt, const int64 *ids, int32 n, LfgIdIndex *ix)
 }
 
 /*
- * The queries that read lfg.models. Version 0 means the active version: the
- * one lfg.active names, else the newest (the only rule before 0.2.0, which
- * has no lfg.active). Every name is schema-qualified.
+ * The queries run as the user where row-level security applies: version 0
+ * means the active version, the one lfg.active names, else the newest (the
+ * only rule before 0.2.0, which has no lfg.active). Every name is
+ * schema-qualified. Everywhere else rows are found through the primary key
+ * indexes (FindRow), with no query to parse and plan: a fresh backend's
+ * first call pays for no planning.
  */
 #define Q_ACTIVE_VERSION \
 	"COALESCE((SELECT a.version FROM lfg.active AS a WHERE a.name OPERATOR(pg_catalog.=) $1), " \
 	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1))"
-/* a row's bytes told apart without reading them: their length and stored CRC */
-#define Q_IDENTITY \
-	"pg_catalog.octet_length(m.model), " \
-	"pg_catalog.substr(m.model, pg_catalog.octet_length(m.model) OPERATOR(pg_catalog.-) 3)"
 #define Q_NEWEST_VERSION \
 	"(SELECT pg_catalog.max(n.version) FROM lfg.models AS n WHERE n.name OPERATOR(pg_catalog.=) $1)"
 
 enum
 {
-	Q_MODEL_ACTIVE,				/* ($1 name) -> (version, model) */
-	Q_MODEL_NEWEST,				/* the same before 0.2.0 */
-	Q_MODEL_VERSION,			/* ($1 name, $2 version) -> (version, model) */
-	Q_SEEN_ACTIVE,				/* ($1 name) -> (version, length, CRC), as the user sees it */
-	Q_SEEN_NEWEST,
-	Q_SEEN_VERSION,				/* ($1 name, $2 version) -> (version, length, CRC) */
+	Q_SEEN_ACTIVE,				/* ($1 name) -> (version, xmin), as the user sees it */
+	Q_SEEN_NEWEST,				/* the same before 0.2.0 */
+	Q_SEEN_VERSION,				/* ($1 name, $2 version) -> (version, xmin) */
 	Q_DEFAULT_NAME,				/* () -> (count of names, the smallest) */
 	Q_COUNT
 };
 
 static const char *const query_text[Q_COUNT] = {
-	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, m.xmin FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) " Q_ACTIVE_VERSION,
-	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, m.xmin FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
-	"SELECT m.version, m.model FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
-	"AND m.version OPERATOR(pg_catalog.=) $2",
-	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
-	"AND m.version OPERATOR(pg_catalog.=) " Q_ACTIVE_VERSION,
-	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
-	"AND m.version OPERATOR(pg_catalog.=) " Q_NEWEST_VERSION,
-	"SELECT m.version, " Q_IDENTITY " FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
+	"SELECT m.version, m.xmin FROM lfg.models AS m WHERE m.name OPERATOR(pg_catalog.=) $1 "
 	"AND m.version OPERATOR(pg_catalog.=) $2",
 	"SELECT pg_catalog.count(DISTINCT m.name), pg_catalog.min(m.name) FROM lfg.models AS m",
 };
@@ -451,7 +444,7 @@ RunQuery(int q, Datum name, int32 version, EntryScope *scope)
 {
 	static SPIPlanPtr plans[Q_COUNT];
 	Oid			types[2] = {TEXTOID, INT4OID};
-	int			nargs = q == Q_DEFAULT_NAME ? 0 : (q == Q_MODEL_VERSION || q == Q_SEEN_VERSION) ? 2 : 1;
+	int			nargs = q == Q_DEFAULT_NAME ? 0 : q == Q_SEEN_VERSION ? 2 : 1;
 	Datum		vals[2] = {name, Int32GetDatum(version)};
 	Snapshot	snap;
 	int			rc;
@@ -485,77 +478,203 @@ RaiseNoModel(const char *name, int32 version)
 			 errhint("List the trained models with SELECT name, version FROM lfg.models.")));
 }
 
-/* What ReadBytes reads */
+/* A row of lfg.models, as FindRow finds it */
+typedef struct ModelRow
+{
+	int32		version;
+	TransactionId xmin;			/* tells the row from an UPDATE of the same version */
+	int32		length;			/* of the model's bytes */
+	uint32		crc;			/* their last 4 bytes: the stored CRC (0 if shorter) */
+	bool		want_bytes;		/* detoast the bytes into bytes */
+	bytea	   *bytes;
+} ModelRow;
+
+/* The number of the column called name in desc */
+static AttrNumber
+ColumnNumber(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "lfg.models has no column \"%s\"", name);
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+/*
+ * Scan the primary key index of rel (whose leading columns are name text,
+ * then version integer when version != 0) for name, highest version first,
+ * with snap; calls found() on the first row and returns whether there was one
+ */
+static bool
+ScanByKey(Relation rel, Datum name, int32 version, Snapshot snap,
+		  void (*found) (Relation rel, HeapTuple tup, void *arg), void *arg)
+{
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	idx;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		any = false;
+
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s has no primary key", RelationGetRelationName(rel)),
+				 errhint("Recreate the extension's tables with DROP EXTENSION lfg; CREATE EXTENSION lfg.")));
+	idx = index_open(pk, AccessShareLock);
+	/* compared as the index orders them: with its collation, not the C one */
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, name);
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(version));
+	scan = systable_beginscan_ordered(rel, idx, snap, version != 0 ? 2 : 1, keys);
+	if (HeapTupleIsValid(tup = systable_getnext_ordered(scan, BackwardScanDirection)))
+	{
+		found(rel, tup, arg);
+		any = true;
+	}
+	systable_endscan_ordered(scan);
+	index_close(idx, AccessShareLock);
+	return any;
+}
+
+/* ScanByKey's callback for lfg.active: the version */
+static void
+FoundActive(Relation rel, HeapTuple tup, void *arg)
+{
+	bool		isnull;
+	Datum		v = heap_getattr(tup, ColumnNumber(RelationGetDescr(rel), "version"),
+								 RelationGetDescr(rel), &isnull);
+
+	*(int32 *) arg = isnull ? 0 : DatumGetInt32(v);
+}
+
+/* ScanByKey's callback for lfg.models: version, xmin, identity and bytes */
+static void
+FoundModel(Relation rel, HeapTuple tup, void *arg)
+{
+	ModelRow   *row = (ModelRow *) arg;
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		v;
+	struct varlena *model;
+
+	row->version = DatumGetInt32(heap_getattr(tup, ColumnNumber(desc, "version"), desc, &isnull));
+	row->xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+	v = heap_getattr(tup, ColumnNumber(desc, "model"), desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("version %d of a model in lfg.models has no bytes", row->version),
+				 errhint("Delete the row and train the model again.")));
+	model = (struct varlena *) DatumGetPointer(v);
+	row->length = (int32) (toast_raw_datum_size(v) - VARHDRSZ);
+	row->crc = 0;
+	if (row->length >= 4)
+	{
+		/* a slice: only the last chunk of an out-of-line value is read */
+		struct varlena *tail = detoast_attr_slice(model, row->length - 4, 4);
+
+		if (VARSIZE_ANY_EXHDR(tail) == 4)
+			memcpy(&row->crc, VARDATA_ANY(tail), 4);
+	}
+	if (row->want_bytes)
+		row->bytes = (bytea *) pg_detoast_datum_copy(model);
+}
+
+/*
+ * Find the row of lfg.models for name and version (0: the version lfg.active
+ * names, else the newest) through the primary key indexes, with the snapshot
+ * ReadSnapshot chooses (*scope: how long the answer may be used); with
+ * want_bytes its bytes are detoasted into the current memory context. The
+ * caller has checked that the user may read both tables (CheckAccess) and
+ * that row-level security does not hide rows from them, or has resolved the
+ * version by a query run as the user. False when there is no such row.
+ */
+static bool
+FindRow(const char *name, int32 version, bool want_bytes, ModelRow *row, EntryScope *scope)
+{
+	Snapshot	snap = RegisterSnapshot(ReadSnapshot(scope));
+	Datum		tname = CStringGetTextDatum(name);
+	Relation	rel;
+	bool		found;
+
+	memset(row, 0, sizeof(*row));
+	row->want_bytes = want_bytes;
+	if (version == 0 && OidIsValid(active_relid))
+	{
+		rel = table_open(active_relid, AccessShareLock);
+		ScanByKey(rel, tname, 0, snap, FoundActive, &version);
+		table_close(rel, AccessShareLock);
+	}
+	rel = table_open(models_relid, AccessShareLock);
+	found = ScanByKey(rel, tname, version, snap, FoundModel, row);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+	return found;
+}
+
+/* What ReadBytes reads, and the context it reads into */
 typedef struct ReadArgs
 {
 	const char *name;
 	int32		version;
+	TransactionId xmin;
+	MemoryContext cxt;
 } ReadArgs;
 
-/*
- * The bytes of a model's row, for lfg_shmem.c (within LoadEntry's SPI
- * connection: valid until its SPI_finish)
- */
+/* The error for a row that changed between two reads of one call */
+static void
+RaiseChanged(const char *name, int32 version)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("version %d of model \"%s\" changed while it was being read", version, name),
+			 errhint("Retry the call.")));
+}
+
+/* The bytes of a model's row, for lfg_shmem.c (in a->cxt) */
 static bytea *
 ReadBytes(void *arg)
 {
 	ReadArgs   *a = (ReadArgs *) arg;
 	EntryScope	scope;
-	bool		isnull;
+	ModelRow	row;
+	MemoryContext old = MemoryContextSwitchTo(a->cxt);
 
-	RunQuery(Q_MODEL_VERSION, CStringGetTextDatum(a->name), a->version, &scope);
-	if (SPI_processed == 0)
+	if (!FindRow(a->name, a->version, true, &row, &scope))
 		RaiseNoModel(a->name, a->version);
-	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	MemoryContextSwitchTo(old);
+	/* the shared slot is keyed by the row first read: its bytes, not a newer row's */
+	if (row.xmin != a->xmin)
+		RaiseChanged(a->name, a->version);
+	return row.bytes;
 }
 
 static CacheEntry *PublishEntry(CacheEntry *e, uint64 generation, EntryScope scope);
 
 /*
- * The xmin of the row (name, version) of lfg.models as the latest snapshot
- * sees it (the transaction's under REPEATABLE READ and SERIALIZABLE, the
- * statement's in parallel mode), read through the primary key index: it
- * tells a row's bytes from those of an UPDATE of the same version. Only
- * called after a query run as the current user has found the row.
- */
-static TransactionId
-RowXmin(const char *name, int32 version)
-{
-	Relation	rel = table_open(models_relid, AccessShareLock);
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
-	Snapshot	snap;
-	ScanKeyData keys[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	TransactionId xmin = InvalidTransactionId;
-	EntryScope	scope;
-
-	snap = RegisterSnapshot(ReadSnapshot(&scope));
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(version));
-	scan = systable_beginscan(rel, pk, OidIsValid(pk), snap, 2, keys);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)))
-		xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
-	systable_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	return xmin;
-}
-
-/*
  * Read (version, model) of name from lfg.models and decode it. The entry is
  * built in a context of its own under the caller's memory and published
  * (linked into the cache, or kept for this call) only once complete, so an
- * ERROR part-way leaves nothing behind.
+ * ERROR part-way leaves nothing behind. seen_xmin, when valid, is the xmin
+ * of the row as a query run as the user saw it (row-level security): a
+ * different row is not served.
  */
 static CacheEntry *
-LoadEntry(const char *name, int32 version)
+LoadEntry(const char *name, int32 version, TransactionId seen_xmin)
 {
 	MemoryContext cxt;
+	MemoryContext read_cxt;
+	MemoryContext old;
 	CacheEntry *e;
-	bool		isnull;
 	uint64		generation;
 	EntryScope	scope;
+	ModelRow	row;
+	bool		found;
 
 	CheckModelsTable();
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "lfg cached model", ALLOCSET_DEFAULT_SIZES);
@@ -566,53 +685,45 @@ LoadEntry(const char *name, int32 version)
 	e->pub.cxt = cxt;
 	/* pg_backend_memory_contexts shows each cached model by name */
 	MemoryContextSetIdentifier(cxt, e->pub.name);
+	/* the detoasted bytes, freed once decoded or shared */
+	read_cxt = AllocSetContextCreate(cxt, "lfg model bytes", ALLOCSET_DEFAULT_SIZES);
 
 	generation = inval_generation;
-	SPI_connect();
+	/* the row's version and identity first: with shared memory its bytes are read only if no backend has */
+	old = MemoryContextSwitchTo(read_cxt);
+	found = FindRow(name, version, !LfgSharedEnabled(), &row, &scope);
+	MemoryContextSwitchTo(old);
+	if (!found)
+		RaiseNoModel(name, version);
+	if (TransactionIdIsValid(seen_xmin) && row.xmin != seen_xmin)
+		RaiseChanged(name, row.version);
+	e->snap = KeyOf(GetActiveSnapshot());
+	e->pub.version = row.version;
+	e->xmin = row.xmin;
 	if (LfgSharedEnabled())
 	{
-		/* the row's version and identity first: its bytes are read only if no backend has */
 		LfgSharedKey key;
 		ReadArgs	args;
-		bytea	   *tail;
 
-		RunQuery(version != 0 ? Q_SEEN_VERSION : OidIsValid(active_relid) ? Q_SEEN_ACTIVE : Q_SEEN_NEWEST,
-				 CStringGetTextDatum(name), version, &scope);
-		if (SPI_processed == 0)
-			RaiseNoModel(name, version);
-		e->snap = KeyOf(GetActiveSnapshot());
-		e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1, &isnull));
 		key.name = name;
-		key.version = e->pub.version;
-		key.length = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		tail = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-		key.crc = 0;
-		if (VARSIZE_ANY_EXHDR(tail) == 4)
-			memcpy(&key.crc, VARDATA_ANY(tail), 4);
-		key.xmin = RowXmin(name, key.version);
+		key.version = row.version;
+		key.length = row.length;
+		key.crc = row.crc;
+		key.xmin = row.xmin;
 		args.name = name;
-		args.version = e->pub.version;
+		args.version = row.version;
+		args.xmin = row.xmin;
+		args.cxt = read_cxt;
 		if (LfgSharedUse(&key, ReadBytes, &args, cxt, &e->pub))
 		{
-			SPI_finish();
+			MemoryContextDelete(read_cxt);
 			return PublishEntry(e, generation, scope);
 		}
-		/* the shared table is full: decode privately */
-		version = e->pub.version;
+		/* the shared table is full: decode privately, the same row */
+		row.bytes = ReadBytes(&args);
 	}
-	RunQuery(version != 0 ? Q_MODEL_VERSION : OidIsValid(active_relid) ? Q_MODEL_ACTIVE : Q_MODEL_NEWEST,
-			 CStringGetTextDatum(name), version, &scope);
-	if (SPI_processed == 0)
-		RaiseNoModel(name, version);
-	e->snap = KeyOf(GetActiveSnapshot());
-	e->pub.version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-	/* detoast in SPI's memory; only the aligned copy is kept in cxt */
-	DecodeInto(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 2, &isnull)),
-			   cxt, &e->pub.model);
-	SPI_finish();
+	DecodeInto(row.bytes, cxt, &e->pub.model);
+	MemoryContextDelete(read_cxt);
 	IdIndex(cxt, e->pub.model.user_ids, e->pub.model.mf.n_users, &e->pub.users);
 	IdIndex(cxt, e->pub.model.item_ids, e->pub.model.mf.n_items, &e->pub.items);
 	return PublishEntry(e, generation, scope);
@@ -702,10 +813,11 @@ EnforceCacheLimit(CacheEntry *keep)
 
 /*
  * Under row-level security: the version of name (0: the active one) that
- * the current user can see, by a query run as the user, or an error.
+ * the current user can see, by a query run as the user, or an error; *xmin
+ * tells that row from another row of the same version.
  */
 static int32
-VisibleVersion(text *name, int32 version)
+VisibleVersion(text *name, int32 version, TransactionId *xmin)
 {
 	char	   *cname = text_to_cstring(name);
 	EntryScope	scope;
@@ -718,6 +830,7 @@ VisibleVersion(text *name, int32 version)
 	if (SPI_processed == 0)
 		RaiseNoModel(cname, version);
 	v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_finish();
 	pfree(cname);
 	return v;
@@ -733,17 +846,24 @@ LfgGetModel(text *name, int32 version)
 {
 	const char *n = VARDATA_ANY(name);
 	int			len = VARSIZE_ANY_EXHDR(name);
+	TransactionId seen_xmin = InvalidTransactionId;
 
 	FlushIfStale();
 	CheckModelsTable();
 	if (CheckAccess(version == 0))
-		version = VisibleVersion(name, version);
+		version = VisibleVersion(name, version, &seen_xmin);
 	for (CacheEntry **link = &cache_head; *link != NULL; link = &(*link)->next)
 	{
 		CacheEntry *e = *link;
 
 		if (EntryMatches(e, n, len, version))
 		{
+			/* under row-level security, only the row the user saw */
+			if (TransactionIdIsValid(seen_xmin) && e->xmin != seen_xmin)
+			{
+				DropEntry(link);
+				break;
+			}
 			/* most recently used first: eviction takes from the tail */
 			*link = e->next;
 			e->next = cache_head;
@@ -751,7 +871,7 @@ LfgGetModel(text *name, int32 version)
 			return &e->pub;
 		}
 	}
-	return &EnforceCacheLimit(LoadEntry(text_to_cstring(name), version))->pub;
+	return &EnforceCacheLimit(LoadEntry(text_to_cstring(name), version, seen_xmin))->pub;
 }
 
 /*
