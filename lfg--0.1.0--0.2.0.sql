@@ -98,6 +98,8 @@ BEGIN
 	previous := @extschema@.lfg_active_version(model_name);
 	INSERT INTO lfg.active AS a (name, version) VALUES (model_name, lfg_activate.version)
 		ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, activated_at = pg_catalog.now();
+	-- preloaded: in shared memory before the switch commits
+	PERFORM lfg.warm(model_name, lfg_activate.version);
 	RETURN previous;
 END
 $$;
@@ -541,6 +543,10 @@ BEGIN
 				VALUES (model_name, CASE WHEN activate THEN new_version ELSE previous END)
 				ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version,
 					activated_at = CASE WHEN a.version = EXCLUDED.version THEN a.activated_at ELSE pg_catalog.now() END;
+			-- preloaded: in shared memory before the switch commits
+			IF activate THEN
+				PERFORM lfg.warm(model_name, new_version);
+			END IF;
 		END IF;
 	END IF;
 	IF keep IS NOT NULL THEN
@@ -676,16 +682,41 @@ COMMENT ON FUNCTION @extschema@.lfg_load(text, integer) IS
 'read, check and lay out a model version (NULL: the active one) for serving ahead of traffic: in shared memory under shared_preload_libraries, else in this backend; returns the version';
 
 CREATE FUNCTION @extschema@.lfg_cached_models(OUT model text, OUT version integer, OUT held_in text,
-	OUT state text, OUT bytes bigint, OUT backends integer)
+	OUT state text, OUT bytes bigint, OUT backends integer, OUT loaded_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lfg_cached_models'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION @extschema@.lfg_cached_models() IS
-'decoded models of this database in shared memory (held_in shared, with the backends using each) and this backend''s private ones (held_in backend)';
+'decoded models of this database in shared memory (held_in shared, with the backends using each) and this backend''s private ones (held_in backend), with when each was loaded';
 
 CREATE VIEW lfg.cache AS SELECT * FROM @extschema@.lfg_cached_models();
 COMMENT ON VIEW lfg.cache IS
 'decoded models held for serving: shared by all backends (shared_preload_libraries = ''lfg'') or private to this backend';
+
+-- Called by lfg_activate and lfg_retrain before they commit a switch: with
+-- shared_preload_libraries = 'lfg' the version is then in shared memory
+-- when the first statement after the commit needs it (its row's identity,
+-- xmin included, is the one that statement will see). Without preloading
+-- nothing is loaded: each backend loads its own copy on first use. A
+-- failure (e.g. a model larger than lfg.shared_cache_size) is reported as
+-- a WARNING and never undoes the switch.
+CREATE FUNCTION lfg.warm(model_name text, version integer) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF pg_catalog.current_setting('lfg.shared_cache_size', true) IS NULL THEN
+		RETURN false;
+	END IF;
+	PERFORM @extschema@.lfg_load(model_name, version);
+	RETURN true;
+EXCEPTION WHEN OTHERS THEN
+	RAISE WARNING 'version % of model "%" was not loaded into shared memory ahead of traffic: %',
+		version, model_name, SQLERRM
+		USING HINT = 'The first call that needs it loads it; lfg_load(name, version) shows the error.';
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION lfg.warm(text, integer) IS
+'with lfg preloaded: load a version into shared memory before a switch to it commits (lfg_activate, lfg_retrain); false when not loaded';
 
 CREATE FUNCTION @extschema@.lfg_progress(OUT pid integer, OUT phase text, OUT rows_read bigint,
 	OUT epoch integer, OUT epochs integer, OUT train_rmse double precision,

@@ -25,7 +25,8 @@
  * memory, so a half-built model is never visible. Each backend's references
  * are dropped when its cache entry is freed (a memory context callback) or
  * when it exits (before_shmem_exit). A READY slot nobody references is freed
- * when a newer version of the same model is loaded, and otherwise when space
+ * when a newer version of the same model (or a newer row of the same version)
+ * is loaded, and otherwise when space
  * is needed (least recently used first) under lfg.shared_cache_size.
  *
  * The LWLock is held only to read or change the slot table, never across an
@@ -86,6 +87,7 @@ typedef struct SharedSlot
 	Size		size;			/* bytes of both chunks */
 	int32		refcount;		/* references held by backends */
 	uint64		last_used;		/* shared clock at the last use */
+	TimestampTz loaded_at;		/* when it became READY */
 	int			loader_pid;
 } SharedSlot;
 
@@ -554,6 +556,7 @@ LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 	LfgModel	m;
 	LfgError	err;
 	MemoryContext guard_cxt;
+	TimestampTz loaded_at;
 
 	if (strlen(name) > NAME_MAX_LEN)
 		return false;
@@ -631,14 +634,28 @@ LfgSharedUse(const LfgSharedKey *key, bytea *(*read) (void *arg), void *arg,
 	g->serving = BuildServing(&m, name, version, len, &size);
 
 	/* complete: publish */
+	loaded_at = GetCurrentTimestamp();
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	shared->slots[s].bytes = g->bytes;
 	shared->slots[s].serving = g->serving;
 	shared->slots[s].size = MAXALIGN(len) + size;
 	shared->slots[s].state = SLOT_READY;
+	shared->slots[s].loaded_at = loaded_at;
 	shared->slots[s].loader_pid = 0;
 	g->done = true;
 	TakeRef(s, cxt);
+	/*
+	 * unused copies this one supersedes: older versions, and other rows of
+	 * this version (an UPDATE of its row, e.g. lfg_retrain's metrics)
+	 */
+	for (int o = 0; o < SHARED_SLOTS; o++)
+	{
+		SharedSlot *sl = &shared->slots[o];
+
+		if (o != s && sl->state == SLOT_READY && sl->refcount == 0 && sl->dbid == MyDatabaseId &&
+			sl->version <= version && strcmp(sl->name, name) == 0)
+			FreeSlot(sl);
+	}
 	LWLockRelease(shared->lock);
 	ConditionVariableBroadcast(&shared->loaded);
 	MemoryContextDelete(guard_cxt);
@@ -666,8 +683,8 @@ LfgSharedList(Tuplestorestate *ts, TupleDesc tupdesc)
 	LWLockRelease(shared->lock);
 	for (int j = 0; j < n; j++)
 	{
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 
 		values[0] = CStringGetTextDatum(copy[j].name);
 		values[1] = Int32GetDatum(copy[j].version);
@@ -675,6 +692,8 @@ LfgSharedList(Tuplestorestate *ts, TupleDesc tupdesc)
 		values[3] = CStringGetTextDatum(copy[j].state == SLOT_READY ? "ready" : "loading");
 		values[4] = Int64GetDatum((int64) copy[j].size);
 		values[5] = Int32GetDatum(copy[j].refcount);
+		values[6] = TimestampTzGetDatum(copy[j].loaded_at);
+		nulls[6] = copy[j].state != SLOT_READY;
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
 	pfree(copy);

@@ -59,6 +59,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "catalog/pg_class.h"
 #include "storage/proc.h"
 
@@ -98,6 +99,7 @@ typedef struct CacheEntry
 	EntryScope	scope;
 	SnapshotKey snap;			/* SCOPE_TRANSACTION (lxid), SCOPE_SNAPSHOT */
 	TransactionId xmin;			/* of the row read */
+	TimestampTz loaded_at;		/* when this backend read it (lfg.cache) */
 	MemoryContext cxt;			/* holds the entry, its name and the bytes */
 	struct CacheEntry *next;
 } CacheEntry;
@@ -740,6 +742,7 @@ PublishEntry(CacheEntry *e, uint64 generation, EntryScope scope)
 
 	/* an invalidation processed while loading: the read may predate it */
 	e->scope = generation != inval_generation ? SCOPE_CALL : scope;
+	e->loaded_at = GetCurrentTimestamp();
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	if (e->scope == SCOPE_CALL)
 		call_entry = e;
@@ -1139,15 +1142,15 @@ Datum
 lfg_cached_models(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Tuplestorestate *ts = LfgBeginSRF(fcinfo, "lfg_cached_models", 6, &tupdesc);
+	Tuplestorestate *ts = LfgBeginSRF(fcinfo, "lfg_cached_models", 7, &tupdesc);
 
 	FlushIfStale();
 	CheckModelsTable();
 	CheckAccess(false);
 	for (CacheEntry *e = cache_head; e != NULL; e = e->next)
 	{
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 
 		if (e->pub.shared)
 			continue;
@@ -1157,6 +1160,7 @@ lfg_cached_models(PG_FUNCTION_ARGS)
 		values[3] = CStringGetTextDatum("ready");
 		values[4] = Int64GetDatum((int64) MemoryContextMemAllocated(e->cxt, true));
 		values[5] = Int32GetDatum(1);
+		values[6] = TimestampTzGetDatum(e->loaded_at);
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
 	LfgSharedList(ts, tupdesc);

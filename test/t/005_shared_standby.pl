@@ -6,7 +6,9 @@
 #  2. an activation is served by the next statement of an open session, on
 #     the primary and, once replayed, on the standby;
 #  3. a retrain on the primary while pgbench serves on the standby: no
-#     failed transaction there;
+#     failed transaction there; the retrain, and then an activation, put
+#     the version they switch to into shared memory before they commit, and
+#     the first call after the commit uses that copy;
 #  4. a backend killed (SIGKILL) while it loads a model: the postmaster
 #     reinitialises shared memory, no half-built model is visible, and
 #     serving works.
@@ -138,6 +140,29 @@ ok(($processed // 0) > 0, "pgbench served $processed transactions on the standby
 is($failed // 0, 0, 'no failed transaction on the standby during the retrain');
 $primary->wait_for_catchup($standby, 'replay');
 is($standby->safe_psql('postgres', "SELECT lfg_active_version('m')"), '3', 'the standby follows the retrain');
+
+# a switch warms itself: the version a retrain or an activation switches to
+# is in shared memory when they commit, and traffic finds it there (its
+# loaded_at does not move)
+my $shared_v = sub {
+	my ($version) = @_;
+	return $primary->safe_psql('postgres',
+		"SELECT count(*) || ' ' || coalesce(max(loaded_at)::text, '') FROM lfg.cache "
+		  . "WHERE held_in = 'shared' AND state = 'ready' AND model = 'm' AND version = $version");
+};
+my $after_retrain = $shared_v->(3);
+like($after_retrain, qr/^1 \d/, 'the retrain left one shared copy of version 3, its committed row');
+$primary->safe_psql('postgres', $top);
+is($shared_v->(3), $after_retrain, 'the first call after the retrain used that copy');
+$primary->safe_psql('postgres', q{
+	INSERT INTO lfg.models (name, model)
+	SELECT 'm', lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "factors": 128, "epochs": 2, "seed": 4}') FROM r});
+is($shared_v->(4), '0 ', 'a stored version is not loaded before it is needed');
+$primary->safe_psql('postgres', "SELECT lfg_activate('m', 4)");
+my $after_activate = $shared_v->(4);
+like($after_activate, qr/^1 \d/, 'lfg_activate loaded version 4 into shared memory before it committed');
+$primary->safe_psql('postgres', $top);
+is($shared_v->(4), $after_activate, 'the first call after the activation used that copy');
 
 # 4. SIGKILL of a backend while it loads a model
 $primary->safe_psql('postgres', q{
