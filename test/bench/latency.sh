@@ -64,7 +64,8 @@ else
   source_name="synthetic 6040 x 3706 x 1000000 (MovieLens-1m not found at $data)"
   load="CREATE TABLE lat_ratings AS SELECT * FROM lfg_synthetic_ratings(6040, 3706, 1000000, 42);
 CREATE TABLE lat_users AS SELECT u AS user_id, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
-  18 + u % 40 AS age, (u % 21)::text AS job FROM generate_series(1, 6040) u;"
+  18 + u % 40 AS age, (u % 21)::text AS job FROM generate_series(1, 6040) u;
+ALTER TABLE lat_users ADD PRIMARY KEY (user_id);"
 fi
 echo "latency: model on $source_name; server $mode"
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
@@ -134,8 +135,13 @@ done
 # the first call in a fresh backend (library load and model decode, or the
 # attachment to the shared copy) and the second, each timed around the call
 # alone, in 5 fresh backends, with the backend's private memory (RssAnon)
-# before the first call and after the second
+# before the first call and after the second; and, in 5 other fresh
+# backends, the same for a floor that reads a table too (10 rows of
+# lat_users by primary key): PostgreSQL's own cost of a first statement
+# (catalog caches, the table's and index's descriptors, first touches of
+# shared memory), the part of a first call no extension can avoid
 first=()
+floor_first=()
 for j in 1 2 3 4 5; do
   first+=("$(psql -X -At <<SQL | tail -1
 SELECT pg_backend_pid() \g $work/pid
@@ -149,6 +155,17 @@ SELECT clock_timestamp() AS t2 \gset
 \set rss \`cat $work/rss1\`
 SELECT round(1000 * extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz), 1)::text || ' ' ||
        round(1000 * extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz), 3)::text || ' ' || :'rss';
+SQL
+)")
+  floor_first+=("$(psql -X -At <<SQL | tail -1
+SELECT pg_backend_pid() \g $work/pid
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) FROM lat_users WHERE user_id BETWEEN 1 AND 10;
+SELECT clock_timestamp() AS t1 \gset
+SELECT count(*) FROM lat_users WHERE user_id BETWEEN 11 AND 20;
+SELECT clock_timestamp() AS t2 \gset
+SELECT round(1000 * extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz), 1)::text || ' ' ||
+       round(1000 * extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz), 3)::text || ' 0';
 SQL
 )")
 done
@@ -183,6 +200,14 @@ printf '%s\n' "${first[@]}" | awk -v mode="$mode" -v model_kb="$model_kb" '
   { a[NR] = $1; b[NR] = $2; r[NR] = $3; q[NR] = $1 / ($2 > 0 ? $2 : 1) }
   END {
     printf "fresh backend (%s): first call %s ms, second call %s ms, ratio %.0f (each with one psql round trip); private memory +%s kB for a %s kB model (medians of %d backends)\n", mode, median(a, NR), median(b, NR), median(q, NR), median(r, NR), model_kb, NR }'
+printf '%s\n' "${floor_first[@]}" | awk '
+  function median(x, n,   i, j, t) {
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j] + 0 < x[j - 1] + 0; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
+    return n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+  }
+  { a[NR] = $1; b[NR] = $2; q[NR] = $1 / ($2 > 0 ? $2 : 1) }
+  END {
+    printf "fresh backend, the floor (10 rows of a table by primary key): first %s ms, second %s ms, ratio %.0f (medians of %d backends)\n", median(a, NR), median(b, NR), median(q, NR), NR }'
 # one call's compute by stage, on the same model's bytes
 psql -X -At -c "SELECT encode(model, 'base64') FROM lfg.models WHERE name = 'lat'" |
   base64 -d > "$work/model.bin"
