@@ -79,7 +79,10 @@ _PG_init(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	/* one decoded copy of each model for all backends (lfg_shmem.c) */
 	if (process_shared_preload_libraries_in_progress)
+	{
 		LfgSharedInit();
+		LfgPreloadInit();
+	}
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("lfg");
 #else

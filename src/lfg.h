@@ -63,6 +63,8 @@ typedef struct LfgCachedModel
 } LfgCachedModel;
 
 extern LfgCachedModel *LfgGetModel(text *name, int32 version);
+extern int32 LfgWarm(const char *name);
+extern void LfgCacheReset(void);
 extern LfgServeScratch *LfgServeBuffers(LfgCachedModel *c, int32 n_ratings);
 extern text *LfgDefaultModel(void);
 
@@ -70,5 +72,8 @@ extern text *LfgDefaultModel(void);
 extern void LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int ratings_arg,
 						 int demo_arg, LfgNetUser *out);
 extern int32 LfgArgK(FunctionCallInfo fcinfo, int a);
+
+/* lfg_preload.c */
+extern void LfgPreloadInit(void);
 
 #endif							/* LFG_H */

@@ -878,6 +878,39 @@ LfgGetModel(text *name, int32 version)
 }
 
 /*
+ * For lfg.preload_models (lfg_preload.c): the active version of name in
+ * shared memory, loaded if no backend has; an error if it cannot be there
+ */
+int32
+LfgWarm(const char *name)
+{
+	LfgCachedModel *c = LfgGetModel(cstring_to_text(name), 0);
+
+	if (!c->shared)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("version %d of model \"%s\" was decoded by this backend alone: every shared slot is in use",
+						c->version, name),
+				 errhint("Delete model versions that are no longer served (lfg_drop_old).")));
+	return c->version;
+}
+
+/* Drop every entry of this backend's cache (and its shared references) */
+void
+LfgCacheReset(void)
+{
+	if (call_entry != NULL)
+	{
+		CacheEntry *e = call_entry;
+
+		call_entry = NULL;
+		MemoryContextDelete(e->cxt);
+	}
+	while (cache_head != NULL)
+		DropEntry(&cache_head);
+}
+
+/*
  * Serving buffers of a cached model with room for n_ratings input ratings:
  * allocated in the entry's memory on first use and grown when needed, so a
  * call allocates nothing proportional to the model. Built in a context of
