@@ -8,7 +8,8 @@
 #  3. a retrain on the primary while pgbench serves on the standby: no
 #     failed transaction there; the retrain, and then an activation, put
 #     the version they switch to into shared memory before they commit, and
-#     the first call after the commit uses that copy;
+#     the first call after the commit uses that copy; the standby's
+#     lfg.preload_models worker loads the activated version after its replay;
 #  4. a backend killed (SIGKILL) while it loads a model: the postmaster
 #     reinitialises shared memory, no half-built model is visible, and
 #     serving works.
@@ -46,6 +47,8 @@ $primary->safe_psql('postgres', q{
 $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
+# the standby keeps m warm by itself (lfg.preload_models)
+$standby->append_conf('postgresql.conf', "lfg.preload_models = 'postgres/m'\n");
 $standby->start;
 $primary->wait_for_catchup($standby);
 
@@ -163,6 +166,22 @@ my $after_activate = $shared_v->(4);
 like($after_activate, qr/^1 \d/, 'lfg_activate loaded version 4 into shared memory before it committed');
 $primary->safe_psql('postgres', $top);
 is($shared_v->(4), $after_activate, 'the first call after the activation used that copy');
+# the standby's preload worker loads the version once the activation is replayed
+$primary->wait_for_catchup($standby, 'replay');
+my $t_replay = time;
+my $standby_warm;
+for (1 .. 300)
+{
+	if ($standby->safe_psql('postgres',
+			q{SELECT count(*) FROM lfg.cache WHERE held_in = 'shared' AND state = 'ready' AND model = 'm' AND version = 4}) eq '1')
+	{
+		$standby_warm = time - $t_replay;
+		last;
+	}
+	sleep 0.1;
+}
+ok(defined $standby_warm, 'the standby\'s preload worker loaded version 4 after the replay, with no call there');
+note sprintf('standby preload: version 4 ready %.1f s after the replay', $standby_warm // -1);
 
 # 4. SIGKILL of a backend while it loads a model
 $primary->safe_psql('postgres', q{
