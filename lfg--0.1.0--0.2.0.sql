@@ -721,12 +721,12 @@ COMMENT ON FUNCTION lfg.warm(text, integer) IS
 CREATE FUNCTION @extschema@.lfg_progress(OUT pid integer, OUT phase text, OUT rows_read bigint,
 	OUT epoch integer, OUT epochs integer, OUT train_rmse double precision,
 	OUT validation_rmse double precision, OUT started timestamptz, OUT updated timestamptz,
-	OUT seconds double precision)
+	OUT seconds double precision, OUT eta_seconds double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lfg_progress'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 2;
 COMMENT ON FUNCTION @extschema@.lfg_progress() IS
-'the lfg_fit calls running in this database (of the current role, or all with pg_read_all_stats): phase, rows read, epoch of how many, training and validation RMSE; needs lfg in shared_preload_libraries';
+'the lfg_fit calls running in this database (of the current role, or all with pg_read_all_stats): phase, rows read, epoch of how many, training and validation RMSE, seconds so far and to the last epoch; needs lfg in shared_preload_libraries';
 
 ------------------------------------------------------------------------
 -- lfg_model_info lists an lfg model's demographics

@@ -111,6 +111,7 @@ typedef struct ProgressSlot
 	Oid			userid;
 	TimestampTz started;
 	TimestampTz updated;
+	TimestampTz phase_started;	/* when phase last changed */
 	char		phase[64];
 	int64		rows;
 	int32		step;
@@ -733,7 +734,7 @@ LfgProgressBegin(MemoryContext cxt)
 			p->pid = MyProcPid;
 			p->dbid = MyDatabaseId;
 			p->userid = GetUserId();
-			p->started = p->updated = now;
+			p->started = p->updated = p->phase_started = now;
 			strlcpy(p->phase, "reading ratings", sizeof(p->phase));
 			p->rows = 0;
 			p->step = p->steps = 0;
@@ -756,20 +757,25 @@ LfgProgressUpdate(const char *phase, int64 rows, int32 step, int32 steps,
 				  double train_rmse, double val_rmse)
 {
 	ProgressSlot *p;
+	TimestampTz now;
 
 	if (my_progress < 0)
 		return;
 	p = &progress[my_progress];
+	now = GetCurrentTimestamp();
 	SpinLockAcquire(&p->mutex);
-	if (phase != NULL)
+	if (phase != NULL && strncmp(p->phase, phase, sizeof(p->phase) - 1) != 0)
+	{
 		strlcpy(p->phase, phase, sizeof(p->phase));
+		p->phase_started = now;
+	}
 	if (rows >= 0)
 		p->rows = rows;
 	p->step = step;
 	p->steps = steps;
 	p->train_rmse = train_rmse;
 	p->val_rmse = val_rmse;
-	p->updated = GetCurrentTimestamp();
+	p->updated = now;
 	SpinLockRelease(&p->mutex);
 }
 
@@ -792,12 +798,13 @@ lfg_progress(PG_FUNCTION_ARGS)
 				 errmsg("lfg_progress needs lfg in shared_preload_libraries"),
 				 errdetail("Training progress is kept in shared memory, which lfg gets only when the server loads it at start."),
 				 errhint("Add lfg to shared_preload_libraries and restart; meanwhile, lfg_fit reports each epoch at DEBUG1 (NOTICE with \"verbose\": true).")));
-	ts = LfgBeginSRF(fcinfo, "lfg_progress", 10, &tupdesc);
+	ts = LfgBeginSRF(fcinfo, "lfg_progress", 11, &tupdesc);
 	for (int j = 0; j < PROGRESS_SLOTS; j++)
 	{
 		ProgressSlot c;
-		Datum		values[10];
-		bool		nulls[10] = {false};
+		Datum		values[11];
+		bool		nulls[11] = {false};
+		TimestampTz now = GetCurrentTimestamp();
 
 		SpinLockAcquire(&progress[j].mutex);
 		c = progress[j];
@@ -817,7 +824,17 @@ lfg_progress(PG_FUNCTION_ARGS)
 		nulls[6] = isnan(c.val_rmse);
 		values[7] = TimestampTzGetDatum(c.started);
 		values[8] = TimestampTzGetDatum(c.updated);
-		values[9] = Float8GetDatum((double) (GetCurrentTimestamp() - c.started) / 1e6);
+		values[9] = Float8GetDatum((double) (now - c.started) / 1e6);
+		/*
+		 * the phase's remaining epochs at the pace of those done (the time
+		 * to the last epoch: early stopping may end sooner)
+		 */
+		nulls[10] = c.step < 1 || c.steps < c.step;
+		if (!nulls[10])
+			values[10] = Float8GetDatum((double) (c.updated - c.phase_started) / 1e6 / c.step *
+										(c.steps - c.step) - (double) (now - c.updated) / 1e6);
+		if (!nulls[10] && DatumGetFloat8(values[10]) < 0)
+			values[10] = Float8GetDatum(0.0);
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
 	}
 	return (Datum) 0;

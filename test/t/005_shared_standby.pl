@@ -127,11 +127,12 @@ my $seen = '';
 for (1 .. 3000)
 {
 	$seen = $primary->safe_psql('postgres',
-		q{SELECT phase || ' ' || epoch || ' of ' || epochs || ', rows ' || rows_read FROM lfg_progress() WHERE epoch >= 1});
+		q{SELECT phase || ' ' || epoch || ' of ' || epochs || ', rows ' || rows_read || ', eta known ' || (eta_seconds >= 0)
+		    || ', elapsed ' || (seconds > 0) FROM lfg_progress() WHERE epoch >= 1});
 	last if $seen ne '' || !$retrain->{h}->pumpable;
 	sleep 0.05;
 }
-like($seen, qr/^training \d+ of 40, rows \d+$/, "lfg_progress shows the running fit from another session: $seen");
+like($seen, qr/^training \d+ of 40, rows \d+, eta known true, elapsed true$/, "lfg_progress shows the running fit from another session: $seen");
 is(LfgTap::finish_background($retrain), 0, 'the retrain succeeded') or diag(${ $retrain->{err} });
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM lfg_progress()'), '0', 'lfg_progress is empty once it ended');
 $bench->finish;
