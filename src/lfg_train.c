@@ -974,7 +974,7 @@ TrainEase(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *
 	if (lfg_ease_train(&d->r, opts->ease_lambda, &cb, &alloc, &m->ease, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
 	m->mf = (LfgMfParams) {LFG_KIND_EASE, d->r.n_users, d->r.n_items, 0, 0.0f,
-		d->r.rating[0], d->r.rating[0], NULL, NULL, NULL, NULL, NULL};
+		d->r.rating[0], d->r.rating[0], NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	{
 		double		sum = 0.0;
 

@@ -116,7 +116,7 @@ seed_ease_model(size_t *size)
 	uint8_t    *buf;
 
 	memset(&m, 0, sizeof(m));
-	m.mf = (LfgMfParams) {LFG_KIND_EASE, 3, 3, 0, 3.5f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, 3, 3, 0, 3.5f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	m.user_ids = uids;
 	m.item_ids = iids;
 	m.options_json = opts;

@@ -41,7 +41,7 @@ make_model(LfgModel *m, int kind, LfgRng *rng)
 	bi[11] = bi[500] = bi[10];
 	memset(Q + 20 * K, 0, sizeof(float) * K);	/* a zero vector */
 	memset(m, 0, sizeof(*m));
-	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL, NULL};
+	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL, NULL, NULL, NULL, NULL};
 	if (kind != LFG_KIND_SVD)
 	{
 		m->mf.bi = bi;
@@ -156,7 +156,7 @@ test_top_k(void)
 					inc[0] = 11;
 					f.include = inc;
 				}
-				CHECK(lfg_known_top_k(&m.mf, &sc, x, &f, k, approx, &A, got, &found, &err) == LFG_OK,
+				CHECK(lfg_known_top_k(&m.mf, &sc, x, x, &f, k, approx, &A, got, &found, &err) == LFG_OK,
 					  "top k: %s", err.msg);
 				nref = brute_top_k(&m.mf, x, &f, k, want, false, -1);
 				runs++;

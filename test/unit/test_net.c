@@ -80,7 +80,7 @@ problem_init(GradProblem *p, int channels, int batchnorm, float dropout)
 		p->Q[j] = (float) (0.5 * lfg_rng_normal(&rng));
 	for (int j = 0; j < 7; j++)
 		p->bi[j] = (float) (0.2 * lfg_rng_normal(&rng));
-	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi, NULL};
+	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi, NULL, NULL, NULL, NULL};
 	{
 		int32_t		tp[4] = {0, 3, 6, 10};
 		int32_t		ti[10] = {0, 1, 2, 3, 4, 5, 6, 0, 2, 4};
@@ -444,7 +444,7 @@ test_serving(void)
 		ids[j] = 10 * j;
 	}
 	memset(&m, 0, sizeof(m));
-	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi, NULL, NULL, NULL, NULL};
 	m.mf.bu = bi;				/* marks the model as biased; not read */
 	m.item_ids = ids;
 	CHECK(lfg_serve_scratch_alloc(&m, 10, &A, &s, &err) == LFG_OK, "serve scratch");
@@ -642,7 +642,7 @@ test_recommend_top_k(void)
 			}
 			exact_for_cmp = exact;
 			qsort(order, expect, sizeof(int32_t), by_exact_score);
-			found = lfg_recommend_top_k(&mf, &sc, x, excl, nex, k, &w, out_items, out_scores);
+			found = lfg_recommend_top_k(&mf, &sc, x, x, excl, nex, k, &w, out_items, out_scores);
 			mismatches += found != (k < expect ? k : expect);
 			for (int j = 0; j < found; j++)
 			{

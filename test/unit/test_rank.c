@@ -299,7 +299,7 @@ test_ease_codec(void)
 		uids[j] = 100 + 2 * j;
 	for (int j = 0; j < EI; j++)
 		iids[j] = -50 + 7 * j;
-	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	m.user_ids = uids;
 	m.item_ids = iids;
 	m.options_json = opts;
@@ -462,18 +462,22 @@ static void
 test_rank_loss(void)
 {
 	enum { NI = 12, K = 3, B = 3 };
-	float		Q[NI * K],
+	float		R[NI * K],
 				c[NI],
 				out[B * (K + 1)],
 				dout[B * (K + 1)],
 				dtmp[B * (K + 1)],
-				dQ[NI * K],
+				dR[NI * K],
+				dc[NI],
 				S[B * NI];
 	int32_t		in_ptr[B + 1] = {0, 2, 2, 3},
 				in_idx[3] = {1, 2, 5},
 				t_ptr[B + 1] = {0, 3, 4, 5},
 				t_item[5] = {3, 4, 2, 0, 5};
-	LfgMfParams mf = {.kind = LFG_KIND_LFG, .n_items = NI, .k = K, .Q = Q};
+	/* the three arrays a gradient is checked for, with their analytic gradients */
+	float	   *param[3] = {out, R, c},
+			   *grad[3] = {dout, dR, dc};
+	int			len[3] = {B * (K + 1), NI * K, NI};
 	uint64_t	st = 5;
 	double		L,
 				ref = 0.0,
@@ -481,14 +485,15 @@ test_rank_loss(void)
 
 #define RND() ((st = st * 6364136223846793005ULL + 1442695040888963407ULL), ((double) (st >> 11) / 9007199254740992.0) - 0.5)
 	for (int j = 0; j < NI * K; j++)
-		Q[j] = (float) RND();
+		R[j] = (float) RND();
 	for (int j = 0; j < NI; j++)
 		c[j] = (float) (2.0 * RND());
 	for (int j = 0; j < B * (K + 1); j++)
 		out[j] = (float) RND();
 	memset(dout, 0, sizeof(dout));
-	memset(dQ, 0, sizeof(dQ));
-	L = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout, dQ);
+	memset(dR, 0, sizeof(dR));
+	memset(dc, 0, sizeof(dc));
+	L = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout, dR, dc);
 	/* row 0: targets 3 and 4 (2 was input), items 1 and 2 masked; row 1: target 0; row 2: none */
 	for (int b = 0; b < 2; b++)
 	{
@@ -499,7 +504,7 @@ test_rank_loss(void)
 		{
 			sv[i] = c[i];
 			for (int f = 0; f < K; f++)
-				sv[i] += (double) Q[i * K + f] * out[b * (K + 1) + f];
+				sv[i] += (double) R[i * K + f] * out[b * (K + 1) + f];
 			if (!(b == 0 && (i == 1 || i == 2)))
 				z += exp(sv[i]);
 		}
@@ -507,39 +512,32 @@ test_rank_loss(void)
 	}
 	ref *= 0.7 / 2;
 	CHECK(fabs(L - ref) < 1e-4, "ranking loss %g against %g", L, ref);
-	for (int j = 0; j < B * (K + 1); j++)
-	{
-		float		keep = out[j];
-		double		lp,
-					lm,
-					num;
+	for (int a = 0; a < 3; a++)
+		for (int j = 0; j < len[a]; j++)
+		{
+			float		keep = param[a][j];
+			double		lp,
+						lm,
+						num;
 
-		out[j] = keep + 1e-2f;
-		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		out[j] = keep - 1e-2f;
-		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		out[j] = keep;
-		num = (lp - lm) / 2e-2;
-		worst = fmax(worst, fabs(num - dout[j]) / fmax(1e-2, fabs(num) + fabs(dout[j])));
-	}
-	for (int j = 0; j < NI * K; j++)
-	{
-		float		keep = Q[j];
-		double		lp,
-					lm,
-					num;
-
-		Q[j] = keep + 1e-2f;
-		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		Q[j] = keep - 1e-2f;
-		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		Q[j] = keep;
-		num = (lp - lm) / 2e-2;
-		worst = fmax(worst, fabs(num - dQ[j]) / fmax(1e-2, fabs(num) + fabs(dQ[j])));
-	}
+			param[a][j] = keep + 1e-2f;
+			lp = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								   NULL, NULL, NULL);
+			param[a][j] = keep - 1e-2f;
+			lm = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								   NULL, NULL, NULL);
+			param[a][j] = keep;
+			num = (lp - lm) / 2e-2;
+			worst = fmax(worst, fabs(num - grad[a][j]) / fmax(1e-2, fabs(num) + fabs(grad[a][j])));
+		}
 	CHECK(worst < 1e-2, "ranking term gradient check: max relative error %.2e", worst);
-	printf("  gradient check multinomial ranking term (p_u and Q)        max error %.2e (relative; 1e-2 = tolerance)\n", worst);
+	printf("  gradient check multinomial ranking term (p_u, R and c)     max error %.2e (relative; 1e-2 = tolerance)\n", worst);
 	CHECK(dout[2 * (K + 1)] == 0.0f && dout[K] == 0.0f, "no gradient for a row without targets, nor for b_u");
+	/* without dout, dR and dc the loss is the same and nothing is written */
+	memcpy(dtmp, dout, sizeof(dout));
+	CHECK(fabs(lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								 NULL, NULL, NULL) - L) < 1e-9 && memcmp(dtmp, dout, sizeof(dout)) == 0,
+		  "ranking loss without gradients");
 #undef RND
 }
 
