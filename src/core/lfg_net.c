@@ -66,20 +66,13 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->episodes = true;
 		o->revealed_weight = 0.1;
 		o->popularity_prior = LFG_NEW_USER_POPULARITY_PRIOR;
-		if (preset == LFG_PRESET_RANKING)
-		{
-			/*
-			 * the multinomial term with the item side trained by it, for a
-			 * fixed 120 epochs: early stopping watches the RMSE, which this
-			 * preset gives up (doc/lfg.md, "Ranking")
-			 */
-			o->rank_weight = 3.0;
-			o->train_items = true;
-			o->lr = 1e-3;
-			o->epochs = 120;
-			o->patience = 0;
-			o->val_fraction = 0.0;
-		}
+		/*
+		 * the ranking stage: a ranking generator and head trained by the
+		 * multinomial term after the rating model, which it leaves as it
+		 * is (doc/lfg.md, "Ranking"). Preset ranking, which once traded
+		 * the ratings for lists, is now the same as new_user.
+		 */
+		o->rank_weight = LFG_NEW_USER_RANK_WEIGHT;
 	}
 	else
 	{

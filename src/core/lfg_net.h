@@ -24,9 +24,16 @@
  */
 #define LFG_NEW_USER_POPULARITY_PRIOR 3.0
 
+/*
+ * The new_user preset's rank_weight (with rank_epochs 120 and rank_lr
+ * 0.001): the values the ranking preset of 0.2.0's first draft was tuned to
+ * on the same ml-100k split, kept for the ranking stage
+ */
+#define LFG_NEW_USER_RANK_WEIGHT 3.0
+
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
-#define LFG_PRESET_RANKING	2	/* new_user trained to rank: lists, not ratings */
+#define LFG_PRESET_RANKING	2	/* 0.2.0: the same as new_user (doc/lfg.md, "Ranking") */
 
 typedef struct LfgNetOptions
 {
