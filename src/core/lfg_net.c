@@ -23,6 +23,10 @@
  *		are kept.
  *	 6. Every training user's p_u and b_u are generated from all their
  *		ratings and stored, so known users are served without the network.
+ *	 7. With rank_weight > 0, the ranking stage (train_ranking): a copy of
+ *		the generator and a ranking head (R, c) trained with the
+ *		multinomial ranking term; lists are ordered by the head, ratings
+ *		still predicted by steps 1 to 6's model, which it does not change.
  */
 #include <math.h>
 #include <string.h>
