@@ -12,14 +12,15 @@ CREATE TABLE ku AS
   SELECT u AS user_id, 15 + (u * 7) % 50 AS age, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
          (ARRAY['artist', 'doctor', 'engineer'])[1 + u % 3] AS job
   FROM generate_series(1, 200) u;
--- users 1..180 train the models; 181..200 are new users
+-- users 1..180 train the models; 181..200 are new users. kn_lfg has no ranking head
+-- (rank_weight 0), so that its lists follow lfg_predict; rank_prior.sql tests the head
 INSERT INTO lfg.models (name, model)
   SELECT 'kn_bias', lfg_fit(user_id, item_id, rating, '{"factors": 8}') FROM kr WHERE user_id <= 180;
 INSERT INTO lfg.models (name, model)
   SELECT 'kn_svd', lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8}') FROM kr WHERE user_id <= 180;
 INSERT INTO lfg.models (name, model)
   SELECT 'kn_lfg', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                           '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 20}')
+                           '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 20, "rank_weight": 0}')
   FROM kr r JOIN ku u USING (user_id) WHERE r.user_id <= 180;
 CREATE TABLE kinds AS SELECT unnest(ARRAY['kn_bias', 'kn_svd', 'kn_lfg']) AS m;
 CREATE TABLE rated AS

@@ -56,6 +56,7 @@ typedef struct LfgCachedModel
 	int32	   *top_items;		/* n_items: the answer of lfg_recommend_top_k */
 	float	   *top_scores;
 	float	   *x;				/* k + 1 */
+	float	   *xo;				/* k + 1: the vector lists are ordered by (lfg_order_vector) */
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */
 	bool		has_scratch;

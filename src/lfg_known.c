@@ -142,7 +142,9 @@ PutRows(FunctionCallInfo fcinfo, const char *fname, const LfgCachedModel *c,
 /*
  * The vector of known user u into c->x: the stored p_u and b_u, or with
  * new ratings (argument ratings_arg, parsed into *in) the fold-in
- * regularised toward them.
+ * regularised toward them. The vector lists are ordered by into c->xo: the
+ * stored ranking vector r_u for a model with a ranking head (the new
+ * ratings do not change it), else c->x.
  */
 static void
 KnownUserVector(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 u, int ratings_arg,
@@ -162,6 +164,13 @@ KnownUserVector(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 u, int ratings
 		memcpy(c->x, prior, sizeof(float) * (k + 1));
 	else if (lfg_fold_in_prior(&c->model, in, lfg_foldin_reg, prior, s, c->x, &err) != LFG_OK)
 		LfgRaise(&err);
+	if (mf->rank_P != NULL)
+	{
+		memcpy(c->xo, mf->rank_P + (size_t) u * k, sizeof(float) * k);
+		c->xo[k] = 0.0f;
+	}
+	else
+		memcpy(c->xo, c->x, sizeof(float) * (k + 1));
 }
 
 /* The dense index of the user in argument a, or an error pointing to lfg_recommend */
@@ -289,7 +298,7 @@ lfg_recommend_user(PG_FUNCTION_ARGS)
 	if (isnull)
 		f.include = NULL;
 	top = palloc(sizeof(LfgScored) * Min(k, mf->n_items));
-	if (lfg_known_top_k(mf, &c->scorer, c->x, &f, k, c->topk.scores,
+	if (lfg_known_top_k(mf, &c->scorer, c->x, c->xo, &f, k, c->topk.scores,
 						&alloc, top, &found, &err) != LFG_OK)
 		LfgRaise(&err);
 	PutRows(fcinfo, "lfg_recommend_user", c, top, found, true);
@@ -506,8 +515,7 @@ RecommendListed(LfgCachedModel *c, const LfgItemFilter *f, int32 k)
 		if (e < f->n_exclude && excl[e] == cand[j])
 			continue;
 		cand[nc] = cand[j];
-		scores[nc++] = (float) lfg_score_raw(mf, c->x, cand[j]) +
-			(mf->rank_prior != NULL ? mf->rank_prior[cand[j]] : 0.0f);
+		scores[nc++] = lfg_order_score(mf, c->xo, cand[j]);
 	}
 	found = lfg_top_k(scores, nc, Min(k, nc), heap);
 	for (int32 j = 0; j < found; j++)
@@ -566,7 +574,8 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	if (isnull)
 		f.include = NULL;
 	s = LfgServeBuffers(c, in.n);
-	if (lfg_user_vector(&c->model, &in, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK)
+	if (lfg_user_vector(&c->model, &in, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK ||
+		lfg_order_vector(&c->model, &in, c->x, s, c->xo, &err) != LFG_OK)
 		LfgRaise(&err);
 	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)
 		found = RecommendListed(c, &f, k);
@@ -583,7 +592,7 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 				if (!listed[i])
 					exclude[f.n_exclude++] = i;
 		}
-		found = lfg_recommend_top_k(mf, &c->scorer, c->x, exclude, f.n_exclude,
+		found = lfg_recommend_top_k(mf, &c->scorer, c->x, c->xo, exclude, f.n_exclude,
 									Min(k, mf->n_items), &c->topk, c->top_items, c->top_scores);
 	}
 	for (int32 j = 0; j < found; j++)

@@ -23,7 +23,7 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, rank_weight, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* The types an option value can be refused for (one full message each) */
@@ -236,6 +236,10 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->popularity_prior = NumberValue(key, v);
 	else if (strcmp(key, "rank_weight") == 0)
 		o->rank_weight = NumberValue(key, v);
+	else if (strcmp(key, "rank_epochs") == 0)
+		o->rank_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "rank_lr") == 0)
+		o->rank_lr = NumberValue(key, v);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
 	else
@@ -453,7 +457,8 @@ LfgOptionsJson(const LfgFitOptions *opts)
 		if (o->rank_weight > 0.0)
 		{
 			s.data[--s.len] = '\0';
-			appendStringInfo(&s, ", \"rank_weight\": %.15g}", o->rank_weight);
+			appendStringInfo(&s, ", \"rank_weight\": %.15g, \"rank_epochs\": %d, \"rank_lr\": %.15g}",
+							 o->rank_weight, o->rank_epochs, o->rank_lr);
 		}
 	}
 	return s.data;

@@ -333,14 +333,15 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
 	return LfgGetModel(!named || PG_ARGISNULL(0) ? LfgDefaultModel() : PG_GETARG_TEXT_PP(0), 0);
 }
 
-/* The user vector of the input into c->x */
+/* The user vector of the input into c->x, the one lists are ordered by into c->xo */
 static void
 UserVector(LfgCachedModel *c, UserInput *in)
 {
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
 	LfgError	err;
 
-	if (lfg_user_vector(&c->model, &in->net, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK)
+	if (lfg_user_vector(&c->model, &in->net, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK ||
+		lfg_order_vector(&c->model, &in->net, c->x, s, c->xo, &err) != LFG_OK)
 		LfgRaise(&err);
 }
 
@@ -399,7 +400,7 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 	else
 	{
 		UserVector(c, in);
-		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, in->item, in->n,
+		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, c->xo, in->item, in->n,
 									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
 	}
 	for (int32 j = 0; j < found; j++)

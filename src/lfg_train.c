@@ -916,10 +916,10 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	WarmMetrics(metrics, warm);
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s",
+			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, ranking stage %.2f s",
 					st.seconds_per_epoch, st.flops_per_epoch / 1e9,
 					st.flops_per_epoch / 1e9 / Max(st.seconds_per_epoch, 1e-9),
-					st.pretrain_seconds)));
+					st.pretrain_seconds, st.rank_seconds)));
 	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
 }
 
@@ -974,7 +974,7 @@ TrainEase(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *
 	if (lfg_ease_train(&d->r, opts->ease_lambda, &cb, &alloc, &m->ease, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
 	m->mf = (LfgMfParams) {LFG_KIND_EASE, d->r.n_users, d->r.n_items, 0, 0.0f,
-		d->r.rating[0], d->r.rating[0], NULL, NULL, NULL, NULL, NULL};
+		d->r.rating[0], d->r.rating[0], NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	{
 		double		sum = 0.0;
 

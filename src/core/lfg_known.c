@@ -195,11 +195,11 @@ clip_float(const LfgMfParams *mf, float v)
 	return v < mf->rating_min ? mf->rating_min : v > mf->rating_max ? mf->rating_max : v;
 }
 
-/* See lfg_known.h */
-LfgStatus
-lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
-				const LfgItemFilter *f, int32_t k, float *approx, const LfgAllocator *a,
-				LfgScored *out, int32_t *found, LfgError *err)
+/* lfg_known_top_k on the parameters lists are ordered by (lfg_order_params) */
+static LfgStatus
+order_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
+			const LfgItemFilter *f, int32_t k, float *approx, const LfgAllocator *a,
+			LfgScored *out, int32_t *found, LfgError *err)
 {
 	int32_t		n = mf->n_items,
 				kk,
@@ -277,6 +277,24 @@ lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	memcpy(out, c, (size_t) *found * sizeof(LfgScored));
 	lfg_free(a, c);
 	return LFG_OK;
+}
+
+/*
+ * See lfg_known.h. With a ranking head the items are chosen and ordered by
+ * its scores for xo and each is then given its raw predicted rating for x.
+ */
+LfgStatus
+lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x, const float *xo,
+				const LfgItemFilter *f, int32_t k, float *approx, const LfgAllocator *a,
+				LfgScored *out, int32_t *found, LfgError *err)
+{
+	LfgMfParams view;
+	const LfgMfParams *om = lfg_order_params(mf, &view);
+	LfgStatus	st = order_top_k(om, sc, om != mf ? xo : x, f, k, approx, a, out, found, err);
+
+	for (int32_t j = 0; st == LFG_OK && om != mf && j < *found; j++)
+		out[j].score = lfg_known_raw(mf, x, out[j].item);
+	return st;
 }
 
 /* See lfg_known.h */

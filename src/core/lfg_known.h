@@ -54,10 +54,15 @@ extern double lfg_known_clip(const LfgMfParams *mf, double raw);
  * the catalogue, within a proven bound of the exact ones, and only the
  * items the bound cannot rule out are rescored exactly. A short include
  * list: only its items are scored. approx holds n_items floats. out holds
- * min(k, n_items) entries; *found is how many were written.
+ * min(k, n_items) entries; *found is how many were written. For a model
+ * with a ranking head (0.2.0) the items are those of best raw score of the
+ * head for ordering vector xo (lfg_order_params: c_i + r_i . r_u, the
+ * order of new users' lists), and each is written with its raw predicted
+ * rating for x; without one xo is not read.
  */
 extern LfgStatus lfg_known_top_k(const LfgMfParams *mf, const LfgScorer *sc,
-								 const float *x, const LfgItemFilter *f, int32_t k,
+								 const float *x, const float *xo,
+								 const LfgItemFilter *f, int32_t k,
 								 float *approx, const LfgAllocator *a, LfgScored *out,
 								 int32_t *found, LfgError *err);
 

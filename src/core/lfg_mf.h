@@ -98,6 +98,17 @@ typedef struct LfgMfParams
 	 * times ln(1 + the item's training raters)
 	 */
 	float	   *rank_prior;
+	/*
+	 * lfg only, or NULL (0.2.0, rank_weight > 0): the ranking head, an item
+	 * side of its own trained with the ranking generator (LfgNet) by the
+	 * multinomial ranking term. Lists are ordered by rank_c_i + rank_R_i .
+	 * r_u, r_u the ranking generator's output (rank_P for the training
+	 * users); rank_c starts at the ranking prior, so it includes it.
+	 * Predictions keep mu + b_u + b_i + p_u . q_i.
+	 */
+	float	   *rank_R;			/* n_items x k, row major */
+	float	   *rank_c;			/* n_items */
+	float	   *rank_P;			/* n_users x k: r_u of the training users */
 } LfgMfParams;
 
 extern void lfg_mf_options_default(LfgMfOptions *opts);

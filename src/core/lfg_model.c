@@ -150,6 +150,15 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	/* lfg 0.2.0: the optional ranking prior comes last, so older models keep their layout */
 	if (p->kind == LFG_KIND_LFG && p->rank_prior != NULL)
 		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
+	/* then the optional ranking head and generator (0.2.0): all five or none */
+	if (p->kind == LFG_KIND_LFG && p->rank_R != NULL)
+	{
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_R, ni * k * 4, p->rank_R};
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_C, ni * 4, p->rank_c};
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_P, nu * k * 4, p->rank_P};
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_THETA, (uint64_t) m->net.layout.total * 4, m->net.rank_theta};
+		s[n++] = (SectionSpec) {LFG_SEC_RANK_RUNNING, (uint64_t) m->net.layout.n_running * 4, m->net.rank_running};
+	}
 	return n;
 }
 
@@ -367,6 +376,7 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 	SectionEntry e[LFG_MODEL_MAX_SECTIONS];
 	GenConfigDisk cfg;
 	int			nwant;
+	uint32_t	optional;
 	uint64_t	table_end = LFG_MODEL_HEADER_SIZE +
 		(uint64_t) h->n_sections * LFG_MODEL_SECTION_SIZE;
 	LfgStatus	st;
@@ -395,9 +405,17 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: no generator configuration");
 		if ((st = decode_gen_config(buf + e[6].offset, out, err)) != LFG_OK)
 			return st;
-		/* a ranking prior, when present, is the last section (its length is checked below) */
-		if (h->n_sections == 14 && e[13].tag == LFG_SEC_RANK_PRIOR)
-			out->mf.rank_prior = (float *) (buf + e[13].offset);
+		/*
+		 * the optional sections follow the 13 of every lfg model, in this
+		 * order: the ranking prior, then the ranking head's two (their
+		 * lengths are checked below, against model_sections)
+		 */
+		optional = 13;
+		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_PRIOR)
+			out->mf.rank_prior = (float *) (buf + e[optional++].offset);
+		/* the ranking head's pointers are all set by tag below */
+		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_R)
+			out->mf.rank_R = (float *) (buf + e[optional].offset);
 	}
 	nwant = model_sections(out, want, &cfg);
 	if (h->n_sections != (uint32_t) nwant)
@@ -442,6 +460,21 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 				break;
 			case LFG_SEC_GEN_RUNNING:
 				out->net.running = (float *) p;
+				break;
+			case LFG_SEC_RANK_R:
+				out->mf.rank_R = (float *) p;
+				break;
+			case LFG_SEC_RANK_C:
+				out->mf.rank_c = (float *) p;
+				break;
+			case LFG_SEC_RANK_P:
+				out->mf.rank_P = (float *) p;
+				break;
+			case LFG_SEC_RANK_THETA:
+				out->net.rank_theta = (float *) p;
+				break;
+			case LFG_SEC_RANK_RUNNING:
+				out->net.rank_running = (float *) p;
 				break;
 			case LFG_SEC_VOCAB_GENDER:
 				out->vocab_gender = p;
@@ -510,7 +543,12 @@ check_contents(const LfgModel *m, LfgError *err)
 		(p->bi && !all_finite(p->bi, (size_t) p->n_items)) ||
 		(m->net.theta && !all_finite(m->net.theta, m->net.layout.total)) ||
 		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)) ||
-		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)))
+		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)) ||
+		(p->rank_R && (!all_finite(p->rank_R, (size_t) p->n_items * k) ||
+					   !all_finite(p->rank_c, (size_t) p->n_items) ||
+					   !all_finite(p->rank_P, (size_t) p->n_users * k) ||
+					   !all_finite(m->net.rank_theta, m->net.layout.total) ||
+					   !all_finite(m->net.rank_running, m->net.layout.n_running))))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
 	{
 		/*
@@ -523,16 +561,26 @@ check_contents(const LfgModel *m, LfgError *err)
 			max_abs(p->bi, (size_t) p->n_items) +
 			(double) k * q * fmax(1.0, max_abs(p->P, (size_t) p->n_users * k));
 
+		/* the ranking head's scores, c_i + r_u . r_i, likewise */
+		if (p->rank_R != NULL)
+			bound = fmax(bound, max_abs(p->rank_c, (size_t) p->n_items) +
+						 (double) k * max_abs(p->rank_R, (size_t) p->n_items * k) *
+						 fmax(1.0, max_abs(p->rank_P, (size_t) p->n_users * k)));
 		if (!(bound <= LFG_MODEL_MAX_SCORE))
 			return lfg_error(err, LFG_EFORMAT, NULL,
 							 "model parameters are too large: scores could reach %g", bound);
 	}
-	if (m->net.running && m->net.gen.batchnorm)
+	for (int g = 0; g < 2 && m->net.gen.batchnorm; g++)
 	{
 		/* running statistics: mean1, var1 (h1 each), mean2, var2 (h2 each) */
-		const float *var1 = m->net.running + m->net.gen.h1;
-		const float *var2 = m->net.running + 2 * m->net.gen.h1 + m->net.gen.h2;
+		const float *running = g == 0 ? m->net.running : m->net.rank_running;
+		const float *var1,
+				   *var2;
 
+		if (running == NULL)
+			continue;
+		var1 = running + m->net.gen.h1;
+		var2 = running + 2 * m->net.gen.h1 + m->net.gen.h2;
 		for (int32_t j = 0; j < m->net.gen.h1; j++)
 			if (var1[j] < 0.0f)
 				return lfg_error(err, LFG_EFORMAT, NULL, "model BatchNorm variances are negative");

@@ -16,7 +16,7 @@
 #define LFG_MODEL_VERSION		1
 #define LFG_MODEL_HEADER_SIZE	64
 #define LFG_MODEL_SECTION_SIZE	24
-#define LFG_MODEL_MAX_SECTIONS	16
+#define LFG_MODEL_MAX_SECTIONS	20
 #define LFG_MODEL_MAX_JSON		(1024 * 1024)
 /* bound on |mu| + max|b_u| + max|b_i| + k max|q| max(1, max|p|) */
 #define LFG_MODEL_MAX_SCORE		1e30
@@ -37,6 +37,11 @@
 #define LFG_SEC_VOCAB_GENDER LFG_TAG('V', 'G', 'E', 'N')
 #define LFG_SEC_VOCAB_JOB	LFG_TAG('V', 'J', 'O', 'B')
 #define LFG_SEC_RANK_PRIOR	LFG_TAG('R', 'P', 'R', 'I')
+#define LFG_SEC_RANK_R		LFG_TAG('R', 'N', 'K', 'R')
+#define LFG_SEC_RANK_C		LFG_TAG('R', 'N', 'K', 'C')
+#define LFG_SEC_RANK_P		LFG_TAG('R', 'N', 'K', 'P')
+#define LFG_SEC_RANK_THETA	LFG_TAG('R', 'N', 'K', 'G')
+#define LFG_SEC_RANK_RUNNING LFG_TAG('R', 'N', 'K', 'N')
 #define LFG_SEC_EASE_B		LFG_TAG('E', 'A', 'S', 'B')
 #define LFG_SEC_EASE_POP	LFG_TAG('E', 'P', 'O', 'P')
 #define LFG_SEC_EASE_PTR	LFG_TAG('E', 'U', 'P', 'T')

@@ -23,6 +23,10 @@
  *		are kept.
  *	 6. Every training user's p_u and b_u are generated from all their
  *		ratings and stored, so known users are served without the network.
+ *	 7. With rank_weight > 0, the ranking stage (train_ranking): a copy of
+ *		the generator and a ranking head (R, c) trained with the
+ *		multinomial ranking term; lists are ordered by the head, ratings
+ *		still predicted by steps 1 to 6's model, which it does not change.
  */
 #include <math.h>
 #include <string.h>
@@ -52,6 +56,8 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->pretrain_epochs = 20;
 	o->lr_decays = 2;
 	o->lr_decay = 0.2;
+	o->rank_epochs = 120;
+	o->rank_lr = 1e-3;
 	if (preset == LFG_PRESET_NEW_USER || preset == LFG_PRESET_RANKING)
 	{
 		o->lr = 3e-4;
@@ -64,20 +70,13 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->episodes = true;
 		o->revealed_weight = 0.1;
 		o->popularity_prior = LFG_NEW_USER_POPULARITY_PRIOR;
-		if (preset == LFG_PRESET_RANKING)
-		{
-			/*
-			 * the multinomial term with the item side trained by it, for a
-			 * fixed 120 epochs: early stopping watches the RMSE, which this
-			 * preset gives up (doc/lfg.md, "Ranking")
-			 */
-			o->rank_weight = 3.0;
-			o->train_items = true;
-			o->lr = 1e-3;
-			o->epochs = 120;
-			o->patience = 0;
-			o->val_fraction = 0.0;
-		}
+		/*
+		 * the ranking stage: a ranking generator and head trained by the
+		 * multinomial term after the rating model, which it leaves as it
+		 * is (doc/lfg.md, "Ranking"). Preset ranking, which once traded
+		 * the ratings for lists, is now the same as new_user.
+		 */
+		o->rank_weight = LFG_NEW_USER_RANK_WEIGHT;
 	}
 	else
 	{
@@ -118,6 +117,8 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
 	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
 	RANGE(o->rank_weight >= 0.0 && o->rank_weight <= 100.0, "rank_weight", "between 0 and 100");
+	RANGE(o->rank_epochs >= 1 && o->rank_epochs <= LFG_MAX_EPOCHS, "rank_epochs", "between 1 and 10000");
+	RANGE(o->rank_lr > 0.0 && o->rank_lr <= 1.0, "rank_lr", "greater than 0 and at most 1");
 	RANGE(o->init == LFG_INIT_SVD || o->init == LFG_INIT_RANDOM, "init", "\"svd\" or \"random\"");
 	RANGE(o->input == LFG_INPUT_RAW || o->input == LFG_INPUT_CENTERED, "input", "\"raw\" or \"centered\"");
 #undef RANGE
@@ -204,7 +205,8 @@ typedef struct Trainer
 	float	   *in_r;			/* one user's input ratings */
 	float	   *dout;
 	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
-	float	   *rank_c;			/* n_items: b_i plus the ranking prior */
+	size_t		head_off;		/* rank_weight > 0: offset of R | c in params */
+	bool		ranking;		/* the second stage: the ranking term on, Q and b_i frozen */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -356,8 +358,10 @@ alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
 				B = (size_t) t->o->batch_size;
 	LfgStatus	st;
 
-	t->n_params = net->layout.total + ni * k + ni;
-	t->n_opt = t->o->train_items ? t->n_params : net->layout.total;
+	/* theta | Q | b_i, then the ranking head R | c when there is one */
+	t->head_off = net->layout.total + ni * k + ni;
+	t->n_params = t->head_off + (t->o->rank_weight > 0.0 ? ni * k + ni : 0);
+	t->n_opt = t->o->train_items ? t->head_off : net->layout.total;
 	t->params = lfg_alloc_array(a, t->n_params, sizeof(float));
 	t->grad = lfg_alloc_array(a, t->n_params, sizeof(float));
 	net->running = lfg_alloc_array(a, net->layout.n_running + 1, sizeof(float));
@@ -379,8 +383,7 @@ alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
 	if (t->o->rank_weight > 0.0)
 	{
 		t->rank_S = lfg_alloc_array(a, B * ni, sizeof(float));
-		t->rank_c = lfg_alloc_array(a, ni, sizeof(float));
-		if (!t->rank_S || !t->rank_c)
+		if (!t->rank_S)
 			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking term");
 	}
 	if ((st = lfg_gen_work_alloc(&net->gen, t->o->batch_size, a, &t->work, err)) != LFG_OK)
@@ -388,6 +391,11 @@ alloc_trainer(Trainer *t, const LfgAllocator *a, LfgError *err)
 	net->theta = t->params;
 	t->mf->Q = t->params + net->layout.total;
 	t->mf->bi = t->mf->Q + ni * k;
+	if (t->o->rank_weight > 0.0)
+	{
+		t->mf->rank_R = t->params + t->head_off;
+		t->mf->rank_c = t->mf->rank_R + ni * k;
+	}
 	return LFG_OK;
 }
 
@@ -518,18 +526,17 @@ lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *
 
 /* See lfg_net.h */
 double
-lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32_t B,
-				  const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
-				  const int32_t *t_item, double weight, float *S, float *dout, float *dQ)
+lfg_net_rank_loss(int32_t k, int32_t n, const float *R, const float *c, const float *out,
+				  int32_t B, const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
+				  const int32_t *t_item, double weight, float *S, float *dout, float *dR,
+				  float *dc)
 {
-	int32_t		k = mf->k,
-				n = mf->n_items,
-				rows = 0;
+	int32_t		rows = 0;
 	double		loss = 0.0;
 	float		scale;
 
-	/* S = P Q^T, P the first k columns of out (row stride k + 1) */
-	lfg_gemm(0, 1, B, n, k, 1.0f, out, k + 1, mf->Q, k, 0.0f, S, n);
+	/* S = P R^T, P the first k columns of out (row stride k + 1) */
+	lfg_gemm(0, 1, B, n, k, 1.0f, out, k + 1, R, k, 0.0f, S, n);
 	for (int32_t b = 0; b < B; b++)
 	{
 		float	   *s = S + (size_t) b * n;
@@ -573,17 +580,21 @@ lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out, int32
 	if (rows == 0)
 		return 0.0;
 	scale = (float) (weight / rows);
-	/* dout[:, 0..k) += scale S Q */
-	lfg_gemm(0, 0, B, k, n, scale, S, n, mf->Q, k, 1.0f, dout, k + 1);
-	/* dQ += scale S^T P */
-	if (dQ != NULL)
-		lfg_gemm(1, 0, n, k, B, scale, S, n, out, k + 1, 1.0f, dQ, k);
+	/* dout[:, 0..k) += scale S R */
+	if (dout != NULL)
+		lfg_gemm(0, 0, B, k, n, scale, S, n, R, k, 1.0f, dout, k + 1);
+	/* dR += scale S^T P */
+	if (dR != NULL)
+		lfg_gemm(1, 0, n, k, B, scale, S, n, out, k + 1, 1.0f, dR, k);
+	/* dc += scale (column sums of S) */
+	for (int32_t b = 0; dc != NULL && b < B; b++)
+		lfg_axpy(n, scale, S + (size_t) b * n, dc);
 	return loss * weight / rows;
 }
 
 /* One epoch of mini-batches; returns the weighted training RMSE */
 static double
-train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb)
+train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgNetCallbacks *cb)
 {
 	int32_t		nu = t->d->n_users,
 				B = t->o->batch_size,
@@ -600,7 +611,7 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 					ntg = 0;
 		double		w,
 					mse;
-		float	   *dQ = t->o->train_items ? t->grad + t->net->layout.total : NULL;
+		float	   *dQ = t->o->train_items && !t->ranking ? t->grad + t->net->layout.total : NULL;
 
 		for (int32_t b = 0; b < nb; b++)
 			add_training_user(t, b, (int32_t) order[start + b], &nnz, &ntg);
@@ -615,21 +626,23 @@ train_epoch(Trainer *t, LfgAdam *opt, uint32_t *order, const LfgNetCallbacks *cb
 						   &w);
 		sse += mse * w;
 		wsum += w;
-		if (t->o->rank_weight > 0.0)
+		if (t->ranking)
 		{
 			int32_t		ni = t->d->n_items;
+			float	   *dR = t->grad + t->head_off;
 
-			for (int32_t i = 0; i < ni; i++)
-				t->rank_c[i] = t->mf->bi[i] + (t->mf->rank_prior ? t->mf->rank_prior[i] : 0.0f);
-			lfg_net_rank_loss(t->mf, t->rank_c, t->work.out, nb, t->b_ptr, t->b_idx, t->t_ptr,
-							  t->t_item, t->o->rank_weight, t->rank_S, t->dout, dQ);
-			t->flops += 4.0 * nb * (double) ni * k;
+			lfg_net_rank_loss(k, ni, t->mf->rank_R, t->mf->rank_c, t->work.out, nb, t->b_ptr,
+							  t->b_idx, t->t_ptr, t->t_item, t->o->rank_weight, t->rank_S,
+							  t->dout, dR, dR + (size_t) ni * k);
+			t->flops += 6.0 * nb * (double) ni * k;
 		}
 		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
 						 t->dout, t->grad);
 		lfg_adam_step(opt, t->params, t->grad);
+		if (head != NULL)
+			lfg_adam_step(head, t->params + t->head_off, t->grad + t->head_off);
 		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz, true) +
-			(t->o->train_items ? 6.0 : 4.0) * k * (double) ntg + 12.0 * (double) t->n_opt;
+			(dQ != NULL ? 6.0 : 4.0) * k * (double) ntg + 12.0 * (double) opt->n;
 		if (cb && cb->check)
 			cb->check(cb->ctx);
 	}
@@ -708,6 +721,81 @@ rank_prior(const LfgRatings *d, double weight, const LfgAllocator *a, LfgMfParam
 			mf->rank_prior[d->item[j]] += 1.0f;
 	for (int32_t i = 0; i < d->n_items; i++)
 		mf->rank_prior[i] = (float) (weight * log1p((double) mf->rank_prior[i]));
+	return LFG_OK;
+}
+
+/*
+ * The second stage (rank_weight > 0; doc/lfg.md, "Ranking"): the ranking
+ * generator and the ranking head. The generator the first stage chose is
+ * kept for ratings; a copy of it goes on training, with the rating loss on
+ * the frozen Q and b_i plus rank_weight times the multinomial ranking term
+ * on the head's own item side R and c, for rank_epochs epochs at rank_lr
+ * without early stopping (the ranking term is what it is trained for, and
+ * the validation RMSE does not measure it). The head starts at R = Q and
+ * c = the ranking prior (0 without one), so that its first lists are the
+ * rating model's. Then every user's ranking vector is generated from all
+ * their ratings, and the rating generator is put back.
+ */
+static LfgStatus
+train_ranking(Trainer *t, uint32_t *order, const LfgNetCallbacks *cb, int epochs_before,
+			  double weight_decay, const LfgAllocator *a, LfgError *err)
+{
+	LfgNet	   *net = t->net;
+	LfgMfParams *mf = t->mf;
+	size_t		total = net->layout.total,
+				nr = net->layout.n_running,
+				ni = (size_t) t->d->n_items,
+				nu = (size_t) t->d->n_users,
+				k = (size_t) t->k;
+	float	   *keep = lfg_alloc_array(a, total, sizeof(float));
+	float	   *keep_running = lfg_alloc_array(a, nr + 1, sizeof(float));
+	float	   *bu = lfg_alloc_array(a, nu, sizeof(float));
+	double		t0 = lfg_clock_seconds();
+	LfgAdam		opt,
+				head;
+	LfgStatus	st;
+
+	net->rank_theta = lfg_alloc_array(a, total, sizeof(float));
+	net->rank_running = lfg_alloc_array(a, nr + 1, sizeof(float));
+	mf->rank_P = lfg_alloc_array(a, nu * k, sizeof(float));
+	if (!keep || !keep_running || !bu || !net->rank_theta || !net->rank_running || !mf->rank_P)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the ranking head");
+	memcpy(keep, t->params, total * sizeof(float));
+	memcpy(keep_running, net->running, nr * sizeof(float));
+	memcpy(mf->rank_R, mf->Q, ni * k * sizeof(float));
+	for (size_t i = 0; i < ni; i++)
+		mf->rank_c[i] = mf->rank_prior != NULL ? mf->rank_prior[i] : 0.0f;
+	if ((st = lfg_adam_init(&opt, total, (float) t->o->rank_lr, (float) weight_decay, a, err)) != LFG_OK ||
+		(st = lfg_adam_init(&head, t->n_params - t->head_off, (float) t->o->rank_lr, 0.0f, a, err)) != LFG_OK)
+		return st;
+	t->ranking = true;
+	for (int epoch = 1; epoch <= t->o->rank_epochs; epoch++)
+	{
+		double		train_rmse = train_epoch(t, &opt, &head, order, cb);
+
+		if (!isfinite(train_rmse))
+			return lfg_error(err, LFG_EPARAM,
+							 "Lower rank_lr; the default is 0.001.",
+							 "LFG ranking training diverged at epoch %d with rank_lr %g: the training error is no longer finite",
+							 epoch, t->o->rank_lr);
+		if (cb && cb->on_epoch)
+			cb->on_epoch(cb->ctx, epochs_before + epoch, train_rmse, NAN, lfg_clock_seconds() - t0);
+	}
+	t->ranking = false;
+	/* every user's ranking vector, generated from all their ratings */
+	generate_users(t, t->tr_ptr, t->tr_item, t->tr_rating, t->va_ptr, t->va_item, t->va_rating,
+				   mf->rank_P, bu, cb);
+	memcpy(net->rank_theta, t->params, total * sizeof(float));
+	memcpy(net->rank_running, net->running, nr * sizeof(float));
+	memcpy(t->params, keep, total * sizeof(float));
+	memcpy(net->running, keep_running, nr * sizeof(float));
+	lfg_free(a, opt.m);
+	lfg_free(a, opt.v);
+	lfg_free(a, head.m);
+	lfg_free(a, head.v);
+	lfg_free(a, keep);
+	lfg_free(a, keep_running);
+	lfg_free(a, bu);
 	return LFG_OK;
 }
 
@@ -840,6 +928,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		fmin(240.0 / (double) t.tr_ptr[nu], 3e-3) : o->weight_decay;
 	if ((st = lfg_adam_init(&opt, t.n_opt, (float) o->lr, (float) stats->weight_decay, a, err)) != LFG_OK)
 		return st;
+
 	order = lfg_alloc_array(a, (size_t) nu, sizeof(uint32_t));
 	best = lfg_alloc_array(a, t.n_params, sizeof(float));
 	best_running = lfg_alloc_array(a, net->layout.n_running + 1, sizeof(float));
@@ -855,7 +944,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	t_train = lfg_clock_seconds();
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
-		double		train_rmse = train_epoch(&t, &opt, order, cb);
+		double		train_rmse = train_epoch(&t, &opt, NULL, order, cb);
 		double		val_rmse = NAN;
 
 		stats->epochs_run = epoch;
@@ -908,6 +997,14 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);
 	stats->train_rmse = lfg_mf_rmse(mf, d);
+	if (o->rank_weight > 0.0)
+	{
+		double		t_rank = lfg_clock_seconds();
+
+		if ((st = train_ranking(&t, order, cb, stats->epochs_run, stats->weight_decay, a, err)) != LFG_OK)
+			return st;
+		stats->rank_seconds = lfg_clock_seconds() - t_rank;
+	}
 	return LFG_OK;
 }
 

@@ -24,9 +24,16 @@
  */
 #define LFG_NEW_USER_POPULARITY_PRIOR 3.0
 
+/*
+ * The new_user preset's rank_weight (with rank_epochs 120 and rank_lr
+ * 0.001): the values the ranking preset of 0.2.0's first draft was tuned to
+ * on the same ml-100k split, kept for the ranking stage
+ */
+#define LFG_NEW_USER_RANK_WEIGHT 3.0
+
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
-#define LFG_PRESET_RANKING	2	/* new_user trained to rank: lists, not ratings */
+#define LFG_PRESET_RANKING	2	/* 0.2.0: the same as new_user (doc/lfg.md, "Ranking") */
 
 typedef struct LfgNetOptions
 {
@@ -56,6 +63,8 @@ typedef struct LfgNetOptions
 	int			pretrain_epochs;	/* BiasSVD pretraining */
 	double		popularity_prior;	/* ranking prior weight on ln(1 + raters); 0: none */
 	double		rank_weight;	/* weight of the multinomial ranking term; 0: none */
+	int			rank_epochs;	/* epochs of the ranking stage (rank_weight > 0) */
+	double		rank_lr;		/* its Adam learning rate */
 	bool		verbose;
 	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgNetOptions;
@@ -84,6 +93,13 @@ typedef struct LfgNet
 	float		age_std;
 	float	   *theta;			/* layout.total */
 	float	   *running;		/* layout.n_running */
+	/*
+	 * 0.2.0, or NULL: the ranking generator (same layout), trained with the
+	 * ranking head (rank_weight > 0): lists are ordered by the head's
+	 * scores of its output, ratings predicted from the generator above
+	 */
+	float	   *rank_theta;
+	float	   *rank_running;
 } LfgNet;
 
 /*
@@ -102,6 +118,7 @@ typedef struct LfgNetStats
 	double		flops_per_epoch;
 	double		pretrain_seconds;
 	double		weight_decay;	/* the value used ("auto" resolved) */
+	double		rank_seconds;	/* the ranking stage, 0 without one */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
@@ -129,18 +146,19 @@ extern double lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B,
 
 /*
  * The multinomial ranking term of a batch (Liang et al., WWW 2018): for each
- * row b, the softmax over the items of s_i = c_i + q_i . p_b (c: b_i plus the
- * ranking prior, the order lfg_recommend serves), the input items of the row
+ * row b, the softmax over the items of s_i = c_i + r_i . p_b (R, c: the
+ * ranking head, n_items x k and n_items), the input items of the row
  * (in_ptr, in_idx) masked out, and the mean of -log softmax(s)_i over the
  * row's targets that were not input. Returns weight times the mean over the
  * rows that have such targets and adds its gradient with respect to p_b to
- * dout (rows of k + 1) and, when dQ is not NULL, with respect to Q to dQ.
- * S is B x n_items scratch.
+ * dout (rows of k + 1) when dout is not NULL, and with respect to R and c to
+ * dR and dc when they are not NULL. S is B x n_items scratch.
  */
-extern double lfg_net_rank_loss(const LfgMfParams *mf, const float *c, const float *out,
-								 int32_t B, const int32_t *in_ptr, const int32_t *in_idx,
-								 const int32_t *t_ptr, const int32_t *t_item, double weight,
-								 float *S, float *dout, float *dQ);
+extern double lfg_net_rank_loss(int32_t k, int32_t n_items, const float *R, const float *c,
+								 const float *out, int32_t B, const int32_t *in_ptr,
+								 const int32_t *in_idx, const int32_t *t_ptr,
+								 const int32_t *t_item, double weight, float *S, float *dout,
+								 float *dR, float *dc);
 
 extern void lfg_net_options_preset(LfgNetOptions *o, int preset);
 extern LfgStatus lfg_net_options_check(const LfgNetOptions *o, LfgError *err);

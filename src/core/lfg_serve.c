@@ -172,6 +172,29 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 
 /* See lfg_serve.h */
 LfgStatus
+lfg_order_vector(const LfgModel *m, const LfgNetUser *u, const float *x, LfgServeScratch *s,
+				 float *xo, LfgError *err)
+{
+	int32_t		k = m->mf.k;
+	LfgNet		rank = m->net;
+	float		b;
+
+	if (m->mf.rank_R == NULL)
+	{
+		memcpy(xo, x, ((size_t) k + 1) * sizeof(float));
+		return LFG_OK;
+	}
+	if (u->n > s->cap)
+		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
+	rank.theta = m->net.rank_theta;
+	rank.running = m->net.rank_running;
+	lfg_net_generate(&rank, &m->mf, u, &s->net, xo, &b);
+	xo[k] = 0.0f;
+	return check_finite(xo, k + 1, err);
+}
+
+/* See lfg_serve.h */
+LfgStatus
 lfg_fold_in_prior(const LfgModel *m, const LfgNetUser *u, double reg, const float *prior,
 				  LfgServeScratch *s, float *x, LfgError *err)
 {
@@ -187,6 +210,35 @@ static inline float
 clip(const LfgMfParams *mf, float v)
 {
 	return v < mf->rating_min ? mf->rating_min : v > mf->rating_max ? mf->rating_max : v;
+}
+
+/* See lfg_serve.h */
+const LfgMfParams *
+lfg_order_params(const LfgMfParams *mf, LfgMfParams *view)
+{
+	if (mf->rank_R == NULL)
+		return mf;
+	*view = *mf;
+	view->Q = mf->rank_R;
+	view->bi = mf->rank_c;
+	view->mu = 0.0f;
+	view->rating_min = -INFINITY;
+	view->rating_max = INFINITY;
+	view->rank_prior = NULL;
+	view->rank_R = NULL;
+	view->rank_c = NULL;
+	return view;
+}
+
+/* See lfg_serve.h */
+float
+lfg_order_score(const LfgMfParams *mf, const float *x, int32_t i)
+{
+	LfgMfParams view;
+
+	if (mf->rank_R != NULL)
+		return (float) lfg_score_raw(lfg_order_params(mf, &view), x, i);
+	return (float) lfg_score_raw(mf, x, i) + (mf->rank_prior != NULL ? mf->rank_prior[i] : 0.0f);
 }
 
 /* See lfg_serve.h */
@@ -379,8 +431,10 @@ lfg_score_panels_best(const LfgMfParams *mf)
 
 /* See lfg_serve.h */
 size_t
-lfg_score_panels_size(const LfgMfParams *mf, LfgPanelFormat format)
+lfg_score_panels_size(const LfgMfParams *model, LfgPanelFormat format)
 {
+	LfgMfParams view;
+	const LfgMfParams *mf = lfg_order_params(model, &view);
 	size_t		blocks = ((size_t) mf->n_items + LFG_PANEL - 1) / LFG_PANEL;
 	size_t		nq = (size_t) mf->n_items * (size_t) mf->k;
 	float		limit = format == LFG_PANELS_HALF ? LFG_PANEL_MAX_ABS : INFINITY;
@@ -667,8 +721,11 @@ next_above(const float *scores, int32_t i, int32_t n, float bar)
 
 /* See lfg_serve.h */
 void
-lfg_score_panels_fill(const LfgMfParams *mf, LfgPanelFormat format, void *panels)
+lfg_score_panels_fill(const LfgMfParams *model, LfgPanelFormat format, void *panels)
 {
+	LfgMfParams view;
+	const LfgMfParams *mf = lfg_order_params(model, &view);
+
 	if (format == LFG_PANELS_INT8)
 		fill_int8(mf, panels);
 #ifdef LFG_X86
@@ -715,14 +772,18 @@ score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *sco
 void
 lfg_score_all(const LfgMfParams *mf, const LfgScorer *sc, const float *x, float *scores)
 {
-	score_all(mf, sc, x, scores, true);
+	LfgMfParams view;
+
+	score_all(lfg_order_params(mf, &view), sc, x, scores, true);
 }
 
 /* See lfg_serve.h */
 void
-lfg_scorer_init(const LfgMfParams *mf, LfgPanelFormat format, const void *panels,
+lfg_scorer_init(const LfgMfParams *model, LfgPanelFormat format, const void *panels,
 				LfgScorer *sc)
 {
+	LfgMfParams view;
+	const LfgMfParams *mf = lfg_order_params(model, &view);
 	double		best = 0.0,
 				bimax = 0.0;
 
@@ -836,8 +897,10 @@ item_bound(const LfgMfParams *mf, const LfgScorer *sc, const ScoreBound *b, int3
 
 /* See lfg_serve.h */
 double
-lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, const float *x, int32_t i)
+lfg_score_error_bound(const LfgMfParams *model, const LfgScorer *sc, const float *x, int32_t i)
 {
+	LfgMfParams view;
+	const LfgMfParams *mf = lfg_order_params(model, &view);
 	ScoreBound	b;
 
 	score_bound(mf, sc, x, &b);
@@ -981,10 +1044,12 @@ lfg_top_k(const float *scores, int32_t n, int32_t k, int32_t *heap)
  * ml-1m where the largest bound for all gave about 70).
  */
 int32_t
-lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
-					const int32_t *exclude, int32_t n_exclude, int32_t k, LfgTopKWork *w,
+lfg_recommend_top_k(const LfgMfParams *model, const LfgScorer *sc, const float *x,
+					const float *xo, const int32_t *exclude, int32_t n_exclude, int32_t k, LfgTopKWork *w,
 					int32_t *out_items, float *out_scores)
 {
+	LfgMfParams view;
+	const LfgMfParams *mf = lfg_order_params(model, &view);
 	int32_t		n = mf->n_items,
 				found,
 				nc = 0;
@@ -993,14 +1058,14 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 	const float *upper = per_item ? w->upper : w->scores;
 	double		floor_score = INFINITY;
 
-	score_bound(mf, sc, x, &b);
+	score_bound(mf, sc, xo, &b);
 	/* raw scores: clipping would tie every item above the scale at its top */
 #ifdef LFG_X86
 	if (per_item)
-		int8_scores(mf, sc->panels, &b.xu, x, w->scores, w->upper, (float) b.F, (float) b.G, false);
+		int8_scores(mf, sc->panels, &b.xu, xo, w->scores, w->upper, (float) b.F, (float) b.G, false);
 	else
 #endif
-		score_all(mf, sc, x, w->scores, false);
+		score_all(mf, sc, xo, w->scores, false);
 	if (mf->rank_prior != NULL)
 		for (int32_t i = 0; i < n; i++)
 		{
@@ -1035,14 +1100,13 @@ lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc, const float *x,
 		 (i = next_above(upper, i, n, nextafterf((float) floor_score, -INFINITY))) < n; i++)
 	{
 		w->cand[nc] = i;
-		w->cand_scores[nc++] = (float) lfg_score_raw(mf, x, i) +
-			(mf->rank_prior != NULL ? mf->rank_prior[i] : 0.0f);
+		w->cand_scores[nc++] = lfg_order_score(model, xo, i);
 	}
 	found = lfg_top_k(w->cand_scores, nc, k, w->heap);
 	for (int32_t j = 0; j < found; j++)
 	{
 		out_items[j] = w->cand[w->heap[j]];
-		out_scores[j] = (float) lfg_score_one(mf, x, out_items[j]);
+		out_scores[j] = (float) lfg_score_one(model, x, out_items[j]);
 	}
 	return found;
 }

@@ -38,6 +38,15 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
+ * The vector lists are ordered by (0.2.0), into xo (k + 1 values): for a
+ * model with a ranking head, the ranking generator's output for the user
+ * (no fold-in) with 0 for its last value; otherwise a copy of x, the
+ * user's vector from lfg_user_vector. LFG_EDATA when not finite.
+ */
+extern LfgStatus lfg_order_vector(const LfgModel *m, const LfgNetUser *u, const float *x,
+								  LfgServeScratch *s, float *xo, LfgError *err);
+
+/*
  * The fold-in of the file header of lfg_serve.c for any kind, regularised
  * toward prior (k + 1 values; NULL: zero): a known user's stored vector
  * refined by ratings made since training (lfg_recommend_user).
@@ -100,8 +109,26 @@ extern double lfg_score_error_bound(const LfgMfParams *mf, const LfgScorer *sc, 
  */
 extern double lfg_score_one(const LfgMfParams *mf, const float *x, int32_t i);
 
-/* The same before clipping to the rating range: what lists are ordered by */
+/* The same before clipping to the rating range */
 extern double lfg_score_raw(const LfgMfParams *mf, const float *x, int32_t i);
+
+/*
+ * What lists are ordered by (0.2.0). For a model with a ranking head
+ * (mf->rank_R): b_u + c_i + r_i . p_u, the raw score of the order view
+ * below. Otherwise the raw score plus the ranking prior when the model has
+ * one. The same float arithmetic as every top k of lfg_serve.c.
+ */
+extern float lfg_order_score(const LfgMfParams *mf, const float *x, int32_t i);
+
+/*
+ * The parameters lists are ordered by: mf itself without a ranking head;
+ * with one, view filled as mf with Q the head's R, b_i its c, mu 0, no
+ * clipping (an infinite rating range) and no prior. The scoring panels,
+ * the scorer and the approximate scores (lfg_score_panels_*,
+ * lfg_scorer_init, lfg_score_all, lfg_score_error_bound) are those of this
+ * view: they serve ordering only.
+ */
+extern const LfgMfParams *lfg_order_params(const LfgMfParams *mf, LfgMfParams *view);
 
 /*
  * The indexes of the k best scores, best first, ties by smaller index;
@@ -121,18 +148,19 @@ typedef struct LfgTopKWork
 } LfgTopKWork;
 
 /*
- * The k items with the best exact raw scores (lfg_score_raw, not clipped:
- * items beyond the top of the rating scale do not tie) plus the model's
- * ranking prior when it has one (mf->rank_prior) for user vector x,
- * best first, ties by smaller index, none of the n_exclude indexes in
- * exclude: exactly the answer of scoring every item exactly, computed from
- * approximate scores (sc from lfg_scorer_init) plus an exact rescoring of
- * the few items their error bound cannot rule out. Writes up to k indexes
- * and their scores clipped to the rating range (lfg_score_one); returns
- * how many.
+ * The k items with the best exact order scores (lfg_order_score: the raw
+ * score, not clipped, so that items beyond the top of the rating scale do
+ * not tie, plus the model's ranking prior; or the ranking head's score)
+ * for ordering vector xo (lfg_order_vector), best first, ties by smaller
+ * index, none of the n_exclude indexes in exclude: exactly the answer of
+ * scoring every item exactly, computed from approximate scores (sc from
+ * lfg_scorer_init) plus an exact rescoring of the few items their error
+ * bound cannot rule out. Writes up to k indexes and their predicted
+ * ratings for user vector x, clipped to the rating range (lfg_score_one);
+ * returns how many.
  */
 extern int32_t lfg_recommend_top_k(const LfgMfParams *mf, const LfgScorer *sc,
-								   const float *x,
+								   const float *x, const float *xo,
 								   const int32_t *exclude, int32_t n_exclude, int32_t k,
 								   LfgTopKWork *w, int32_t *out_items, float *out_scores);
 

@@ -7,7 +7,8 @@
 #
 # ML1M_DIR defaults to ../shared/data/ml-1m (ratings_uir.dat, users.dat).
 # Trains BiasSVD (defaults: 100 factors) and LFG (new_user preset, 64
-# factors, 3 epochs: throughput does not depend on how long it trained) on
+# factors, 3 epochs of each stage, ranking head included: throughput does not
+# depend on how long it trained) on
 # every rating, then for each model prints, best of LFG_BENCH_ROUNDS (3):
 #   bound       n_users x n_items x k multiply-adds at the sgemm rate that
 #               test/bench/batch_compute measures on this machine (one
@@ -66,7 +67,7 @@ INSERT INTO lfg.models (name, model)
   SELECT 'batch biassvd', lfg_fit(user_id, item_id, rating, '{"kind": "biassvd"}') FROM batch.ratings;
 INSERT INTO lfg.models (name, model)
   SELECT 'batch lfg', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                              '{"preset": "new_user", "factors": 64, "epochs": 3, "patience": 0}')
+                              '{"preset": "new_user", "factors": 64, "epochs": 3, "patience": 0, "rank_epochs": 3}')
   FROM batch.ratings r JOIN batch.users u USING (user_id);
 -- seconds of the best of n runs of a query
 CREATE FUNCTION batch.best(q text, n int) RETURNS float8 LANGUAGE plpgsql AS \$\$

@@ -69,7 +69,7 @@ main(int argc, char **argv)
 	lfg_blas_single_thread();
 	S = malloc(sizeof(float) * (size_t) m.mf.n_users * m.mf.n_items);
 	approx = malloc(sizeof(float) * m.mf.n_items);
-	x = malloc(sizeof(float) * (m.mf.k + 1));
+	x = malloc(sizeof(float) * 2 * (m.mf.k + 1));
 	if (S == NULL || approx == NULL || x == NULL)
 		return 2;
 	/* the scorer a backend builds: the best panels for this CPU */
@@ -102,7 +102,11 @@ main(int argc, char **argv)
 
 			memcpy(x, m.mf.P + (size_t) u * m.mf.k, sizeof(float) * m.mf.k);
 			x[m.mf.k] = m.mf.bu != NULL ? m.mf.bu[u] : 0.0f;
-			if (lfg_known_top_k(&m.mf, &sc, x, &f, 10, approx, &A, top, &found,
+			/* the ranking vector, as lfg_recommend_user orders by it */
+			if (m.mf.rank_P != NULL)
+				memcpy(x + m.mf.k + 1, m.mf.rank_P + (size_t) u * m.mf.k, sizeof(float) * m.mf.k);
+			x[2 * m.mf.k + 1] = 0.0f;
+			if (lfg_known_top_k(&m.mf, &sc, x, x + m.mf.k + 1, &f, 10, approx, &A, top, &found,
 								&err) != LFG_OK)
 			{
 				fprintf(stderr, "%s\n", err.msg);

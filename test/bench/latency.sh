@@ -3,8 +3,8 @@
 #
 #   test/bench/latency.sh [--check] [--preload] [ML1M_DIR]
 #
-# Builds an LFG model (new_user preset, a few epochs: latency does not depend
-# on how long it trained) on MovieLens-1m when ML1M_DIR (default
+# Builds an LFG model (new_user preset, with its ranking head, a few epochs of
+# each stage: latency does not depend on how long it trained) on MovieLens-1m when ML1M_DIR (default
 # ../shared/data/ml-1m) holds it, else on the project's synthetic ratings at
 # 6,040 users x 3,706 items x 1,000,000 ratings. Then pgbench, prepared
 # protocol, 1 and 2 clients, in LFG_BENCH_ROUNDS (5) rounds of
@@ -76,7 +76,7 @@ DELETE FROM lfg.models WHERE name = 'lat';
 $load
 INSERT INTO lfg.models (name, model)
   SELECT 'lat', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                        '{"preset": "new_user", "epochs": 3, "patience": 0}')
+                        '{"preset": "new_user", "epochs": 3, "patience": 0, "rank_epochs": 3}')
   FROM lat_ratings r JOIN lat_users u USING (user_id);
 SELECT name, kind, metrics->'users' AS users, metrics->'items' AS items, pg_size_pretty(length(model)::bigint) AS size
   FROM lfg.models WHERE name = 'lat';

@@ -76,6 +76,7 @@ main(int argc, char **argv)
 				top_items[TOP];
 	float	   *rating,
 			   *x,
+			   *xo,
 				top_scores[TOP];
 	long		sink = 0;
 
@@ -98,7 +99,8 @@ main(int argc, char **argv)
 	w.cand = malloc(sizeof(int32_t) * m.mf.n_items);
 	w.cand_scores = malloc(sizeof(float) * m.mf.n_items);
 	w.upper = malloc(sizeof(float) * m.mf.n_items);
-	x = malloc(sizeof(float) * (m.mf.k + 1));
+	x = malloc(sizeof(float) * 2 * (m.mf.k + 1));
+	xo = x + m.mf.k + 1;
 	item = malloc(sizeof(int32_t) * (nr + 1));
 	rating = malloc(sizeof(float) * (nr + 1));
 	ref_items = malloc(sizeof(int32_t) * TOP * users);
@@ -161,13 +163,14 @@ main(int argc, char **argv)
 				for (size_t o = 0; cold && o < COLD_BYTES; o += 64)
 					sink += junk[o]++;
 				t0 = now_us();
-				if (lfg_user_vector(&m, &nu, LFG_DEFAULT_FOLDIN_REG, true, &s, x, &err) != LFG_OK)
+				if (lfg_user_vector(&m, &nu, LFG_DEFAULT_FOLDIN_REG, true, &s, x, &err) != LFG_OK ||
+					lfg_order_vector(&m, &nu, x, &s, xo, &err) != LFG_OK)
 				{
 					failed = true;
 					break;
 				}
 				t1 = now_us();
-				found = lfg_recommend_top_k(&m.mf, &sc, x, item, nr, TOP, &w, top_items, top_scores);
+				found = lfg_recommend_top_k(&m.mf, &sc, x, xo, item, nr, TOP, &w, top_items, top_scores);
 				t_top[u] = now_us() - t1;
 				t_vec[u] = t1 - t0;
 				for (int j = 0; j < found; j++)

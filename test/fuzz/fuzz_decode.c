@@ -58,6 +58,22 @@ decode_and_touch(const uint8_t *data, size_t len)
 		}
 		else
 			sink += lfg_mf_predict(&m.mf, 0, 0);
+		if (m.mf.rank_prior != NULL)
+			for (int32_t j = 0; j < m.mf.n_items; j++)
+				sink += m.mf.rank_prior[j];
+		if (m.mf.rank_R != NULL)
+		{
+			for (size_t j = 0; j < (size_t) m.mf.n_items * k; j++)
+				sink += m.mf.rank_R[j];
+			for (int32_t j = 0; j < m.mf.n_items; j++)
+				sink += m.mf.rank_c[j];
+			for (size_t j = 0; j < (size_t) m.mf.n_users * k; j++)
+				sink += m.mf.rank_P[j];
+			for (size_t j = 0; j < m.net.layout.total; j++)
+				sink += m.net.rank_theta[j];
+			for (size_t j = 0; j < m.net.layout.n_running; j++)
+				sink += m.net.rank_running[j];
+		}
 	}
 	free(buf);
 	return ok;
@@ -116,7 +132,7 @@ seed_ease_model(size_t *size)
 	uint8_t    *buf;
 
 	memset(&m, 0, sizeof(m));
-	m.mf = (LfgMfParams) {LFG_KIND_EASE, 3, 3, 0, 3.5f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, 3, 3, 0, 3.5f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	m.user_ids = uids;
 	m.item_ids = iids;
 	m.options_json = opts;
@@ -154,7 +170,10 @@ arena_free_all(void)
 		free(arena_blocks[--arena_n]);
 }
 
-/* A small valid LFG model (generator sections, vocabularies) to mutate */
+/*
+ * A small valid LFG model (generator sections, vocabularies, the ranking
+ * prior and the ranking head) to mutate
+ */
 static uint8_t *
 seed_lfg_model(size_t *size)
 {
@@ -199,6 +218,9 @@ seed_lfg_model(size_t *size)
 	o.factors = 2;
 	o.epochs = 2;
 	o.batch_size = 4;
+	o.popularity_prior = 1.0;
+	o.rank_weight = 1.0;
+	o.rank_epochs = 2;
 	memset(&m, 0, sizeof(m));
 	if (lfg_net_train(&r, &u, &o, NULL, &arena, &m.mf, &m.net, &st, &err) != LFG_OK)
 		abort();
@@ -283,7 +305,7 @@ main(int argc, char **argv)
 					break;
 				default:		/* header or table edit, CRC recomputed */
 					pos = (size_t) lfg_rng_below(&rng, LFG_MODEL_HEADER_SIZE +
-												 13 * LFG_MODEL_SECTION_SIZE);
+												 19 * LFG_MODEL_SECTION_SIZE);
 					if (pos < len)
 						buf[pos] = (uint8_t) lfg_rng_next(&rng);
 					break;

@@ -21,7 +21,9 @@ enum
 
 static float Q[NI * K],
 			bi[NI],
-			bu_dummy[1];
+			bu_dummy[1],
+			R[NI * K],
+			c[NI];
 static int64_t ids[NI];
 
 /* A model with random item factors; ties by repeated rows */
@@ -41,7 +43,7 @@ make_model(LfgModel *m, int kind, LfgRng *rng)
 	bi[11] = bi[500] = bi[10];
 	memset(Q + 20 * K, 0, sizeof(float) * K);	/* a zero vector */
 	memset(m, 0, sizeof(*m));
-	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL, NULL};
+	m->mf = (LfgMfParams) {kind, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, NULL, NULL, NULL, NULL, NULL};
 	if (kind != LFG_KIND_SVD)
 	{
 		m->mf.bi = bi;
@@ -94,7 +96,11 @@ same(const LfgScored *a, const LfgScored *b, int32_t n)
 	return true;
 }
 
-/* Every scoring form the CPU has (sgemv, half and int8 panels) */
+/*
+ * Every scoring form the CPU has (sgemv, half and int8 panels), for each
+ * kind and for an LFG model with a ranking head (chosen and ordered by the
+ * head's scores of xo, each reported with its predicted rating for x)
+ */
 static void
 test_top_k(void)
 {
@@ -103,7 +109,7 @@ test_top_k(void)
 	static float approx[NI];
 	static int32_t inc[NI],
 				exc[NI];
-	int			kinds[3] = {LFG_KIND_SVD, LFG_KIND_BIASSVD, LFG_KIND_LFG};
+	int			kinds[4] = {LFG_KIND_SVD, LFG_KIND_BIASSVD, LFG_KIND_LFG, LFG_KIND_LFG};
 	LfgPanelFormat formats[3] = {LFG_PANELS_NONE, LFG_PANELS_HALF, LFG_PANELS_INT8};
 	int			bad = 0,
 				runs = 0,
@@ -112,11 +118,27 @@ test_top_k(void)
 	LfgError	err;
 
 	lfg_rng_seed(&rng, 5);
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < 4; t++)
 	{
 		LfgModel	m;
+		LfgMfParams view;
+		const LfgMfParams *om;
 
 		make_model(&m, kinds[t], &rng);
+		if (t == 3)
+		{
+			/* the head: Q's factors reversed (ties kept), c = b_i + a popularity-like term */
+			for (int i = 0; i < NI; i++)
+			{
+				for (int f = 0; f < K; f++)
+					R[i * K + f] = Q[i * K + K - 1 - f];
+				c[i] = bi[i] + (float) log1p((double) ((i * 37) % 300));
+			}
+			c[11] = c[500] = c[10];
+			m.mf.rank_R = R;
+			m.mf.rank_c = c;
+		}
+		om = lfg_order_params(&m.mf, &view);
 		for (int fm = 0; fm < 3; fm++)
 		{
 			size_t		size = lfg_score_panels_size(&m.mf, formats[fm]);
@@ -134,7 +156,8 @@ test_top_k(void)
 			forms++;
 			for (int rep = 0; rep < 120; rep++)
 			{
-				float		x[K + 1];
+				float		x[K + 1],
+							xo[K + 1];
 				int32_t		k = (int32_t[]) {1, 3, 10, 50, 699, 700, 5000}[rep % 7];
 				LfgItemFilter f = {0};
 				int32_t		found,
@@ -142,7 +165,10 @@ test_top_k(void)
 
 				/* large vectors: many scores clipped at the maximum */
 				for (int j = 0; j <= K; j++)
+				{
 					x[j] = (float) ((rep % 5 == 0 ? 30.0 : 1.0) * lfg_rng_normal(&rng));
+					xo[j] = t == 3 ? (float) lfg_rng_normal(&rng) : x[j];
+				}
 				f.n_exclude = (int32_t) lfg_rng_below(&rng, 40);
 				for (int32_t j = 0; j < f.n_exclude; j++)
 					exc[j] = (int32_t) lfg_rng_below(&rng, NI);
@@ -156,9 +182,11 @@ test_top_k(void)
 					inc[0] = 11;
 					f.include = inc;
 				}
-				CHECK(lfg_known_top_k(&m.mf, &sc, x, &f, k, approx, &A, got, &found, &err) == LFG_OK,
+				CHECK(lfg_known_top_k(&m.mf, &sc, x, xo, &f, k, approx, &A, got, &found, &err) == LFG_OK,
 					  "top k: %s", err.msg);
-				nref = brute_top_k(&m.mf, x, &f, k, want, false, -1);
+				nref = brute_top_k(om, xo, &f, k, want, false, -1);
+				for (int32_t j = 0; om != &m.mf && j < nref; j++)
+					want[j].score = lfg_known_raw(&m.mf, x, want[j].item);
 				runs++;
 				if (found != nref || !same(got, want, found))
 					bad++;

@@ -80,7 +80,7 @@ problem_init(GradProblem *p, int channels, int batchnorm, float dropout)
 		p->Q[j] = (float) (0.5 * lfg_rng_normal(&rng));
 	for (int j = 0; j < 7; j++)
 		p->bi[j] = (float) (0.2 * lfg_rng_normal(&rng));
-	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi, NULL};
+	p->mf = (LfgMfParams) {LFG_KIND_LFG, 3, 7, 3, 3.5f, 1.0f, 5.0f, NULL, p->Q, NULL, p->bi, NULL, NULL, NULL, NULL};
 	{
 		int32_t		tp[4] = {0, 3, 6, 10};
 		int32_t		ti[10] = {0, 1, 2, 3, 4, 5, 6, 0, 2, 4};
@@ -444,7 +444,7 @@ test_serving(void)
 		ids[j] = 10 * j;
 	}
 	memset(&m, 0, sizeof(m));
-	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_BIASSVD, 1, NI, K, 3.5f, 1.0f, 5.0f, NULL, Q, NULL, bi, NULL, NULL, NULL, NULL};
 	m.mf.bu = bi;				/* marks the model as biased; not read */
 	m.item_ids = ids;
 	CHECK(lfg_serve_scratch_alloc(&m, 10, &A, &s, &err) == LFG_OK, "serve scratch");
@@ -542,17 +542,20 @@ by_exact_score(const void *a, const void *b)
  * many users, with exclusions, exact ties (duplicated items), near ties,
  * clipping at both ends, factors and user vectors in float's subnormal
  * range, k = 1 .. beyond the catalogue, and a catalogue that is not a
- * multiple of the panel width.
+ * multiple of the panel width. Three variants per form: no prior, the
+ * ranking prior, and a ranking head (lists ordered by c_i + r_i . xo for an
+ * ordering vector xo other than x, scores still x's predicted ratings).
  */
 static void
 test_recommend_top_k(void)
 {
 	enum { N = 1203, D = 13, USERS = 300 };
 	static float Q[N * D], bi[N], scores[N], cand_scores[N], upper[N], out_scores[N], exact[N],
-				prior[N];
+				prior[N], R[N * D], c[N];
 	static int32_t heap[N], cand[N], out_items[N], order[N], excl[8];
 	static _Alignas(64) uint8_t panels[1 << 16];
-	float		x[D + 1];
+	float		x[D + 1],
+				xo[D + 1];
 	LfgRng		rng;
 	LfgMfParams mf = {.kind = LFG_KIND_BIASSVD, .n_items = N, .k = D, .mu = 3.0f,
 	.rating_min = 1.0f, .rating_max = 5.0f, .Q = Q, .bi = bi};
@@ -590,11 +593,25 @@ test_recommend_top_k(void)
 		prior[i] = (float) (3.0 * log1p((double) (lfg_rng_below(&rng, 500))));
 	for (int i = 10; i < 20; i++)
 		prior[i] = prior[i - 10];
-	for (int variant = 0; variant < 2 * (LFG_PANELS_INT8 + 1); variant++)
+	/* the head: Q with its factors rotated, c = b_i + prior (ties, near ties and subnormals kept) */
+	for (int i = 0; i < N; i++)
 	{
-		LfgPanelFormat format = (LfgPanelFormat) (variant / 2);
+		for (int f = 0; f < D; f++)
+			R[i * D + f] = Q[i * D + (f + 1) % D];
+		c[i] = bi[i] + prior[i];
+	}
+	for (int variant = 0; variant < 3 * (LFG_PANELS_INT8 + 1); variant++)
+	{
+		LfgPanelFormat format = (LfgPanelFormat) (variant / 3);
+		bool		head = variant % 3 == 2;
+		LfgMfParams view;
+		const LfgMfParams *om;
 
-		mf.rank_prior = variant % 2 ? prior : NULL;
+		mf.rank_prior = variant % 3 ? prior : NULL;
+		mf.rank_R = head ? R : NULL;
+		mf.rank_c = head ? c : NULL;
+		om = lfg_order_params(&mf, &view);
+		CHECK(head == (om != &mf), "order view");
 		size_t		np = lfg_score_panels_size(&mf, format);
 		const void *pn = np > 0 ? panels : NULL;
 
@@ -623,7 +640,11 @@ test_recommend_top_k(void)
 			double		scale = u % 3 == 0 ? 2.5 : u % 11 == 5 ? 1e-39 : 0.5;
 
 			for (int f = 0; f <= D; f++)
+			{
 				x[f] = (float) (scale * lfg_rng_normal(&rng));
+				xo[f] = head ? (float) (scale * lfg_rng_normal(&rng)) : x[f];
+			}
+			xo[D] = head ? 0.0f : x[D];
 			for (int j = 0; j < nex; j++)
 				excl[j] = (int32_t) ((u * 31 + j * 17) % N);
 			/* the reference: every item exactly, sorted by score then index */
@@ -634,15 +655,15 @@ test_recommend_top_k(void)
 				for (int j = 0; j < nex; j++)
 					ex |= excl[j] == i;
 				/* lists order raw scores (plus the prior); the scores they report are clipped */
-				exact[i] = ex ? -INFINITY : (float) lfg_score_raw(&mf, x, i) +
-					(mf.rank_prior ? mf.rank_prior[i] : 0.0f);
+				exact[i] = ex ? -INFINITY : head ? lfg_order_score(&mf, xo, i) :
+					(float) lfg_score_raw(&mf, x, i) + (mf.rank_prior ? mf.rank_prior[i] : 0.0f);
 				clipped += !ex && (exact[i] >= 5.0f || exact[i] <= 1.0f);
 				if (!ex)
 					order[expect++] = i;
 			}
 			exact_for_cmp = exact;
 			qsort(order, expect, sizeof(int32_t), by_exact_score);
-			found = lfg_recommend_top_k(&mf, &sc, x, excl, nex, k, &w, out_items, out_scores);
+			found = lfg_recommend_top_k(&mf, &sc, x, xo, excl, nex, k, &w, out_items, out_scores);
 			mismatches += found != (k < expect ? k : expect);
 			for (int j = 0; j < found; j++)
 			{
@@ -653,12 +674,13 @@ test_recommend_top_k(void)
 									(out_scores[j] == 5.0f && out_scores[j - 1] == 5.0f)) &&
 					exact[order[j]] < exact[order[j - 1]] && out_scores[j] == out_scores[j - 1];
 			}
-			lfg_score_all(&mf, &sc, x, scores);
-			bound = lfg_score_error_bound(&mf, &sc, x, -1);
+			/* the scorer scores the order view: the head's scores of xo */
+			lfg_score_all(&mf, &sc, xo, scores);
+			bound = lfg_score_error_bound(&mf, &sc, xo, -1);
 			for (int i = 0; i < N; i++)
 			{
-				double		diff = fabs(scores[i] - lfg_score_one(&mf, x, i)),
-							item = lfg_score_error_bound(&mf, &sc, x, i);
+				double		diff = fabs(scores[i] - lfg_score_one(om, xo, i)),
+							item = lfg_score_error_bound(&mf, &sc, xo, i);
 
 				approx_far += diff > item || item > bound ||
 					(format != LFG_PANELS_INT8 && diff > 0.05);
@@ -667,12 +689,12 @@ test_recommend_top_k(void)
 			}
 			cases++;
 		}
-		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0 && beyond > 0,
+		CHECK(mismatches == 0 && approx_far == 0 && clipped > 0 && (head || beyond > 0),
 			  "top k (%s%s) equals exact raw scoring and sorting in %d cases (%d mismatches, "
 			  "%d approximate scores beyond their item's error bound (or 0.05 but for int8), "
 			  "%d clipped scores, %d pairs at the top of the scale ordered by raw score; "
 			  "largest error %.4f, smallest bound %.4f)",
-			  names[format], mf.rank_prior ? ", ranking prior" : "", cases, mismatches, approx_far,
+			  names[format], head ? ", ranking head" : mf.rank_prior ? ", ranking prior" : "", cases, mismatches, approx_far,
 			  clipped, beyond, diff_max, bound_min);
 	}
 }

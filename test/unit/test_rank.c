@@ -299,7 +299,7 @@ test_ease_codec(void)
 		uids[j] = 100 + 2 * j;
 	for (int j = 0; j < EI; j++)
 		iids[j] = -50 + 7 * j;
-	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL};
+	m.mf = (LfgMfParams) {LFG_KIND_EASE, EU, EI, 0, 3.0f, 1.0f, 5.0f, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 	m.user_ids = uids;
 	m.item_ids = iids;
 	m.options_json = opts;
@@ -364,7 +364,11 @@ test_ease_codec(void)
 	free(buf);
 }
 
-/* An LFG model's ranking prior: computed from the raters, stored, decoded */
+/*
+ * An LFG model's ranking prior and ranking head: the prior computed from
+ * the raters; the head's stage leaves the rating model bit for bit as
+ * without it; both stored and decoded, each optional
+ */
 static void
 test_rank_prior(void)
 {
@@ -376,7 +380,8 @@ test_rank_prior(void)
 	LfgUsers	u = {80, NULL, NULL, NULL, 0, 0};
 	LfgRatings	r;
 	LfgModel	m,
-				back;
+				back,
+				plain;
 	LfgError	err;
 	int64_t		uids[80],
 				iids[30];
@@ -397,14 +402,35 @@ test_rank_prior(void)
 	o.factors = 4;
 	o.epochs = 2;
 	o.pretrain_epochs = 2;
+	o.rank_epochs = 3;
 	o.aux = false;
+	CHECK(o.rank_weight == LFG_NEW_USER_RANK_WEIGHT, "new_user preset has the ranking head");
 	r = (LfgRatings) {sd.n, 80, 30, sd.user, sd.item, sd.rating};
 	memset(&m, 0, sizeof(m));
+	memset(&plain, 0, sizeof(plain));
 	if (lfg_net_train(&r, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) != LFG_OK)
 	{
 		CHECK(0, "train: %s", err.msg);
 		return;
 	}
+	o.rank_weight = 0.0;
+	if (lfg_net_train(&r, &u, &o, NULL, &A, &plain.mf, &plain.net, &st, &err) != LFG_OK)
+	{
+		CHECK(0, "train: %s", err.msg);
+		return;
+	}
+	CHECK(m.mf.rank_R != NULL && m.mf.rank_c != NULL && m.mf.rank_P != NULL &&
+		  m.net.rank_theta != NULL && plain.mf.rank_R == NULL && plain.net.rank_theta == NULL,
+		  "a ranking head with rank_weight > 0 only");
+	CHECK(memcmp(m.mf.P, plain.mf.P, 80 * 4 * sizeof(float)) == 0 &&
+		  memcmp(m.mf.bu, plain.mf.bu, 80 * sizeof(float)) == 0 &&
+		  memcmp(m.mf.Q, plain.mf.Q, 30 * 4 * sizeof(float)) == 0 &&
+		  memcmp(m.mf.bi, plain.mf.bi, 30 * sizeof(float)) == 0 &&
+		  memcmp(m.net.theta, plain.net.theta, m.net.layout.total * sizeof(float)) == 0,
+		  "the ranking stage leaves the rating model as it is, bit for bit");
+	CHECK(memcmp(m.net.theta, m.net.rank_theta, m.net.layout.total * sizeof(float)) != 0 &&
+		  memcmp(m.mf.Q, m.mf.rank_R, 30 * 4 * sizeof(float)) != 0,
+		  "the ranking stage trains its own generator and item side");
 	for (size_t j = 0; j < sd.n; j++)
 		if (j == 0 || sd.user[j] != sd.user[j - 1] || sd.item[j] != sd.item[j - 1])
 			raters[sd.item[j]]++;
@@ -424,23 +450,49 @@ test_rank_prior(void)
 	m.options_len = sizeof(opts) - 1;
 	m.metrics_json = metr;
 	m.metrics_len = sizeof(metr) - 1;
-	for (int with = 1; with >= 0; with--)
+	for (int variant = 3; variant >= 0; variant--)
 	{
-		float	   *keep = m.mf.rank_prior;
+		int			with = variant & 1,
+					head = variant >> 1;
+		float	   *keep = m.mf.rank_prior,
+				   *keep_R = m.mf.rank_R;
 		uint32_t	nsec;
 
 		if (!with)
 			m.mf.rank_prior = NULL;
+		if (!head)
+			m.mf.rank_R = NULL;
 		CHECK(lfg_model_encoded_size(&m, &size, &err) == LFG_OK, "lfg size: %s", err.msg);
 		buf = aligned_alloc(8, (size + 7) & ~(size_t) 7);
 		CHECK(lfg_model_encode(&m, crc32c_ref, buf, size, &err) == LFG_OK, "lfg encode: %s", err.msg);
 		memcpy(&nsec, buf + 12, 4);
-		CHECK(nsec == (with ? 14u : 13u), "%u sections", nsec);
+		CHECK(nsec == 13u + (uint32_t) with + (head ? 5u : 0u), "%u sections", nsec);
 		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "lfg decode: %s", err.msg);
 		CHECK(with ? back.mf.rank_prior != NULL &&
 			  memcmp(back.mf.rank_prior, keep, 30 * sizeof(float)) == 0 : back.mf.rank_prior == NULL,
 			  "prior %s round trip", with ? "with" : "without");
-		if (with)
+		CHECK(head ? back.mf.rank_R != NULL &&
+			  memcmp(back.mf.rank_R, m.mf.rank_R, 30 * 4 * sizeof(float)) == 0 &&
+			  memcmp(back.mf.rank_c, m.mf.rank_c, 30 * sizeof(float)) == 0 &&
+			  memcmp(back.mf.rank_P, m.mf.rank_P, 80 * 4 * sizeof(float)) == 0 &&
+			  memcmp(back.net.rank_theta, m.net.rank_theta, m.net.layout.total * sizeof(float)) == 0 :
+			  back.mf.rank_R == NULL && back.mf.rank_c == NULL && back.mf.rank_P == NULL &&
+			  back.net.rank_theta == NULL,
+			  "ranking head %s round trip", head ? "with" : "without");
+		if (head)
+		{
+			/* the head's sections in another order: refused */
+			uint32_t	tag = LFG_SEC_RANK_P,
+						c;
+			size_t		at = LFG_MODEL_HEADER_SIZE + (13 + (size_t) with + 1) * LFG_MODEL_SECTION_SIZE;
+
+			memcpy(buf + at, &tag, 4);
+			c = crc32c_ref(buf, size - 4);
+			memcpy(buf + size - 4, &c, 4);
+			CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
+				  "ranking head sections out of order are refused");
+		}
+		else if (with)
 		{
 			/* the last entry with another tag: refused */
 			uint32_t	tag = LFG_SEC_METRICS,
@@ -453,6 +505,7 @@ test_rank_prior(void)
 				  "a 14th section that is not the prior is refused");
 		}
 		m.mf.rank_prior = keep;
+		m.mf.rank_R = keep_R;
 		free(buf);
 	}
 }
@@ -462,18 +515,22 @@ static void
 test_rank_loss(void)
 {
 	enum { NI = 12, K = 3, B = 3 };
-	float		Q[NI * K],
+	float		R[NI * K],
 				c[NI],
 				out[B * (K + 1)],
 				dout[B * (K + 1)],
 				dtmp[B * (K + 1)],
-				dQ[NI * K],
+				dR[NI * K],
+				dc[NI],
 				S[B * NI];
 	int32_t		in_ptr[B + 1] = {0, 2, 2, 3},
 				in_idx[3] = {1, 2, 5},
 				t_ptr[B + 1] = {0, 3, 4, 5},
 				t_item[5] = {3, 4, 2, 0, 5};
-	LfgMfParams mf = {.kind = LFG_KIND_LFG, .n_items = NI, .k = K, .Q = Q};
+	/* the three arrays a gradient is checked for, with their analytic gradients */
+	float	   *param[3] = {out, R, c},
+			   *grad[3] = {dout, dR, dc};
+	int			len[3] = {B * (K + 1), NI * K, NI};
 	uint64_t	st = 5;
 	double		L,
 				ref = 0.0,
@@ -481,14 +538,15 @@ test_rank_loss(void)
 
 #define RND() ((st = st * 6364136223846793005ULL + 1442695040888963407ULL), ((double) (st >> 11) / 9007199254740992.0) - 0.5)
 	for (int j = 0; j < NI * K; j++)
-		Q[j] = (float) RND();
+		R[j] = (float) RND();
 	for (int j = 0; j < NI; j++)
 		c[j] = (float) (2.0 * RND());
 	for (int j = 0; j < B * (K + 1); j++)
 		out[j] = (float) RND();
 	memset(dout, 0, sizeof(dout));
-	memset(dQ, 0, sizeof(dQ));
-	L = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout, dQ);
+	memset(dR, 0, sizeof(dR));
+	memset(dc, 0, sizeof(dc));
+	L = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dout, dR, dc);
 	/* row 0: targets 3 and 4 (2 was input), items 1 and 2 masked; row 1: target 0; row 2: none */
 	for (int b = 0; b < 2; b++)
 	{
@@ -499,7 +557,7 @@ test_rank_loss(void)
 		{
 			sv[i] = c[i];
 			for (int f = 0; f < K; f++)
-				sv[i] += (double) Q[i * K + f] * out[b * (K + 1) + f];
+				sv[i] += (double) R[i * K + f] * out[b * (K + 1) + f];
 			if (!(b == 0 && (i == 1 || i == 2)))
 				z += exp(sv[i]);
 		}
@@ -507,39 +565,32 @@ test_rank_loss(void)
 	}
 	ref *= 0.7 / 2;
 	CHECK(fabs(L - ref) < 1e-4, "ranking loss %g against %g", L, ref);
-	for (int j = 0; j < B * (K + 1); j++)
-	{
-		float		keep = out[j];
-		double		lp,
-					lm,
-					num;
+	for (int a = 0; a < 3; a++)
+		for (int j = 0; j < len[a]; j++)
+		{
+			float		keep = param[a][j];
+			double		lp,
+						lm,
+						num;
 
-		out[j] = keep + 1e-2f;
-		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		out[j] = keep - 1e-2f;
-		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		out[j] = keep;
-		num = (lp - lm) / 2e-2;
-		worst = fmax(worst, fabs(num - dout[j]) / fmax(1e-2, fabs(num) + fabs(dout[j])));
-	}
-	for (int j = 0; j < NI * K; j++)
-	{
-		float		keep = Q[j];
-		double		lp,
-					lm,
-					num;
-
-		Q[j] = keep + 1e-2f;
-		lp = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		Q[j] = keep - 1e-2f;
-		lm = lfg_net_rank_loss(&mf, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S, dtmp, NULL);
-		Q[j] = keep;
-		num = (lp - lm) / 2e-2;
-		worst = fmax(worst, fabs(num - dQ[j]) / fmax(1e-2, fabs(num) + fabs(dQ[j])));
-	}
+			param[a][j] = keep + 1e-2f;
+			lp = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								   NULL, NULL, NULL);
+			param[a][j] = keep - 1e-2f;
+			lm = lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								   NULL, NULL, NULL);
+			param[a][j] = keep;
+			num = (lp - lm) / 2e-2;
+			worst = fmax(worst, fabs(num - grad[a][j]) / fmax(1e-2, fabs(num) + fabs(grad[a][j])));
+		}
 	CHECK(worst < 1e-2, "ranking term gradient check: max relative error %.2e", worst);
-	printf("  gradient check multinomial ranking term (p_u and Q)        max error %.2e (relative; 1e-2 = tolerance)\n", worst);
+	printf("  gradient check multinomial ranking term (p_u, R and c)     max error %.2e (relative; 1e-2 = tolerance)\n", worst);
 	CHECK(dout[2 * (K + 1)] == 0.0f && dout[K] == 0.0f, "no gradient for a row without targets, nor for b_u");
+	/* without dout, dR and dc the loss is the same and nothing is written */
+	memcpy(dtmp, dout, sizeof(dout));
+	CHECK(fabs(lfg_net_rank_loss(K, NI, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, 0.7, S,
+								 NULL, NULL, NULL) - L) < 1e-9 && memcmp(dtmp, dout, sizeof(dout)) == 0,
+		  "ranking loss without gradients");
 #undef RND
 }
 
