@@ -12,6 +12,8 @@
 # of the shared machine's swings):
 #   jsonb:  lfg_recommend with 20 ratings in a jsonb bind parameter
 #   arrays: the item_ids/ratings array overload, arrays as bind parameters
+#   nohead: jsonb on the same model trained without the ranking head
+#           (rank_weight 0: one generator pass, lists ordered by Q)
 #   floor:  SELECT * FROM generate_series(:base, :base + 9)
 # and prints the median TPS, mean latency and ratio to the floor measured in
 # the same round, plus the cost of the first call in a fresh backend, and
@@ -72,14 +74,18 @@ psql -X -q -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS lfg;
 DROP TABLE IF EXISTS lat_ratings, lat_users;
-DELETE FROM lfg.models WHERE name = 'lat';
+DELETE FROM lfg.models WHERE name IN ('lat', 'lat0');
 $load
 INSERT INTO lfg.models (name, model)
   SELECT 'lat', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
                         '{"preset": "new_user", "epochs": 3, "patience": 0, "rank_epochs": 3}')
   FROM lat_ratings r JOIN lat_users u USING (user_id);
+INSERT INTO lfg.models (name, model)
+  SELECT 'lat0', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                         '{"preset": "new_user", "epochs": 3, "patience": 0, "rank_weight": 0}')
+  FROM lat_ratings r JOIN lat_users u USING (user_id);
 SELECT name, kind, metrics->'users' AS users, metrics->'items' AS items, pg_size_pretty(length(model)::bigint) AS size
-  FROM lfg.models WHERE name = 'lat';
+  FROM lfg.models WHERE name IN ('lat', 'lat0') ORDER BY name;
 SQL
 
 # What an application sends: the user's ratings as bind parameters, as a
@@ -102,6 +108,10 @@ for v in 0 1 2 3 4 5 6 7; do
 \\set age random(18, 56)
 SELECT * FROM lfg_recommend('lat', :obj$v::jsonb, :age, 'M', '4', 10);
 EOS
+  cat > "$work/nohead$v.sql" <<EOS
+\\set age random(18, 56)
+SELECT * FROM lfg_recommend('lat0', :obj$v::jsonb, :age, 'M', '4', 10);
+EOS
   cat > "$work/arrays$v.sql" <<EOS
 \\set age random(18, 56)
 SELECT * FROM lfg_recommend_arrays('lat', :ids$v::bigint[], :vals$v::float8[], :age, 'M', '4', 10);
@@ -119,7 +129,7 @@ results="$work/results.tsv"
 : > "$results"
 for round in $(seq 1 "$rounds"); do
   for clients in 1 2; do
-    for script in floor jsonb arrays; do
+    for script in floor jsonb arrays nohead; do
       files=(-f "$work/floor.sql")
       [ "$script" = floor ] || files=($(for v in 0 1 2 3 4 5 6 7; do echo -f "$work/$script$v.sql"; done))
       out=$("$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$duration" "${defs[@]}" "${files[@]}" 2>&1) ||
@@ -182,7 +192,7 @@ awk -F'\t' '
   }
   { tps[$1, $2, $3] = $4; lat[$2, $3] = lat[$2, $3] " " $5; fl[$2, $3] += $6; if ($1 > rounds) rounds = $1 }
   END {
-    n = split("floor jsonb arrays", s, " ")
+    n = split("floor jsonb arrays nohead", s, " ")
     for (c = 1; c <= 2; c++) for (i = 1; i <= n; i++) {
       t = ""; r = ""
       for (k = 1; k <= rounds; k++) { t = t " " tps[k, c, s[i]]; r = r " " tps[k, c, s[i]] / tps[k, c, "floor"] }
@@ -216,11 +226,11 @@ echo
 coretype=$(lfg_openblas_coretype)
 env OPENBLAS_NUM_THREADS=1 ${coretype:+OPENBLAS_CORETYPE=$coretype} "$here/test/bench/serve_stages" "$work/model.bin" 5000 20 |
   sed "s|$work/model.bin|serve_stages on the model|"
-psql -X -q -c "DELETE FROM lfg.models WHERE name = 'lat'; DROP TABLE lat_ratings, lat_users;"
+psql -X -q -c "DELETE FROM lfg.models WHERE name IN ('lat', 'lat0'); DROP TABLE lat_ratings, lat_users;"
 
 bad=$(cat "$work/bad")
 if [ "$bad" -gt 0 ]; then
-  echo "latency: lfg_recommend is below a third of the floor's TPS (or failed) in $bad of the 4 cases"
+  echo "latency: lfg_recommend is below a third of the floor's TPS (or failed) in $bad of the 6 cases"
   [ $check -eq 1 ] && exit 3
 else
   echo "latency: lfg_recommend reaches at least a third of the floor's TPS at 1 and 2 clients"
