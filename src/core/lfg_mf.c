@@ -3,14 +3,33 @@
  *	  SVD and BiasSVD trained by stochastic gradient descent.
  *
  * BiasSVD predicts r(u, i) = mu + b_u + b_i + p_u . q_i and SVD predicts
- * p_u . q_i (PAPER.md, "Baselines"). Each epoch visits the ratings in a
- * fresh seeded permutation and applies, per rating with error e,
+ * p_u . q_i (PAPER.md, "Baselines"). Per rating with error e,
  *	 b_u += lr (e - reg b_u),  b_i += lr (e - reg b_i)
  *	 p_u += lr (e q_i - reg p_u),  q_i += lr (e p_u - reg q_i)
  * which is the update of the Surprise library's SVD, so its defaults
  * (100 factors, 20 epochs, lr 0.005, reg 0.02, N(0, 0.1) init) carry over.
+ *
+ * The order is blocked (DSGD, Gemulla et al., KDD 2011; LIBMF, Chin et al.,
+ * ACM TIST 2015). Users and items are dealt at random (seeded) into G
+ * groups each, which cuts the ratings into a G x G grid of blocks, sorted
+ * in place so that each block's ratings are contiguous. An epoch visits G
+ * strata in a seeded order; stratum s holds the G blocks (b, sigma(b + s
+ * mod G)) for a seeded permutation sigma of the item groups, which share no
+ * user and no item, so threads train them at once without locks. Within a
+ * block the ratings are shuffled afresh every epoch (a stream seeded by the
+ * seed, the epoch and the block), as Surprise shuffles all of them; a
+ * block's rows of P and Q fit in a core's cache (lfg_mf_grid), so the
+ * random order costs no memory traffic. G depends on the data and the
+ * factors, never on the threads, and every block is computed the same way
+ * whichever thread takes it: the model is byte-identical for any
+ * "parallel". Threads call nothing of PostgreSQL's: they are started for
+ * each stratum and joined before the caller's check callback, which may
+ * raise, runs.
  */
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lfg_blas.h"
@@ -18,14 +37,10 @@
 #include "lfg_rng.h"
 
 #define CHECK_EVERY 8192
-
-/* One rating, packed so that an epoch reads its ratings sequentially */
-typedef struct Triple
-{
-	int32_t		u;
-	int32_t		i;
-	float		r;
-} Triple;
+/* the rows of P and Q one block may touch: a core's L2 cache */
+#define BLOCK_ROW_BYTES (1024 * 1024)
+/* ratings per stratum at most (where the grid allows): a cancel waits for one */
+#define STRATUM_RATINGS (1 << 21)
 
 /* Surprise's defaults, and our fixed default seed */
 void
@@ -39,6 +54,7 @@ lfg_mf_options_default(LfgMfOptions *opts)
 	opts->reg = LFG_DEFAULT_REG;
 	opts->init_std = LFG_DEFAULT_INIT_STD;
 	opts->seed = LFG_DEFAULT_SEED;
+	opts->parallel = 1;
 }
 
 /* Check every hyperparameter against its documented range */
@@ -63,32 +79,34 @@ lfg_mf_options_check(const LfgMfOptions *o, LfgError *err)
 	if (!(o->init_std >= 0.0 && o->init_std <= LFG_MAX_INIT_STD))
 		return lfg_error(err, LFG_EPARAM, "The default is 0.1.",
 						 "init_std must be between 0 and %g", LFG_MAX_INIT_STD);
+	if (o->parallel < 1 || o->parallel > LFG_MAX_PARALLEL)
+		return lfg_error(err, LFG_EPARAM, "Pass at most the number of cores.",
+						 "parallel must be between 1 and %d", LFG_MAX_PARALLEL);
 	return LFG_OK;
 }
 
 /* Check indexes and ratings; compute the mean and the rating range */
 static LfgStatus
-check_data(const LfgRatings *d, float *mu, float *rmin, float *rmax, LfgError *err)
+check_data(const LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
+		   float *mu, float *rmin, float *rmax, LfgError *err)
 {
 	double		sum = 0.0;
 	float		lo = INFINITY,
 				hi = -INFINITY;
 
-	if (d->n == 0)
+	if (n == 0)
 		return lfg_error(err, LFG_EDATA, "Train over a query that returns ratings.",
 						 "no ratings to train on");
-	if (d->n > UINT32_MAX)
+	if (n > UINT32_MAX)
 		return lfg_error(err, LFG_ELIMIT, "Train on a sample of the ratings.",
 						 "too many ratings: at most %u are supported", UINT32_MAX);
-	if (d->n_users < 1 || d->n_users > LFG_MAX_IDS ||
-		d->n_items < 1 || d->n_items > LFG_MAX_IDS)
+	if (n_users < 1 || n_users > LFG_MAX_IDS || n_items < 1 || n_items > LFG_MAX_IDS)
 		return lfg_error(err, LFG_ELIMIT, NULL, "user or item count out of range");
-	for (size_t j = 0; j < d->n; j++)
+	for (size_t j = 0; j < n; j++)
 	{
-		float		r = d->rating[j];
+		float		r = t[j].r;
 
-		if (d->user[j] < 0 || d->user[j] >= d->n_users ||
-			d->item[j] < 0 || d->item[j] >= d->n_items)
+		if (t[j].u < 0 || t[j].u >= n_users || t[j].i < 0 || t[j].i >= n_items)
 			return lfg_error(err, LFG_EDATA, NULL, "rating %zu has an index out of range", j);
 		if (!isfinite(r))
 			return lfg_error(err, LFG_EDATA, "Remove NaN and infinite ratings.",
@@ -97,7 +115,7 @@ check_data(const LfgRatings *d, float *mu, float *rmin, float *rmax, LfgError *e
 		lo = r < lo ? r : lo;
 		hi = r > hi ? r : hi;
 	}
-	*mu = (float) (sum / (double) d->n);
+	*mu = (float) (sum / (double) n);
 	*rmin = lo;
 	*rmax = hi;
 	return LFG_OK;
@@ -163,36 +181,148 @@ warm_params(LfgMfParams *m, const LfgWarmStart *w)
 	warm_rows(m->Q, m->bi, m->n_items, (size_t) m->k, w->item_map, f->Q, f->bi);
 }
 
-/* Fisher-Yates shuffle of the ratings */
-static void
-shuffle_triples(LfgRng *rng, Triple *t, size_t n)
+/*
+ * The grid size G for n ratings of n_users x n_items with k factors: the
+ * smallest G for which a block's rows of P and Q (n_users / G + n_items / G
+ * rows of k floats) fit in BLOCK_ROW_BYTES and a stratum holds at most
+ * STRATUM_RATINGS ratings, within [LFG_MF_MIN_GRID, LFG_MF_MAX_GRID]. It
+ * depends on the data and k only, so the model does not depend on the
+ * number of threads.
+ */
+int
+lfg_mf_grid(size_t n, int32_t n_users, int32_t n_items, int k)
 {
-	for (size_t j = n; j > 1; j--)
-	{
-		size_t		l = (size_t) lfg_rng_below(rng, j);
-		Triple		x = t[j - 1];
+	double		rows = ((double) n_users + (double) n_items) * k * sizeof(float);
+	double		g = ceil(rows / BLOCK_ROW_BYTES);
 
-		t[j - 1] = t[l];
-		t[l] = x;
+	g = fmax(g, ceil((double) n / STRATUM_RATINGS));
+	g = fmax(g, LFG_MF_MIN_GRID);
+	return (int) fmin(g, LFG_MF_MAX_GRID);
+}
+
+/* Deal n rows at random into g groups of sizes differing by at most one */
+static void
+deal_groups(LfgRng *rng, int32_t n, int g, uint32_t *perm, uint16_t *group)
+{
+	for (int32_t j = 0; j < n; j++)
+		perm[j] = (uint32_t) j;
+	lfg_rng_shuffle_u32(rng, perm, (size_t) n);
+	for (int32_t j = 0; j < n; j++)
+		group[perm[j]] = (uint16_t) (((int64_t) j * g) / n);
+}
+
+/* The blocked layout of the ratings */
+typedef struct Grid
+{
+	int			g;
+	uint16_t   *ugroup;			/* group of each user */
+	uint16_t   *igroup;			/* group of each item */
+	size_t	   *start;			/* g * g + 1 offsets: block b is [start[b], start[b + 1]) */
+} Grid;
+
+static inline size_t
+block_of(const Grid *G, const LfgRating *x)
+{
+	return (size_t) G->ugroup[x->u] * G->g + G->igroup[x->i];
+}
+
+/* Total order of ratings: user, item, then the rating's bits */
+static int
+compare_ratings(const void *a, const void *b)
+{
+	const LfgRating *x = a,
+			   *y = b;
+	uint32_t	xb,
+				yb;
+
+	if (x->u != y->u)
+		return x->u < y->u ? -1 : 1;
+	if (x->i != y->i)
+		return x->i < y->i ? -1 : 1;
+	memcpy(&xb, &x->r, sizeof(xb));
+	memcpy(&yb, &y->r, sizeof(yb));
+	return xb < yb ? -1 : xb > yb ? 1 : 0;
+}
+
+/*
+ * Sort the ratings in place into their blocks (a counting sort that moves
+ * each rating along its cycle: no second copy), then each block by
+ * compare_ratings, so the layout does not depend on the input order. next
+ * is scratch of g * g offsets.
+ */
+static void
+sort_into_blocks(const Grid *G, LfgRating *t, size_t n, size_t *next, const LfgCallbacks *cb)
+{
+	size_t		nb = (size_t) G->g * G->g;
+
+	memset(G->start, 0, (nb + 1) * sizeof(size_t));
+	for (size_t j = 0; j < n; j++)
+		G->start[block_of(G, &t[j]) + 1]++;
+	for (size_t b = 0; b < nb; b++)
+		G->start[b + 1] += G->start[b];
+	memcpy(next, G->start, nb * sizeof(size_t));
+	for (size_t b = 0; b < nb; b++)
+	{
+		while (next[b] < G->start[b + 1])
+		{
+			LfgRating	x = t[next[b]];
+			size_t		d = block_of(G, &x);
+
+			while (d != b)
+			{
+				LfgRating	y = t[next[d]];
+
+				t[next[d]++] = x;
+				x = y;
+				d = block_of(G, &x);
+			}
+			t[next[b]++] = x;
+		}
+		if (cb && cb->check && b % 64 == 63)
+			cb->check(cb->ctx);
+	}
+	for (size_t b = 0; b < nb; b++)
+	{
+		qsort(t + G->start[b], G->start[b + 1] - G->start[b], sizeof(LfgRating), compare_ratings);
+		if (cb && cb->check && b % 64 == 63)
+			cb->check(cb->ctx);
 	}
 }
 
-/* One SGD epoch over the ratings in the order given; returns the running RMSE */
+/* The seed of block b's shuffle in an epoch (splitmix64's increment) */
+static uint64_t
+block_seed(uint64_t seed, int epoch, size_t b)
+{
+	return seed ^ (UINT64_C(0x9E3779B97F4A7C15) * ((uint64_t) epoch << 32 | (uint64_t) b))
+		^ UINT64_C(0xD1B54A32D192ED03);
+}
+
+/* Shuffle one block's ratings and run SGD over them; returns the squared error */
 static double
-sgd_epoch(LfgMfParams *m, const Triple *t, size_t n, float lr, float reg,
+sgd_block(LfgMfParams *m, LfgRating *t, size_t n, float lr, float reg, uint64_t seed,
 		  const LfgCallbacks *cb)
 {
 	double		sse = 0.0;
 	int			k = m->k;
 	bool		biased = m->bu != NULL;
+	LfgRng		rng;
 
+	lfg_rng_seed(&rng, seed);
+	for (size_t j = n; j > 1; j--)
+	{
+		size_t		l = (size_t) lfg_rng_below(&rng, j);
+		LfgRating	x = t[j - 1];
+
+		t[j - 1] = t[l];
+		t[l] = x;
+	}
 	for (size_t j = 0; j < n; j++)
 	{
 		int32_t		u = t[j].u;
 		int32_t		i = t[j].i;
 		float	   *pu = m->P + (size_t) u * k;
 		float	   *qi = m->Q + (size_t) i * k;
-		float		est = lfg_dot(pu, qi, k);
+		float		est = lfg_sgd_dot(pu, qi, k);
 		float		e;
 
 		if (biased)
@@ -208,7 +338,104 @@ sgd_epoch(LfgMfParams *m, const Triple *t, size_t n, float lr, float reg,
 		if (cb && cb->check && (j % CHECK_EVERY) == CHECK_EVERY - 1)
 			cb->check(cb->ctx);
 	}
-	return sqrt(sse / (double) n);
+	return sse;
+}
+
+/* One stratum's work, shared by its threads */
+typedef struct Stratum
+{
+	LfgMfParams *m;
+	LfgRating  *t;
+	const Grid *grid;
+	const uint32_t *sigma;		/* the epoch's permutation of item groups */
+	int			s;				/* the stratum: blocks (b, sigma[(b + s) % g]) */
+	int			epoch;
+	uint64_t	seed;
+	float		lr;
+	float		reg;
+	double	   *sse;			/* per user group b */
+	int			next;			/* the next user group to take */
+	const LfgCallbacks *cb;		/* only when one thread runs */
+} Stratum;
+
+/* Take the stratum's blocks one by one until none is left */
+static void *
+stratum_worker(void *arg)
+{
+	Stratum    *w = arg;
+	int			g = w->grid->g;
+	int			b;
+
+	while ((b = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED)) < g)
+	{
+		size_t		blk = (size_t) b * g + w->sigma[(b + w->s) % g];
+		size_t		lo = w->grid->start[blk],
+					hi = w->grid->start[blk + 1];
+
+		w->sse[b] = sgd_block(w->m, w->t + lo, hi - lo, w->lr, w->reg,
+							  block_seed(w->seed, w->epoch, blk), w->cb);
+	}
+	return NULL;
+}
+
+/*
+ * Run one stratum on nthreads threads (the caller's and nthreads - 1 more,
+ * with every signal blocked: the process's handlers run in the caller's).
+ * A thread that cannot be started leaves its share to the others.
+ */
+static void
+run_stratum(Stratum *w, int nthreads, pthread_t *tid)
+{
+	int			started = 0;
+
+	w->next = 0;
+	if (nthreads > 1)
+	{
+		sigset_t	all,
+					old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		for (int j = 0; j < nthreads - 1; j++)
+			if (pthread_create(&tid[started], NULL, stratum_worker, w) == 0)
+				started++;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	stratum_worker(w);
+	for (int j = 0; j < started; j++)
+		pthread_join(tid[j], NULL);
+}
+
+/*
+ * One SGD epoch over every block (see the file header); returns the RMSE of
+ * the running predictions. The error is summed per user group, then over
+ * the groups in order, so it does not depend on the threads either.
+ */
+static double
+sgd_epoch(LfgMfParams *m, LfgRating *t, size_t n, const Grid *grid, const LfgMfOptions *o,
+		  int epoch, LfgRng *order, uint32_t *sigma, uint32_t *strata, double *sse,
+		  int nthreads, pthread_t *tid, const LfgCallbacks *cb)
+{
+	int			g = grid->g;
+	double		total = 0.0;
+	Stratum		w = {m, t, grid, sigma, 0, epoch, o->seed, (float) o->lr, (float) o->reg, sse, 0,
+	nthreads == 1 ? cb : NULL};
+
+	for (int j = 0; j < g; j++)
+		sigma[j] = strata[j] = (uint32_t) j;
+	lfg_rng_shuffle_u32(order, sigma, (size_t) g);
+	lfg_rng_shuffle_u32(order, strata, (size_t) g);
+	for (int j = 0; j < g; j++)
+	{
+		w.s = (int) strata[j];
+		run_stratum(&w, nthreads, tid);
+		for (int b = 0; b < g; b++)
+			total += sse[b];
+		/* no thread runs now: the callback may raise */
+		if (cb && cb->check)
+			cb->check(cb->ctx);
+	}
+	return sqrt(total / (double) n);
 }
 
 /* Are all of m's parameters finite? */
@@ -234,27 +461,76 @@ params_finite(const LfgMfParams *m)
 	return isfinite(acc);
 }
 
+/* RMSE of the clipped predictions on rows */
+static double
+rows_rmse(const LfgMfParams *m, const LfgRating *t, size_t n)
+{
+	double		sse = 0.0;
+
+	for (size_t j = 0; j < n; j++)
+	{
+		double		e = t[j].r - lfg_mf_predict(m, t[j].u, t[j].i);
+
+		sse += e * e;
+	}
+	return n > 0 ? sqrt(sse / (double) n) : 0.0;
+}
+
+/* Allocate the grid and its scratch; deal users and items into groups */
+static LfgStatus
+grid_setup(Grid *G, size_t n, int32_t nu, int32_t ni, const LfgMfOptions *o,
+		   const LfgAllocator *a, LfgError *err)
+{
+	size_t		nb;
+	uint32_t   *perm;
+	LfgRng		rng;
+
+	G->g = lfg_mf_grid(n, nu, ni, o->factors);
+	nb = (size_t) G->g * G->g;
+	G->ugroup = lfg_alloc_array(a, (size_t) nu, sizeof(uint16_t));
+	G->igroup = lfg_alloc_array(a, (size_t) ni, sizeof(uint16_t));
+	G->start = lfg_alloc_array(a, nb + 1, sizeof(size_t));
+	perm = lfg_alloc_array(a, (size_t) (nu > ni ? nu : ni), sizeof(uint32_t));
+	if (G->ugroup == NULL || G->igroup == NULL || G->start == NULL || perm == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the block grid");
+	/* the grouping stream is separate from the others */
+	lfg_rng_seed(&rng, o->seed ^ UINT64_C(0x2545F4914F6CDD1D));
+	deal_groups(&rng, nu, G->g, perm, G->ugroup);
+	deal_groups(&rng, ni, G->g, perm, G->igroup);
+	lfg_free(a, perm);
+	return LFG_OK;
+}
+
 /*
- * Train a model on d. On success out holds arrays from a and *train_rmse the
- * RMSE of the final parameters on the training ratings (clipped predictions).
+ * Train a model on the n ratings of rows, which it reorders in place (see
+ * the file header). On success out holds arrays from a and *train_rmse the
+ * RMSE of the final parameters on the training ratings (clipped
+ * predictions).
  */
 LfgStatus
-lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
-			 const LfgAllocator *a, LfgMfParams *out, double *train_rmse,
-			 LfgError *err)
+lfg_mf_train_rows(LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
+				  const LfgMfOptions *o, const LfgCallbacks *cb, const LfgAllocator *a,
+				  LfgMfParams *out, double *train_rmse, LfgError *err)
 {
 	LfgStatus	st;
-	Triple	   *t;
 	LfgRng		rng;
+	Grid		grid;
+	size_t	   *next;
+	uint32_t   *sigma,
+			   *strata;
+	double	   *sse;
+	pthread_t  *tid;
+	int			nthreads;
 
 	memset(out, 0, sizeof(*out));
 	if ((st = lfg_mf_options_check(o, err)) != LFG_OK)
 		return st;
 	out->kind = o->kind;
-	out->n_users = d->n_users;
-	out->n_items = d->n_items;
+	out->n_users = n_users;
+	out->n_items = n_items;
 	out->k = o->factors;
-	if ((st = check_data(d, &out->mu, &out->rating_min, &out->rating_max, err)) != LFG_OK)
+	if ((st = check_data(t, n, n_users, n_items, &out->mu, &out->rating_min,
+						 &out->rating_max, err)) != LFG_OK)
 		return st;
 	if ((st = init_params(out, o, a, err)) != LFG_OK)
 		return st;
@@ -266,35 +542,71 @@ lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
 							 o->warm->from->k, o->factors);
 		warm_params(out, o->warm);
 	}
-
-	t = lfg_alloc_array(a, d->n, sizeof(Triple));
-	if (t == NULL)
-		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating order");
-	for (size_t j = 0; j < d->n; j++)
-		t[j] = (Triple) {d->user[j], d->item[j], d->rating[j]};
+	if ((st = grid_setup(&grid, n, n_users, n_items, o, a, err)) != LFG_OK)
+		return st;
+	nthreads = o->parallel < grid.g ? o->parallel : grid.g;
+	next = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(size_t));
+	sigma = lfg_alloc_array(a, (size_t) grid.g, sizeof(uint32_t));
+	strata = lfg_alloc_array(a, (size_t) grid.g, sizeof(uint32_t));
+	sse = lfg_alloc_array(a, (size_t) grid.g, sizeof(double));
+	tid = lfg_alloc_array(a, (size_t) nthreads, sizeof(pthread_t));
+	if (next == NULL || sigma == NULL || strata == NULL || sse == NULL || tid == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the block grid");
+	sort_into_blocks(&grid, t, n, next, cb);
+	lfg_free(a, next);
 	/* the order stream is separate from the initialisation stream */
 	lfg_rng_seed(&rng, o->seed ^ UINT64_C(0x5DEECE66D));
 
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
-		double		rmse;
+		double		rmse = sgd_epoch(out, t, n, &grid, o, epoch, &rng, sigma, strata, sse,
+									 nthreads, tid, cb);
 
-		shuffle_triples(&rng, t, d->n);
-		rmse = sgd_epoch(out, t, d->n, (float) o->lr, (float) o->reg, cb);
 		if (cb && cb->on_epoch)
 			cb->on_epoch(cb->ctx, epoch, rmse);
 		if (!isfinite(rmse) || (epoch == o->epochs && !params_finite(out)))
-		{
-			lfg_free(a, t);
 			return lfg_error(err, LFG_EPARAM,
 							 "Lower lr (the default is 0.005) or raise reg.",
 							 "training diverged at epoch %d with lr %g: the parameters are no longer finite",
 							 epoch, o->lr);
-		}
 	}
-	lfg_free(a, t);
-	*train_rmse = lfg_mf_rmse(out, d);
+	lfg_free(a, grid.ugroup);
+	lfg_free(a, grid.igroup);
+	lfg_free(a, grid.start);
+	lfg_free(a, sigma);
+	lfg_free(a, strata);
+	lfg_free(a, sse);
+	lfg_free(a, tid);
+	*train_rmse = rows_rmse(out, t, n);
 	return LFG_OK;
+}
+
+/*
+ * Train a model on d, which is left as it is: the ratings are copied into
+ * the 12-byte rows lfg_mf_train_rows reorders.
+ */
+LfgStatus
+lfg_mf_train(const LfgRatings *d, const LfgMfOptions *o, const LfgCallbacks *cb,
+			 const LfgAllocator *a, LfgMfParams *out, double *train_rmse,
+			 LfgError *err)
+{
+	LfgRating  *t;
+	LfgStatus	st;
+
+	memset(out, 0, sizeof(*out));
+	if (d->n == 0)
+		return lfg_error(err, LFG_EDATA, "Train over a query that returns ratings.",
+						 "no ratings to train on");
+	t = lfg_alloc_array(a, d->n, sizeof(LfgRating));
+	if (t == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating order");
+	for (size_t j = 0; j < d->n; j++)
+		t[j] = (LfgRating) {d->user[j], d->item[j], d->rating[j]};
+	st = lfg_mf_train_rows(t, d->n, d->n_users, d->n_items, o, cb, a, out, train_rmse, err);
+	lfg_free(a, t);
+	if (st == LFG_OK)
+		*train_rmse = lfg_mf_rmse(out, d);
+	return st;
 }
 
 /*
