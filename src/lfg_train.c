@@ -635,11 +635,13 @@ typedef struct FitRecord
 	double		seconds_per_epoch;	/* NaN for svd and biassvd */
 	double		flops_per_epoch;
 	Size		memory;			/* peak bytes under lfg.train_memory_limit */
+	char	   *epoch_seconds;	/* svd, biassvd: a JSON array, or NULL */
 } FitRecord;
 static FitRecord fit_memory[FIT_MEMORY];
 static int	fit_next = 0;
 static double last_seconds_per_epoch = NAN;
 static double last_flops_per_epoch = NAN;
+static char *last_epoch_seconds = NULL;	/* in TopMemoryContext */
 
 /* The CRC stored in the last four bytes of a model */
 static uint32
@@ -659,23 +661,36 @@ RememberEpochs(double seconds_per_epoch, double flops_per_epoch)
 {
 	last_seconds_per_epoch = seconds_per_epoch;
 	last_flops_per_epoch = flops_per_epoch;
+	if (last_epoch_seconds != NULL)
+		pfree(last_epoch_seconds);
+	last_epoch_seconds = NULL;
+}
+
+/* Note the seconds of each epoch of the svd or biassvd model being trained */
+static void
+RememberEpochSeconds(const char *json)
+{
+	last_epoch_seconds = MemoryContextStrdup(TopMemoryContext, json);
 }
 
 /* Remember how long the model took to train */
 static void
 RememberFit(bytea *model, double seconds, Size memory)
 {
+	if (fit_memory[fit_next].epoch_seconds != NULL)
+		pfree(fit_memory[fit_next].epoch_seconds);
 	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds,
-	last_seconds_per_epoch, last_flops_per_epoch, memory};
+	last_seconds_per_epoch, last_flops_per_epoch, memory, last_epoch_seconds};
 	fit_next = (fit_next + 1) % FIT_MEMORY;
 	last_seconds_per_epoch = last_flops_per_epoch = NAN;
+	last_epoch_seconds = NULL;
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_timing);
 /*
  * lfg_fit_timing(model): {"train_seconds", "train_memory_mb", "seconds_per_epoch",
- * "gflop_per_epoch", "gflops"} if this backend trained the model lately,
- * else NULL
+ * "gflop_per_epoch", "gflops", "epoch_seconds"} if this backend trained the
+ * model lately, else NULL
  */
 Datum
 lfg_fit_timing(PG_FUNCTION_ARGS)
@@ -694,27 +709,51 @@ lfg_fit_timing(PG_FUNCTION_ARGS)
 		initStringInfo(&s);
 		appendStringInfo(&s, "{\"train_seconds\": %.4f, \"train_memory_mb\": %.1f",
 						 f->seconds, f->memory / (1024.0 * 1024.0));
-		if (!isnan(f->seconds_per_epoch))
+		if (!isnan(f->seconds_per_epoch) && isnan(f->flops_per_epoch))
+			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f", f->seconds_per_epoch);
+		else if (!isnan(f->seconds_per_epoch))
 			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f, \"gflop_per_epoch\": %.4f"
 							 ", \"gflops\": %.3f", f->seconds_per_epoch,
 							 f->flops_per_epoch / 1e9,
 							 f->flops_per_epoch / 1e9 / Max(f->seconds_per_epoch, 1e-9));
+		if (f->epoch_seconds != NULL)
+			appendStringInfo(&s, ", \"epoch_seconds\": %s", f->epoch_seconds);
 		appendStringInfoChar(&s, '}');
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 	}
 	PG_RETURN_NULL();
 }
 
+/*
+ * The history of an svd or biassvd fit: the training RMSE of each epoch (a
+ * JSON array stored in the model's metrics) and its seconds (reported with
+ * the timings, outside the deterministic bytes)
+ */
+typedef struct MfHistory
+{
+	const LfgMfOptions *o;
+	double		last;			/* clock at the end of the last epoch */
+	double		total;			/* seconds of all epochs */
+	StringInfoData rmse;
+	StringInfoData seconds;
+} MfHistory;
+
 /* Core callback after each MF epoch: progress at DEBUG1, NOTICE when verbose */
 static void
 ReportMfEpoch(void *ctx, int epoch, double rmse)
 {
-	const LfgMfOptions *o = ctx;
+	MfHistory  *h = ctx;
+	double		now = lfg_clock_seconds();
 
 	CHECK_FOR_INTERRUPTS();
-	LfgProgressUpdate("training", -1, epoch, o->epochs, rmse, NAN);
-	ereport(o->verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
+	LfgProgressUpdate("training", -1, epoch, h->o->epochs, rmse, NAN);
+	appendStringInfo(&h->rmse, "%s%.6f", epoch > 1 ? ", " : "[", rmse);
+	appendStringInfo(&h->seconds, "%s%.4f", epoch > 1 ? ", " : "[", now - h->last);
+	h->total += now - h->last;
+	ereport(h->o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f, %.2f s",
+					epoch, h->o->epochs, rmse, now - h->last)));
+	h->last = now;
 }
 
 /* Core callback after each epoch of an LFG model's BiasSVD pretraining */
@@ -929,20 +968,33 @@ TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 		StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
-	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &opts->mf};
+	MfHistory	h = {&opts->mf, 0.0, 0.0};
+	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &h};
 	LfgError	err;
 	double		rmse;
+	int			g = lfg_mf_grid(d->r.n, d->r.n_users, d->r.n_items, opts->mf.factors);
 
 	if (warm != NULL)
 		opts->mf.warm = &warm->w;
+	initStringInfo(&h.rmse);
+	initStringInfo(&h.seconds);
+	ereport(opts->mf.verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: training %s on a grid of %d x %d blocks with %d threads",
+					lfg_kind_name(opts->mf.kind), g, g, Min(opts->mf.parallel, g))));
+	h.last = lfg_clock_seconds();
 	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
+	appendStringInfoChar(&h.rmse, ']');
+	appendStringInfoChar(&h.seconds, ']');
 	/* no timing in the bytes: the same data and seed give the same bytes */
 	appendStringInfo(metrics,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
-					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
-					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse);
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f"
+					 ", \"epoch_train_rmse\": %s}",
+					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse, h.rmse.data);
 	WarmMetrics(metrics, warm);
+	RememberEpochs(h.total / opts->mf.epochs, NAN);
+	RememberEpochSeconds(h.seconds.data);
 }
 
 /*
@@ -995,6 +1047,14 @@ TrainEase(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *
 					lfg_clock_seconds() - t0)));
 }
 
+/* Whether the options ask for NOTICEs */
+static bool
+FitVerbose(const LfgFitOptions *opts)
+{
+	return opts->kind == LFG_KIND_LFG ? opts->net.verbose :
+		opts->kind == LFG_KIND_EASE ? opts->ease_verbose : opts->mf.verbose;
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_final);
 /* lfg_fit final: train and return the model bytes */
 Datum
@@ -1030,8 +1090,14 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
 	LfgProgressUpdate("indexing the ratings", s->n, 0, 0, NAN, NAN);
+	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: collected " INT64_FORMAT " ratings (" INT64_FORMAT " rows skipped)",
+					s->n, s->skipped)));
 	Densify(s, &d);
 	budget.peak = BudgetUsed(&budget);
+	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: indexed %zu ratings of %d users and %d items in %.2f s",
+					d.r.n, d.r.n_users, d.r.n_items, lfg_clock_seconds() - t0)));
 	if (opts.warm_model != NULL)
 		PrepareWarm(&opts, &d, &warm);
 	memset(&m, 0, sizeof(m));
