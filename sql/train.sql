@@ -106,3 +106,23 @@ SELECT jsonb_array_length(metrics->'epoch_train_rmse') AS rmse_epochs,
        NOT (options ? 'parallel') AS parallel_not_stored
   FROM lfg.models WHERE name = 'curve';
 DELETE FROM lfg.models WHERE name = 'curve';
+
+-- svd and biassvd compact the state in place to train: a state finalized
+-- twice (two identical calls share it) or aggregated further after a final
+-- call (a running window) gives the same models as a fresh one
+SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) =
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) AS shared_state_same,
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) =
+       (SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) FROM ratings) AS fresh_same
+  FROM ratings;
+CREATE TABLE first300 AS
+  SELECT *, row_number() OVER (ORDER BY user_id, item_id) AS n
+    FROM (SELECT * FROM ratings ORDER BY user_id, item_id LIMIT 300) r;
+WITH w AS (
+  SELECT n, md5(lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}')
+                OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS m
+    FROM first300)
+SELECT count(*) AS windows, count(DISTINCT m) AS models,
+       (SELECT m FROM w ORDER BY n DESC LIMIT 1) =
+       (SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}')) FROM first300) AS last_window_same
+  FROM w;

@@ -44,6 +44,12 @@ typedef struct FitState
 	float	   *rating;
 	Jsonb	   *options;		/* NULL: defaults */
 	LfgUserMap *demo;			/* demographics (the 6- and 7-argument forms) */
+	/* compacted for svd and biassvd (CompactState): */
+	bool		compact;		/* user holds n LfgRating; item and rating are NULL */
+	int64	   *uids;			/* sorted distinct ids (when compact) */
+	int64	   *iids;
+	int32		nu;
+	int32		ni;
 } FitState;
 
 typedef struct FitRow
@@ -155,8 +161,12 @@ NewState(MemoryContext cxt)
 static Size
 StateBytes(const FitState *s)
 {
+	if (s->compact)
+		return (Size) s->n * sizeof(LfgRating) + ((Size) s->nu + s->ni) * sizeof(int64);
 	return (Size) s->capacity * STATE_BYTES_PER_ROW;
 }
+
+static void ExpandState(FitState *s);
 
 /*
  * Make room for extra more rows; memory comes from the state's context.
@@ -167,10 +177,13 @@ StateBytes(const FitState *s)
 static void
 Reserve(FitState *s, int64 extra, Size held)
 {
-	int64		need = s->n + extra;
-	int64		cap = s->capacity;
+	int64		need,
+				cap;
 	Size		room = LimitBytes() > held ? LimitBytes() - held : 0;
 
+	ExpandState(s);
+	need = s->n + extra;
+	cap = s->capacity;
 	if (need <= cap)
 		return;
 	if (need > (int64) UINT32_MAX)
@@ -321,8 +334,9 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 
 /* Append the rows of src to dst */
 static void
-AppendState(FitState *dst, const FitState *src)
+AppendState(FitState *dst, FitState *src)
 {
+	ExpandState(src);
 	Reserve(dst, src->n, StateBytes(src));
 	memcpy(dst->user + dst->n, src->user, src->n * sizeof(int64));
 	memcpy(dst->item + dst->n, src->item, src->n * sizeof(int64));
@@ -343,7 +357,13 @@ AppendState(FitState *dst, const FitState *src)
 static void
 FreeState(FitState *s)
 {
-	if (s->user != NULL)
+	if (s->compact)
+	{
+		pfree(s->user);
+		pfree(s->uids);
+		pfree(s->iids);
+	}
+	else if (s->user != NULL)
 	{
 		pfree(s->user);
 		pfree(s->item);
@@ -398,6 +418,7 @@ lfg_fit_serial(PG_FUNCTION_ARGS)
 	Size		size;
 	StringInfoData buf;
 
+	ExpandState(s);
 	size = add_size(add_size(21 + optlen, mul_size(s->n, 2 * sizeof(int64))),
 					mul_size(s->n, sizeof(float)));
 	if (s->demo)
@@ -619,6 +640,152 @@ Densify(const FitState *s, DenseData *d)
 	d->r.user = u;
 	d->r.item = i;
 	d->r.rating = r;
+}
+
+/*
+ * The sorted distinct values of ids[0..n) in a new array of keep (a sorted
+ * copy in the current context, deduplicated, then copied); returns the count
+ */
+static int32
+SortedDistinct(const int64 *ids, int64 n, MemoryContext keep, int64 **out)
+{
+	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+	int64		m = 0;
+
+	memcpy(d, ids, n * sizeof(int64));
+	qsort(d, n, sizeof(int64), CompareIds);
+	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (m == 0 || d[m - 1] != d[j])
+			d[m++] = d[j];
+	}
+	CheckIdCount(m);
+	*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
+	memcpy(*out, d, m * sizeof(int64));
+	pfree(d);
+	return (int32) m;
+}
+
+/*
+ * Replace each id of ids[0..n) by its index in sorted[0..m), written as an
+ * int32 over the front of the same array: entry j is read before the
+ * ascending writes reach its bytes. A direct table replaces the binary
+ * search when the ids span a small range (see MapItems).
+ */
+static void
+MapIdsInPlace(int64 *ids, int64 n, const int64 *sorted, int32 m)
+{
+	int32	   *out = (int32 *) ids;
+	uint64		span = (uint64) sorted[m - 1] - (uint64) sorted[0];
+	int32	   *table = NULL;
+
+	if (span < (uint64) m * 4 + 1024)
+	{
+		table = palloc_extended(mul_size(span + 1, sizeof(int32)), MCXT_ALLOC_HUGE);
+		for (int32 j = 0; j < m; j++)
+			table[(uint64) sorted[j] - (uint64) sorted[0]] = j;
+	}
+	for (int64 j = 0; j < n; j++)
+	{
+		int64		id = ids[j];
+
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		out[j] = table ? table[(uint64) id - (uint64) sorted[0]] : lfg_find_id(sorted, m, id);
+	}
+	if (table)
+		pfree(table);
+}
+
+/*
+ * Compact a state for svd and biassvd training, in place: the ids become
+ * dense indexes (users and items numbered in id order, as Densify does) and
+ * the rows 12-byte LfgRating in the user array, which the training then
+ * reorders. Sizes per rating: the state holds 20 bytes; the sorted copy of
+ * the user ids adds 8 (the peak, 28); once mapped, the id arrays shrink to
+ * 4 bytes each; the user array then grows to 12 (realloc remaps the pages,
+ * no copy) and takes the rows, filled from the last so each entry is read
+ * before it is overwritten; 12 remain. ExpandState undoes it, for a state
+ * that is aggregated further (a window, or one state shared by two
+ * lfg_fit calls).
+ */
+static void
+CompactState(FitState *s, TrainBudget *b)
+{
+	int64		n = s->n;
+	MemoryContext scxt = GetMemoryChunkContext(s);
+	LfgRating  *rows;
+	int32	   *u32,
+			   *i32;
+
+	if (s->compact)
+		return;
+	if (s->capacity > n)
+	{
+		s->user = repalloc_huge(s->user, n * sizeof(int64));
+		s->item = repalloc_huge(s->item, n * sizeof(int64));
+		s->rating = repalloc_huge(s->rating, n * sizeof(float));
+		s->capacity = n;
+	}
+	b->base = StateBytes(s);
+	b->peak = Max(b->peak, b->base + n * sizeof(int64));
+	s->nu = SortedDistinct(s->user, n, scxt, &s->uids);
+	MapIdsInPlace(s->user, n, s->uids, s->nu);
+	s->user = repalloc_huge(s->user, n * sizeof(int32));
+	s->ni = SortedDistinct(s->item, n, scxt, &s->iids);
+	MapIdsInPlace(s->item, n, s->iids, s->ni);
+	s->item = repalloc_huge(s->item, n * sizeof(int32));
+	s->user = repalloc_huge(s->user, mul_size(n, sizeof(LfgRating)));
+	rows = (LfgRating *) s->user;
+	u32 = (int32 *) s->user;
+	i32 = (int32 *) s->item;
+	for (int64 j = n - 1; j >= 0; j--)
+	{
+		LfgRating	x = {u32[j], i32[j], s->rating[j]};
+
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		rows[j] = x;
+	}
+	pfree(s->item);
+	pfree(s->rating);
+	s->item = NULL;
+	s->rating = NULL;
+	s->compact = true;
+	b->base = StateBytes(s);
+}
+
+/* Undo CompactState: the ids and ratings back in their own arrays */
+static void
+ExpandState(FitState *s)
+{
+	int64		n = s->n;
+	MemoryContext scxt;
+	LfgRating  *rows;
+
+	if (!s->compact)
+		return;
+	scxt = GetMemoryChunkContext(s);
+	rows = (LfgRating *) s->user;
+	s->item = MemoryContextAllocHuge(scxt, mul_size(Max(n, 1), sizeof(int64)));
+	s->rating = MemoryContextAllocHuge(scxt, mul_size(Max(n, 1), sizeof(float)));
+	for (int64 j = 0; j < n; j++)
+	{
+		LfgRating	x = rows[j];
+
+		/* user j's 8 bytes end before row j + 1 starts: ascending is safe */
+		s->item[j] = s->iids[x.i];
+		s->rating[j] = x.r;
+		s->user[j] = s->uids[x.u];
+	}
+	s->user = repalloc_huge(s->user, mul_size(Max(n, 1), sizeof(int64)));
+	s->capacity = n;
+	pfree(s->uids);
+	pfree(s->iids);
+	s->uids = s->iids = NULL;
+	s->compact = false;
 }
 
 /*
@@ -962,9 +1129,12 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
 }
 
-/* Train an SVD or BiasSVD model on d; fill m and the metrics */
+/*
+ * Train an SVD or BiasSVD model on the compacted state s (its rows are
+ * reordered), d its sizes and ids; fill m and the metrics
+ */
 static void
-TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
+TrainMf(FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 		StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
@@ -982,7 +1152,9 @@ TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 			(errmsg("lfg_fit: training %s on a grid of %d x %d blocks with %d threads",
 					lfg_kind_name(opts->mf.kind), g, g, Min(opts->mf.parallel, g))));
 	h.last = lfg_clock_seconds();
-	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
+	Assert(s->compact);
+	if (lfg_mf_train_rows((LfgRating *) s->user, (size_t) s->n, d->r.n_users, d->r.n_items,
+						  &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
 	appendStringInfoChar(&h.rmse, ']');
 	appendStringInfoChar(&h.seconds, ']');
@@ -1073,6 +1245,8 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	StringInfoData metrics;
 	TrainBudget budget;
 	WarmSetup	warm;
+	bool		compact;
+	Size		index_bytes;
 
 	RememberEpochs(NAN, NAN);	/* nothing left from an earlier failed fit */
 	if (s == NULL || s->n == 0)
@@ -1086,15 +1260,29 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
 	budget = (TrainBudget) {train, StateBytes(s), 0, false};
-	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
-		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
+	compact = opts.kind == LFG_KIND_SVD || opts.kind == LFG_KIND_BIASSVD;
+	/* the sorted copy of the ids (compacting), or Densify's arrays */
+	index_bytes = (Size) s->n * (compact ? sizeof(int64) : DENSE_BYTES_PER_ROW);
+	if (!s->compact && BudgetUsed(&budget) + index_bytes > LimitBytes())
+		BudgetError(BudgetUsed(&budget) + index_bytes, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
 	LfgProgressUpdate("indexing the ratings", s->n, 0, 0, NAN, NAN);
 	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
 			(errmsg("lfg_fit: collected " INT64_FORMAT " ratings (" INT64_FORMAT " rows skipped)",
 					s->n, s->skipped)));
-	Densify(s, &d);
-	budget.peak = BudgetUsed(&budget);
+	if (compact)
+	{
+		CompactState(s, &budget);
+		d.r = (LfgRatings) {(size_t) s->n, s->nu, s->ni, NULL, NULL, NULL};
+		d.user_ids = s->uids;
+		d.item_ids = s->iids;
+	}
+	else
+	{
+		ExpandState(s);
+		Densify(s, &d);
+	}
+	budget.peak = Max(budget.peak, BudgetUsed(&budget));
 	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
 			(errmsg("lfg_fit: indexed %zu ratings of %d users and %d items in %.2f s",
 					d.r.n, d.r.n_users, d.r.n_items, lfg_clock_seconds() - t0)));
