@@ -25,7 +25,7 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, rank_weight, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, parallel, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* The types an option value can be refused for (one full message each) */
@@ -251,6 +251,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->revealed_weight = NumberValue(key, v);
 	else if (strcmp(key, "pretrain_epochs") == 0)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "parallel") == 0)
+		o->parallel = (int) IntegerValue(key, v, 1, LFG_MAX_PARALLEL);
 	else if (strcmp(key, "popularity_prior") == 0)
 		o->popularity_prior = NumberValue(key, v);
 	else if (strcmp(key, "rank_weight") == 0)
@@ -375,6 +377,7 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 	if (opts->kind != LFG_KIND_LFG)
 		opts->mf.kind = opts->kind;
 	lfg_net_options_preset(&opts->net, preset);
+	opts->net.parallel = opts->mf.parallel;
 	opts->ease_lambda = LFG_EASE_DEFAULT_LAMBDA;
 	opts->ease_verbose = false;
 	opts->warm_model = NULL;

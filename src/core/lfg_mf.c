@@ -405,97 +405,186 @@ sgd_block(LfgMfParams *m, const LfgRating *t, size_t n, float lr, float reg,
 	return sse;
 }
 
-/* One stratum's work, shared by its threads */
-typedef struct Stratum
+/*
+ * The schedule of one epoch. Stratum t (in the epoch's order) holds the
+ * blocks (b, col[t g + b]); the blocks that touch user group b and item
+ * group col[t g + b] before it are (t - 1, b) and (t - 1, inv[(t - 1) g +
+ * col[t g + b]]), where inv inverts col within a stratum. A block may start
+ * once those two have finished, whatever the others do: every block then
+ * reads and writes its rows of P, Q and the biases exactly as the plain
+ * stratum-by-stratum order would, so the threads need no barrier between
+ * strata and the result does not depend on them (a DAG of blocks, as
+ * wavefront schedules do).
+ */
+typedef struct Schedule
 {
 	LfgMfParams *m;
 	LfgRating  *t;
 	const Grid *grid;
-	const uint32_t *sigma;		/* the epoch's permutation of item groups */
-	int			s;				/* the stratum: blocks (b, sigma[(b + s) % g]) */
+	const uint32_t *col;		/* g x g: item group of block b in stratum t */
+	const uint32_t *inv;		/* g x g: user group of item group c in stratum t */
 	float		lr;
 	float		reg;
-	double	   *sse;			/* per user group b */
-	int			next;			/* the next user group to take */
+	double	   *sse;			/* g x g: squared error of each block */
 	const LfgCallbacks *cb;		/* only when one thread runs */
-} Stratum;
+	int			t0;				/* the strata [t0, t1) of this run */
+	int			t1;
+	uint8_t    *deps;			/* g x g: unfinished predecessors */
+	uint32_t   *ready;			/* queue of blocks that may start */
+	size_t		head;
+	size_t		tail;
+	size_t		done;
+	size_t		total;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} Schedule;
 
-/* Take the stratum's blocks one by one until none is left */
-static void *
-stratum_worker(void *arg)
+/* Train block id (stratum id / g, user group id % g) */
+static void
+run_block(Schedule *s, size_t id)
 {
-	Stratum    *w = arg;
-	int			g = w->grid->g;
-	int			b;
+	int			g = s->grid->g;
+	size_t		blk = (id % g) * g + s->col[id];
+	size_t		lo = s->grid->start[blk],
+				hi = s->grid->start[blk + 1];
 
-	while ((b = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED)) < g)
+	s->sse[id] = sgd_block(s->m, s->t + lo, hi - lo, s->lr, s->reg, s->cb);
+}
+
+/* Block id has finished: count it off its successors (mutex held) */
+static void
+finish_block(Schedule *s, size_t id)
+{
+	size_t		g = (size_t) s->grid->g,
+				t = id / g,
+				b = id % g,
+				s1,
+				s2;
+
+	s->done++;
+	if ((int) t + 1 >= s->t1)
+		return;
+	s1 = (t + 1) * g + b;
+	s2 = (t + 1) * g + s->inv[(t + 1) * g + s->col[id]];
+	if (--s->deps[s1] == 0)
+		s->ready[s->tail++] = (uint32_t) s1;
+	if (s2 != s1 && --s->deps[s2] == 0)
+		s->ready[s->tail++] = (uint32_t) s2;
+}
+
+/* A thread of the schedule: take ready blocks until all are done */
+static void *
+schedule_worker(void *arg)
+{
+	Schedule   *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;)
 	{
-		size_t		blk = (size_t) b * g + w->sigma[(b + w->s) % g];
-		size_t		lo = w->grid->start[blk],
-					hi = w->grid->start[blk + 1];
+		size_t		id;
 
-		w->sse[b] = sgd_block(w->m, w->t + lo, hi - lo, w->lr, w->reg, w->cb);
+		while (s->head == s->tail && s->done < s->total)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->done == s->total)
+			break;
+		id = s->ready[s->head++];
+		pthread_mutex_unlock(&s->mu);
+		run_block(s, id);
+		pthread_mutex_lock(&s->mu);
+		finish_block(s, id);
+		pthread_cond_broadcast(&s->cv);
 	}
+	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
 /*
- * Run one stratum on nthreads threads (the caller's and nthreads - 1 more,
- * with every signal blocked: the process's handlers run in the caller's).
- * A thread that cannot be started leaves its share to the others.
+ * Train the strata [t0, t1) on nthreads threads (the caller's and nthreads -
+ * 1 more, started with every signal blocked, so the process's handlers run
+ * in the caller's); a thread that cannot be started leaves its share to the
+ * others. With one thread, the blocks in order.
  */
 static void
-run_stratum(Stratum *w, int nthreads, pthread_t *tid)
+run_strata(Schedule *s, int t0, int t1, int nthreads, pthread_t *tid)
 {
+	size_t		g = (size_t) s->grid->g;
 	int			started = 0;
+	sigset_t	all,
+				old;
 
-	w->next = 0;
-	if (nthreads > 1)
+	if (nthreads == 1)
 	{
-		sigset_t	all,
-					old;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		for (int j = 0; j < nthreads - 1; j++)
-			if (pthread_create(&tid[started], NULL, stratum_worker, w) == 0)
-				started++;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		for (size_t id = (size_t) t0 * g; id < (size_t) t1 * g; id++)
+			run_block(s, id);
+		return;
 	}
-	stratum_worker(w);
+	s->t0 = t0;
+	s->t1 = t1;
+	s->head = s->tail = s->done = 0;
+	s->total = (size_t) (t1 - t0) * g;
+	for (size_t t = t0; t < (size_t) t1; t++)
+		for (size_t b = 0; b < g; b++)
+		{
+			size_t		id = t * g + b;
+
+			if ((int) t == t0)
+			{
+				s->deps[id] = 0;
+				s->ready[s->tail++] = (uint32_t) id;
+			}
+			else
+				s->deps[id] = s->inv[(t - 1) * g + s->col[id]] == b ? 1 : 2;
+		}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int j = 0; j < nthreads - 1; j++)
+		if (pthread_create(&tid[started], NULL, schedule_worker, s) == 0)
+			started++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	schedule_worker(s);
 	for (int j = 0; j < started; j++)
 		pthread_join(tid[j], NULL);
 }
 
 /*
  * One SGD epoch over every block (see the file header); returns the RMSE of
- * the running predictions. The error is summed per user group, then over
- * the groups in order, so it does not depend on the threads either.
+ * the running predictions. Threads are joined every few strata (at most
+ * about STRATUM_RATINGS ratings each run), where the callback, which may
+ * raise, checks for interrupts. The error is summed per block, then over
+ * the blocks in order, so it does not depend on the threads either.
  */
 static double
-sgd_epoch(LfgMfParams *m, LfgRating *t, size_t n, const Grid *grid, const LfgMfOptions *o,
-		  LfgRng *order, uint32_t *sigma, uint32_t *strata, double *sse,
-		  int nthreads, pthread_t *tid, const LfgCallbacks *cb)
+sgd_epoch(Schedule *s, size_t n, const LfgMfOptions *o, LfgRng *order, uint32_t *sigma,
+		  uint32_t *strata, uint32_t *col, uint32_t *inv, int nthreads, pthread_t *tid,
+		  const LfgCallbacks *cb)
 {
-	int			g = grid->g;
+	int			g = s->grid->g;
 	double		total = 0.0;
-	Stratum		w = {m, t, grid, sigma, 0, (float) o->lr, (float) o->reg, sse, 0,
-	nthreads == 1 ? cb : NULL};
+	double		per_stratum = (double) n / g;
+	int			run = (int) fmax(1.0, fmin(g, 2.0 * STRATUM_RATINGS / fmax(per_stratum, 1.0)));
 
+	(void) o;
 	for (int j = 0; j < g; j++)
 		sigma[j] = strata[j] = (uint32_t) j;
 	lfg_rng_shuffle_u32(order, sigma, (size_t) g);
 	lfg_rng_shuffle_u32(order, strata, (size_t) g);
-	for (int j = 0; j < g; j++)
-	{
-		w.s = (int) strata[j];
-		run_stratum(&w, nthreads, tid);
+	for (int t = 0; t < g; t++)
 		for (int b = 0; b < g; b++)
-			total += sse[b];
+		{
+			uint32_t	c = sigma[(b + strata[t]) % g];
+
+			col[(size_t) t * g + b] = c;
+			inv[(size_t) t * g + c] = (uint32_t) b;
+		}
+	for (int t0 = 0; t0 < g; t0 += run)
+	{
+		run_strata(s, t0, t0 + run < g ? t0 + run : g, nthreads, tid);
 		/* no thread runs now: the callback may raise */
 		if (cb && cb->check)
 			cb->check(cb->ctx);
 	}
+	for (size_t id = 0; id < (size_t) g * g; id++)
+		total += s->sse[id];
 	return sqrt(total / (double) n);
 }
 
@@ -630,8 +719,10 @@ lfg_mf_train_rows(LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
 	LfgMfParams w;
 	size_t	   *next;
 	uint32_t   *sigma,
-			   *strata;
-	double	   *sse;
+			   *strata,
+			   *col,
+			   *inv;
+	Schedule	sched;
 	pthread_t  *tid;
 	int			nthreads;
 
@@ -661,22 +752,37 @@ lfg_mf_train_rows(LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
 	next = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(size_t));
 	sigma = lfg_alloc_array(a, (size_t) grid.g, sizeof(uint32_t));
 	strata = lfg_alloc_array(a, (size_t) grid.g, sizeof(uint32_t));
-	sse = lfg_alloc_array(a, (size_t) grid.g, sizeof(double));
+	col = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(uint32_t));
+	inv = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(uint32_t));
+	sched.sse = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(double));
+	sched.deps = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(uint8_t));
+	sched.ready = lfg_alloc_array(a, (size_t) grid.g * grid.g, sizeof(uint32_t));
 	tid = lfg_alloc_array(a, (size_t) nthreads, sizeof(pthread_t));
-	if (next == NULL || sigma == NULL || strata == NULL || sse == NULL || tid == NULL)
+	if (next == NULL || sigma == NULL || strata == NULL || col == NULL || inv == NULL ||
+		sched.sse == NULL || sched.deps == NULL || sched.ready == NULL || tid == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the block grid");
 	if ((st = sort_into_blocks(&grid, t, n, next, cb, a, err)) != LFG_OK)
 		return st;
 	lfg_free(a, next);
 	if ((st = relabel_params(&w, out, &grid, a, err)) != LFG_OK)
 		return st;
+	sched.m = &w;
+	sched.t = t;
+	sched.grid = &grid;
+	sched.col = col;
+	sched.inv = inv;
+	sched.lr = (float) o->lr;
+	sched.reg = (float) o->reg;
+	sched.cb = nthreads == 1 ? cb : NULL;
+	pthread_mutex_init(&sched.mu, NULL);
+	pthread_cond_init(&sched.cv, NULL);
 	/* the order stream is separate from the initialisation stream */
 	lfg_rng_seed(&rng, o->seed ^ UINT64_C(0x5DEECE66D));
 
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
-		double		rmse = sgd_epoch(&w, t, n, &grid, o, &rng, sigma, strata, sse,
-									 nthreads, tid, cb);
+		double		rmse = sgd_epoch(&sched, n, o, &rng, sigma, strata, col, inv, nthreads,
+									 tid, cb);
 
 		if (cb && cb->on_epoch)
 			cb->on_epoch(cb->ctx, epoch, rmse);
@@ -694,7 +800,13 @@ lfg_mf_train_rows(LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
 	lfg_free(a, grid.start);
 	lfg_free(a, sigma);
 	lfg_free(a, strata);
-	lfg_free(a, sse);
+	pthread_mutex_destroy(&sched.mu);
+	pthread_cond_destroy(&sched.cv);
+	lfg_free(a, col);
+	lfg_free(a, inv);
+	lfg_free(a, sched.sse);
+	lfg_free(a, sched.deps);
+	lfg_free(a, sched.ready);
 	lfg_free(a, tid);
 	*train_rmse = rows_rmse(out, t, n);
 	return LFG_OK;
