@@ -38,13 +38,17 @@
 #include "lfg_mf.h"
 #include "lfg_rng.h"
 
+/* ratings between interrupt checks with one thread */
 #define CHECK_EVERY 8192
 #ifndef Max
 #define Max(x, y) ((x) > (y) ? (x) : (y))
 #endif
 /* the rows of P and Q one block may touch: a core's L2 cache */
 #define BLOCK_ROW_BYTES (1024 * 1024)
-/* ratings per stratum at most (where the grid allows): a cancel waits for one */
+/*
+ * ratings per stratum at most (where the grid allows); threads are joined
+ * for the interrupt check after about two strata of this size
+ */
 #define STRATUM_RATINGS (1 << 21)
 
 /* Surprise's defaults, and our fixed default seed */
@@ -554,7 +558,7 @@ run_strata(Schedule *s, int t0, int t1, int nthreads, pthread_t *tid)
  * the blocks in order, so it does not depend on the threads either.
  */
 static double
-sgd_epoch(Schedule *s, size_t n, const LfgMfOptions *o, LfgRng *order, uint32_t *sigma,
+sgd_epoch(Schedule *s, size_t n, LfgRng *order, uint32_t *sigma,
 		  uint32_t *strata, uint32_t *col, uint32_t *inv, int nthreads, pthread_t *tid,
 		  const LfgCallbacks *cb)
 {
@@ -563,7 +567,6 @@ sgd_epoch(Schedule *s, size_t n, const LfgMfOptions *o, LfgRng *order, uint32_t 
 	double		per_stratum = (double) n / g;
 	int			run = (int) fmax(1.0, fmin(g, 2.0 * STRATUM_RATINGS / fmax(per_stratum, 1.0)));
 
-	(void) o;
 	for (int j = 0; j < g; j++)
 		sigma[j] = strata[j] = (uint32_t) j;
 	lfg_rng_shuffle_u32(order, sigma, (size_t) g);
@@ -781,7 +784,7 @@ lfg_mf_train_rows(LfgRating *t, size_t n, int32_t n_users, int32_t n_items,
 
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
-		double		rmse = sgd_epoch(&sched, n, o, &rng, sigma, strata, col, inv, nthreads,
+		double		rmse = sgd_epoch(&sched, n, &rng, sigma, strata, col, inv, nthreads,
 									 tid, cb);
 
 		if (cb && cb->on_epoch)
