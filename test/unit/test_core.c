@@ -300,7 +300,7 @@ test_parallel_identical(void)
 
 	CHECK(lfg_synth_generate(nu, ni, 60000, 3, &A, &d, &err) == LFG_OK, "synth: %s", err.msg);
 	CHECK(lfg_mf_grid(d.n, nu, ni, 16) == LFG_MF_MIN_GRID, "small data: the minimum grid");
-	CHECK(lfg_mf_grid(10000000, 60000, 22000, 100) == 32, "10M ratings, 100 factors: grid %d",
+	CHECK(lfg_mf_grid(10000000, 60000, 22000, 100) == 17, "10M ratings, 100 factors: grid %d",
 		  lfg_mf_grid(10000000, 60000, 22000, 100));
 	train_parallel(&d, nu, ni, 1, false, &m1);
 	train_parallel(&d, nu, ni, 2, false, &m2);
