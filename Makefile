@@ -38,9 +38,9 @@ OPENBLAS_SERIAL_DIR := $(patsubst %/,%,$(dir $(firstword $(wildcard /usr/lib/$(s
 endif
 ifneq ($(OPENBLAS_SERIAL_DIR),)
 BLAS_LIBS = -L$(OPENBLAS_SERIAL_DIR) -Wl,--push-state,--no-as-needed -l:libopenblas.so.0 -l:libblas.so.3 \
-	-l:liblapack.so.3 -Wl,--pop-state,-rpath,$(OPENBLAS_SERIAL_DIR) -llapacke -lm
+	-l:liblapack.so.3 -Wl,--pop-state,-rpath,$(OPENBLAS_SERIAL_DIR) -llapacke -lm -lpthread
 else
-BLAS_LIBS = -llapacke -lopenblas -lm
+BLAS_LIBS = -llapacke -lopenblas -lm -lpthread
 endif
 SHLIB_LINK = $(BLAS_LIBS)
 EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/test_rank test/unit/.passed \

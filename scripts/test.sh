@@ -90,6 +90,8 @@ if [ -f "$ml1m/ratings_uir.dat" ]; then
 else
   echo "== MovieLens-1m not found at $ml1m: its benchmarks are skipped"
 fi
+echo "== training at scale: 1M and 10M synthetic ratings, 1 and 2 threads (the speedup is reported, not checked: other load defeats it)"
+SCALE_SKIP_25M=1 SCALE_MIN_SPEEDUP=0 bash test/bench/scale.sh --check
 echo "== serving latency with pgbench (reported)"
 bash test/bench/latency.sh "$ml1m"
 echo "== serving latency with lfg in shared_preload_libraries: one shared copy of the model (reported)"

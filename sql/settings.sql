@@ -25,7 +25,7 @@ SELECT name, (metrics->>'train_memory_mb')::float8 > 0 AS memory_reported,
 SET lfg.train_memory_limit = '1MB';
 -- too many ratings to collect, to index, or to train on
 SELECT pg_temp.sqlstate($$SELECT lfg_fit(user_id, item_id, rating) FROM st_ratings$$) AS collect;
-SELECT pg_temp.sqlstate($$SELECT lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}') FROM st_ratings WHERE user_id <= 2000$$) AS index,
+SELECT pg_temp.sqlstate($$SELECT lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}') FROM st_ratings WHERE user_id <= 3300$$) AS index,
        pg_temp.sqlstate($$SELECT lfg_fit(user_id, item_id, rating, '{"factors": 200, "epochs": 1}') FROM st_ratings WHERE user_id <= 600$$) AS train;
 \set VERBOSITY terse
 SELECT lfg_fit(user_id, item_id, rating) FROM st_ratings;

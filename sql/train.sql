@@ -32,7 +32,7 @@ SELECT name, version, kind, options->>'factors' AS factors, options->>'epochs' A
        options->>'lr' AS lr, options->>'reg' AS reg, options->>'init_std' AS init_std
   FROM lfg.models ORDER BY name, version;
 SELECT i.kind, i.factors, i.n_users, i.n_items, i.bytes = length(model) AS bytes,
-       i.options = m.options AS options, i.metrics = m.metrics - 'train_seconds' - 'train_memory_mb' AS metrics
+       i.options = m.options AS options, i.metrics = m.metrics - 'train_seconds' - 'train_memory_mb' - 'seconds_per_epoch' - 'epoch_seconds' AS metrics
   FROM lfg.models m, lfg_model_info(model) i WHERE name = 'plain';
 
 -- same data and seed: byte-identical models; another seed: another model
@@ -83,3 +83,46 @@ SELECT attstorage FROM pg_attribute WHERE attrelid = 'lfg.models'::regclass AND 
 SELECT pg_column_size(model) >= length(model) AS not_compressed FROM lfg.models WHERE name = 'bias' AND version = 2;
 -- and pg_dump keeps them
 SELECT array(SELECT c::regclass::text FROM unnest(extconfig) AS c ORDER BY 1) AS dumped FROM pg_extension WHERE extname = 'lfg';
+
+-- "parallel" threads: the same bytes for any number (the grid of blocks does
+-- not depend on it), checked range, and a training curve in the metrics
+CREATE TABLE wide AS
+  SELECT * FROM lfg_synthetic_ratings(3000, 1500, 60000, 5);
+SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 3, "parallel": 1}')) =
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 3, "parallel": 2}')) AS p1_p2_same,
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 3, "parallel": 1}')) <>
+       md5(lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8, "epochs": 3, "parallel": 3}')) AS biassvd_svd_differ
+  FROM wide;
+SELECT md5(lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8, "epochs": 3, "parallel": 1}')) =
+       md5(lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8, "epochs": 3, "parallel": 4}')) AS svd_p1_p4_same
+  FROM wide;
+SELECT lfg_fit(user_id, item_id, rating, '{"parallel": 0}') FROM ratings;
+SELECT lfg_fit(user_id, item_id, rating, '{"parallel": 65}') FROM ratings;
+INSERT INTO lfg.models (name, model)
+  SELECT 'curve', lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 4, "parallel": 2}') FROM wide;
+SELECT jsonb_array_length(metrics->'epoch_train_rmse') AS rmse_epochs,
+       jsonb_array_length(metrics->'epoch_seconds') AS timed_epochs,
+       (metrics->'epoch_train_rmse'->>3)::float8 < (metrics->'epoch_train_rmse'->>0)::float8 AS rmse_falls,
+       NOT (options ? 'parallel') AS parallel_not_stored
+  FROM lfg.models WHERE name = 'curve';
+DELETE FROM lfg.models WHERE name = 'curve';
+
+-- svd and biassvd compact the state in place to train: a state finalized
+-- twice (two identical calls share it) or aggregated further after a final
+-- call (a running window) gives the same models as a fresh one
+SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) =
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) AS shared_state_same,
+       md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) =
+       (SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}')) FROM ratings) AS fresh_same
+  FROM ratings;
+CREATE TABLE first300 AS
+  SELECT *, row_number() OVER (ORDER BY user_id, item_id) AS n
+    FROM (SELECT * FROM ratings ORDER BY user_id, item_id LIMIT 300) r;
+WITH w AS (
+  SELECT n, md5(lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}')
+                OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS m
+    FROM first300)
+SELECT count(*) AS windows, count(DISTINCT m) AS models,
+       (SELECT m FROM w ORDER BY n DESC LIMIT 1) =
+       (SELECT md5(lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}')) FROM first300) AS last_window_same
+  FROM w;

@@ -10,20 +10,22 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "optimizer/cost.h"
 #include "utils/jsonb.h"
 
 #include "lfg.h"
 #include "lfg_options.h"
 
-#define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, verbose, warm_start"
+#define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, parallel, verbose, warm_start"
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, parallel, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* The types an option value can be refused for (one full message each) */
@@ -172,9 +174,26 @@ ApplyMfOption(LfgMfOptions *o, const char *key, JsonbValue *v)
 		o->seed = (uint64_t) IntegerValue(key, v, 0, PG_INT64_MAX);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
+	else if (strcmp(key, "parallel") == 0)
+		o->parallel = (int) IntegerValue(key, v, 1, LFG_MAX_PARALLEL);
 	else
 		return false;
 	return true;
+}
+
+/*
+ * The default of "parallel": the leader and max_parallel_workers_per_gather
+ * workers, as a parallel query would use, at most the cores online
+ */
+static int
+DefaultParallel(void)
+{
+	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int			n = max_parallel_workers_per_gather + 1;
+
+	if (cores >= 1 && n > cores)
+		n = (int) cores;
+	return Max(1, Min(n, LFG_MAX_PARALLEL));
 }
 
 /* Apply one key of an lfg options object */
@@ -232,6 +251,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->revealed_weight = NumberValue(key, v);
 	else if (strcmp(key, "pretrain_epochs") == 0)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "parallel") == 0)
+		o->parallel = (int) IntegerValue(key, v, 1, LFG_MAX_PARALLEL);
 	else if (strcmp(key, "popularity_prior") == 0)
 		o->popularity_prior = NumberValue(key, v);
 	else if (strcmp(key, "rank_weight") == 0)
@@ -356,9 +377,11 @@ LfgParseOptions(Jsonb *jb, int default_kind, LfgFitOptions *opts)
 	if (jb != NULL)
 		ReadKindAndPreset(jb, &opts->kind, &preset);
 	lfg_mf_options_default(&opts->mf);
+	opts->mf.parallel = DefaultParallel();
 	if (opts->kind != LFG_KIND_LFG)
 		opts->mf.kind = opts->kind;
 	lfg_net_options_preset(&opts->net, preset);
+	opts->net.parallel = opts->mf.parallel;
 	opts->ease_lambda = LFG_EASE_DEFAULT_LAMBDA;
 	opts->ease_verbose = false;
 	opts->warm_model = NULL;

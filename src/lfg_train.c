@@ -44,6 +44,12 @@ typedef struct FitState
 	float	   *rating;
 	Jsonb	   *options;		/* NULL: defaults */
 	LfgUserMap *demo;			/* demographics (the 6- and 7-argument forms) */
+	/* compacted for svd and biassvd (CompactState): */
+	bool		compact;		/* user holds n LfgRating; item and rating are NULL */
+	int64	   *uids;			/* sorted distinct ids (when compact) */
+	int64	   *iids;
+	int32		nu;
+	int32		ni;
 } FitState;
 
 typedef struct FitRow
@@ -155,8 +161,12 @@ NewState(MemoryContext cxt)
 static Size
 StateBytes(const FitState *s)
 {
+	if (s->compact)
+		return (Size) s->n * sizeof(LfgRating) + ((Size) s->nu + s->ni) * sizeof(int64);
 	return (Size) s->capacity * STATE_BYTES_PER_ROW;
 }
+
+static void ExpandState(FitState *s);
 
 /*
  * Make room for extra more rows; memory comes from the state's context.
@@ -167,10 +177,13 @@ StateBytes(const FitState *s)
 static void
 Reserve(FitState *s, int64 extra, Size held)
 {
-	int64		need = s->n + extra;
-	int64		cap = s->capacity;
+	int64		need,
+				cap;
 	Size		room = LimitBytes() > held ? LimitBytes() - held : 0;
 
+	ExpandState(s);
+	need = s->n + extra;
+	cap = s->capacity;
 	if (need <= cap)
 		return;
 	if (need > (int64) UINT32_MAX)
@@ -321,8 +334,9 @@ lfg_fit_trans_demo(PG_FUNCTION_ARGS)
 
 /* Append the rows of src to dst */
 static void
-AppendState(FitState *dst, const FitState *src)
+AppendState(FitState *dst, FitState *src)
 {
+	ExpandState(src);
 	Reserve(dst, src->n, StateBytes(src));
 	memcpy(dst->user + dst->n, src->user, src->n * sizeof(int64));
 	memcpy(dst->item + dst->n, src->item, src->n * sizeof(int64));
@@ -343,7 +357,13 @@ AppendState(FitState *dst, const FitState *src)
 static void
 FreeState(FitState *s)
 {
-	if (s->user != NULL)
+	if (s->compact)
+	{
+		pfree(s->user);
+		pfree(s->uids);
+		pfree(s->iids);
+	}
+	else if (s->user != NULL)
 	{
 		pfree(s->user);
 		pfree(s->item);
@@ -398,6 +418,7 @@ lfg_fit_serial(PG_FUNCTION_ARGS)
 	Size		size;
 	StringInfoData buf;
 
+	ExpandState(s);
 	size = add_size(add_size(21 + optlen, mul_size(s->n, 2 * sizeof(int64))),
 					mul_size(s->n, sizeof(float)));
 	if (s->demo)
@@ -622,6 +643,152 @@ Densify(const FitState *s, DenseData *d)
 }
 
 /*
+ * The sorted distinct values of ids[0..n) in a new array of keep (a sorted
+ * copy in the current context, deduplicated, then copied); returns the count
+ */
+static int32
+SortedDistinct(const int64 *ids, int64 n, MemoryContext keep, int64 **out)
+{
+	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+	int64		m = 0;
+
+	memcpy(d, ids, n * sizeof(int64));
+	qsort(d, n, sizeof(int64), CompareIds);
+	for (int64 j = 0; j < n; j++)
+	{
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (m == 0 || d[m - 1] != d[j])
+			d[m++] = d[j];
+	}
+	CheckIdCount(m);
+	*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
+	memcpy(*out, d, m * sizeof(int64));
+	pfree(d);
+	return (int32) m;
+}
+
+/*
+ * Replace each id of ids[0..n) by its index in sorted[0..m), written as an
+ * int32 over the front of the same array: entry j is read before the
+ * ascending writes reach its bytes. A direct table replaces the binary
+ * search when the ids span a small range (see MapItems).
+ */
+static void
+MapIdsInPlace(int64 *ids, int64 n, const int64 *sorted, int32 m)
+{
+	int32	   *out = (int32 *) ids;
+	uint64		span = (uint64) sorted[m - 1] - (uint64) sorted[0];
+	int32	   *table = NULL;
+
+	if (span < (uint64) m * 4 + 1024)
+	{
+		table = palloc_extended(mul_size(span + 1, sizeof(int32)), MCXT_ALLOC_HUGE);
+		for (int32 j = 0; j < m; j++)
+			table[(uint64) sorted[j] - (uint64) sorted[0]] = j;
+	}
+	for (int64 j = 0; j < n; j++)
+	{
+		int64		id = ids[j];
+
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		out[j] = table ? table[(uint64) id - (uint64) sorted[0]] : lfg_find_id(sorted, m, id);
+	}
+	if (table)
+		pfree(table);
+}
+
+/*
+ * Compact a state for svd and biassvd training, in place: the ids become
+ * dense indexes (users and items numbered in id order, as Densify does) and
+ * the rows 12-byte LfgRating in the user array, which the training then
+ * reorders. Sizes per rating: the state holds 20 bytes; the sorted copy of
+ * the user ids adds 8 (the peak, 28); once mapped, the id arrays shrink to
+ * 4 bytes each; the user array then grows to 12 (realloc remaps the pages,
+ * no copy) and takes the rows, filled from the last so each entry is read
+ * before it is overwritten; 12 remain. ExpandState undoes it, for a state
+ * that is aggregated further (a window, or one state shared by two
+ * lfg_fit calls).
+ */
+static void
+CompactState(FitState *s, TrainBudget *b)
+{
+	int64		n = s->n;
+	MemoryContext scxt = GetMemoryChunkContext(s);
+	LfgRating  *rows;
+	int32	   *u32,
+			   *i32;
+
+	if (s->compact)
+		return;
+	if (s->capacity > n)
+	{
+		s->user = repalloc_huge(s->user, n * sizeof(int64));
+		s->item = repalloc_huge(s->item, n * sizeof(int64));
+		s->rating = repalloc_huge(s->rating, n * sizeof(float));
+		s->capacity = n;
+	}
+	b->base = StateBytes(s);
+	b->peak = Max(b->peak, b->base + n * sizeof(int64));
+	s->nu = SortedDistinct(s->user, n, scxt, &s->uids);
+	MapIdsInPlace(s->user, n, s->uids, s->nu);
+	s->user = repalloc_huge(s->user, n * sizeof(int32));
+	s->ni = SortedDistinct(s->item, n, scxt, &s->iids);
+	MapIdsInPlace(s->item, n, s->iids, s->ni);
+	s->item = repalloc_huge(s->item, n * sizeof(int32));
+	s->user = repalloc_huge(s->user, mul_size(n, sizeof(LfgRating)));
+	rows = (LfgRating *) s->user;
+	u32 = (int32 *) s->user;
+	i32 = (int32 *) s->item;
+	for (int64 j = n - 1; j >= 0; j--)
+	{
+		LfgRating	x = {u32[j], i32[j], s->rating[j]};
+
+		if (j % ROWS_PER_CHECK == 0)
+			CHECK_FOR_INTERRUPTS();
+		rows[j] = x;
+	}
+	pfree(s->item);
+	pfree(s->rating);
+	s->item = NULL;
+	s->rating = NULL;
+	s->compact = true;
+	b->base = StateBytes(s);
+}
+
+/* Undo CompactState: the ids and ratings back in their own arrays */
+static void
+ExpandState(FitState *s)
+{
+	int64		n = s->n;
+	MemoryContext scxt;
+	LfgRating  *rows;
+
+	if (!s->compact)
+		return;
+	scxt = GetMemoryChunkContext(s);
+	rows = (LfgRating *) s->user;
+	s->item = MemoryContextAllocHuge(scxt, mul_size(Max(n, 1), sizeof(int64)));
+	s->rating = MemoryContextAllocHuge(scxt, mul_size(Max(n, 1), sizeof(float)));
+	for (int64 j = 0; j < n; j++)
+	{
+		LfgRating	x = rows[j];
+
+		/* user j's 8 bytes end before row j + 1 starts: ascending is safe */
+		s->item[j] = s->iids[x.i];
+		s->rating[j] = x.r;
+		s->user[j] = s->uids[x.u];
+	}
+	s->user = repalloc_huge(s->user, mul_size(Max(n, 1), sizeof(int64)));
+	s->capacity = n;
+	pfree(s->uids);
+	pfree(s->iids);
+	s->uids = s->iids = NULL;
+	s->compact = false;
+}
+
+/*
  * The timings of the last few models this backend trained, keyed by their
  * CRC and length, so that the INSERT trigger of lfg.models can record them
  * in the metrics column without putting varying numbers in the bytes.
@@ -635,11 +802,13 @@ typedef struct FitRecord
 	double		seconds_per_epoch;	/* NaN for svd and biassvd */
 	double		flops_per_epoch;
 	Size		memory;			/* peak bytes under lfg.train_memory_limit */
+	char	   *epoch_seconds;	/* svd, biassvd: a JSON array, or NULL */
 } FitRecord;
 static FitRecord fit_memory[FIT_MEMORY];
 static int	fit_next = 0;
 static double last_seconds_per_epoch = NAN;
 static double last_flops_per_epoch = NAN;
+static char *last_epoch_seconds = NULL;	/* in TopMemoryContext */
 
 /* The CRC stored in the last four bytes of a model */
 static uint32
@@ -659,23 +828,36 @@ RememberEpochs(double seconds_per_epoch, double flops_per_epoch)
 {
 	last_seconds_per_epoch = seconds_per_epoch;
 	last_flops_per_epoch = flops_per_epoch;
+	if (last_epoch_seconds != NULL)
+		pfree(last_epoch_seconds);
+	last_epoch_seconds = NULL;
+}
+
+/* Note the seconds of each epoch of the svd or biassvd model being trained */
+static void
+RememberEpochSeconds(const char *json)
+{
+	last_epoch_seconds = MemoryContextStrdup(TopMemoryContext, json);
 }
 
 /* Remember how long the model took to train */
 static void
 RememberFit(bytea *model, double seconds, Size memory)
 {
+	if (fit_memory[fit_next].epoch_seconds != NULL)
+		pfree(fit_memory[fit_next].epoch_seconds);
 	fit_memory[fit_next] = (FitRecord) {ModelCrc(model), VARSIZE_ANY_EXHDR(model), seconds,
-	last_seconds_per_epoch, last_flops_per_epoch, memory};
+	last_seconds_per_epoch, last_flops_per_epoch, memory, last_epoch_seconds};
 	fit_next = (fit_next + 1) % FIT_MEMORY;
 	last_seconds_per_epoch = last_flops_per_epoch = NAN;
+	last_epoch_seconds = NULL;
 }
 
 PG_FUNCTION_INFO_V1(lfg_fit_timing);
 /*
  * lfg_fit_timing(model): {"train_seconds", "train_memory_mb", "seconds_per_epoch",
- * "gflop_per_epoch", "gflops"} if this backend trained the model lately,
- * else NULL
+ * "gflop_per_epoch", "gflops", "epoch_seconds"} if this backend trained the
+ * model lately, else NULL
  */
 Datum
 lfg_fit_timing(PG_FUNCTION_ARGS)
@@ -694,27 +876,51 @@ lfg_fit_timing(PG_FUNCTION_ARGS)
 		initStringInfo(&s);
 		appendStringInfo(&s, "{\"train_seconds\": %.4f, \"train_memory_mb\": %.1f",
 						 f->seconds, f->memory / (1024.0 * 1024.0));
-		if (!isnan(f->seconds_per_epoch))
+		if (!isnan(f->seconds_per_epoch) && isnan(f->flops_per_epoch))
+			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f", f->seconds_per_epoch);
+		else if (!isnan(f->seconds_per_epoch))
 			appendStringInfo(&s, ", \"seconds_per_epoch\": %.4f, \"gflop_per_epoch\": %.4f"
 							 ", \"gflops\": %.3f", f->seconds_per_epoch,
 							 f->flops_per_epoch / 1e9,
 							 f->flops_per_epoch / 1e9 / Max(f->seconds_per_epoch, 1e-9));
+		if (f->epoch_seconds != NULL)
+			appendStringInfo(&s, ", \"epoch_seconds\": %s", f->epoch_seconds);
 		appendStringInfoChar(&s, '}');
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 	}
 	PG_RETURN_NULL();
 }
 
+/*
+ * The history of an svd or biassvd fit: the training RMSE of each epoch (a
+ * JSON array stored in the model's metrics) and its seconds (reported with
+ * the timings, outside the deterministic bytes)
+ */
+typedef struct MfHistory
+{
+	const LfgMfOptions *o;
+	double		last;			/* clock at the end of the last epoch */
+	double		total;			/* seconds of all epochs */
+	StringInfoData rmse;
+	StringInfoData seconds;
+} MfHistory;
+
 /* Core callback after each MF epoch: progress at DEBUG1, NOTICE when verbose */
 static void
 ReportMfEpoch(void *ctx, int epoch, double rmse)
 {
-	const LfgMfOptions *o = ctx;
+	MfHistory  *h = ctx;
+	double		now = lfg_clock_seconds();
 
 	CHECK_FOR_INTERRUPTS();
-	LfgProgressUpdate("training", -1, epoch, o->epochs, rmse, NAN);
-	ereport(o->verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f", epoch, o->epochs, rmse)));
+	LfgProgressUpdate("training", -1, epoch, h->o->epochs, rmse, NAN);
+	appendStringInfo(&h->rmse, "%s%.6f", epoch > 1 ? ", " : "[", rmse);
+	appendStringInfo(&h->seconds, "%s%.4f", epoch > 1 ? ", " : "[", now - h->last);
+	h->total += now - h->last;
+	ereport(h->o->verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit epoch %d of %d: training rmse %.4f, %.2f s",
+					epoch, h->o->epochs, rmse, now - h->last)));
+	h->last = now;
 }
 
 /* Core callback after each epoch of an LFG model's BiasSVD pretraining */
@@ -923,26 +1129,44 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
 }
 
-/* Train an SVD or BiasSVD model on d; fill m and the metrics */
+/*
+ * Train an SVD or BiasSVD model on the compacted state s (its rows are
+ * reordered), d its sizes and ids; fill m and the metrics
+ */
 static void
-TrainMf(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
+TrainMf(FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
 		StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
-	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &opts->mf};
+	MfHistory	h = {&opts->mf, 0.0, 0.0};
+	LfgCallbacks cb = {ReportMfEpoch, LfgCheckInterrupts, &h};
 	LfgError	err;
 	double		rmse;
+	int			g = lfg_mf_grid(d->r.n, d->r.n_users, d->r.n_items, opts->mf.factors);
 
 	if (warm != NULL)
 		opts->mf.warm = &warm->w;
-	if (lfg_mf_train(&d->r, &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
+	initStringInfo(&h.rmse);
+	initStringInfo(&h.seconds);
+	ereport(opts->mf.verbose ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: training %s on a grid of %d x %d blocks with %d threads",
+					lfg_kind_name(opts->mf.kind), g, g, Min(opts->mf.parallel, g))));
+	h.last = lfg_clock_seconds();
+	Assert(s->compact);
+	if (lfg_mf_train_rows((LfgRating *) s->user, (size_t) s->n, d->r.n_users, d->r.n_items,
+						  &opts->mf, &cb, &alloc, &m->mf, &rmse, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
+	appendStringInfoChar(&h.rmse, ']');
+	appendStringInfoChar(&h.seconds, ']');
 	/* no timing in the bytes: the same data and seed give the same bytes */
 	appendStringInfo(metrics,
 					 "{\"rows\": " INT64_FORMAT ", \"rows_skipped\": " INT64_FORMAT
-					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f}",
-					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse);
+					 ", \"users\": %d, \"items\": %d, \"train_rmse\": %.6f"
+					 ", \"epoch_train_rmse\": %s}",
+					 s->n, s->skipped, d->r.n_users, d->r.n_items, rmse, h.rmse.data);
 	WarmMetrics(metrics, warm);
+	RememberEpochs(h.total / opts->mf.epochs, NAN);
+	RememberEpochSeconds(h.seconds.data);
 }
 
 /*
@@ -995,6 +1219,14 @@ TrainEase(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *
 					lfg_clock_seconds() - t0)));
 }
 
+/* Whether the options ask for NOTICEs */
+static bool
+FitVerbose(const LfgFitOptions *opts)
+{
+	return opts->kind == LFG_KIND_LFG ? opts->net.verbose :
+		opts->kind == LFG_KIND_EASE ? opts->ease_verbose : opts->mf.verbose;
+}
+
 PG_FUNCTION_INFO_V1(lfg_fit_final);
 /* lfg_fit final: train and return the model bytes */
 Datum
@@ -1013,6 +1245,8 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	StringInfoData metrics;
 	TrainBudget budget;
 	WarmSetup	warm;
+	bool		compact;
+	Size		index_bytes;
 
 	RememberEpochs(NAN, NAN);	/* nothing left from an earlier failed fit */
 	if (s == NULL || s->n == 0)
@@ -1026,12 +1260,32 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
 	budget = (TrainBudget) {train, StateBytes(s), 0, false};
-	if (BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW > LimitBytes())
-		BudgetError(BudgetUsed(&budget) + (Size) s->n * DENSE_BYTES_PER_ROW, BUDGET_INDEX);
+	compact = opts.kind == LFG_KIND_SVD || opts.kind == LFG_KIND_BIASSVD;
+	/* the sorted copy of the ids (compacting), or Densify's arrays */
+	index_bytes = (Size) s->n * (compact ? sizeof(int64) : DENSE_BYTES_PER_ROW);
+	if (!s->compact && BudgetUsed(&budget) + index_bytes > LimitBytes())
+		BudgetError(BudgetUsed(&budget) + index_bytes, BUDGET_INDEX);
 	MemoryContextSwitchTo(train);
 	LfgProgressUpdate("indexing the ratings", s->n, 0, 0, NAN, NAN);
-	Densify(s, &d);
-	budget.peak = BudgetUsed(&budget);
+	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: collected " INT64_FORMAT " ratings (" INT64_FORMAT " rows skipped)",
+					s->n, s->skipped)));
+	if (compact)
+	{
+		CompactState(s, &budget);
+		d.r = (LfgRatings) {(size_t) s->n, s->nu, s->ni, NULL, NULL, NULL};
+		d.user_ids = s->uids;
+		d.item_ids = s->iids;
+	}
+	else
+	{
+		ExpandState(s);
+		Densify(s, &d);
+	}
+	budget.peak = Max(budget.peak, BudgetUsed(&budget));
+	ereport(FitVerbose(&opts) ? NOTICE : DEBUG1,
+			(errmsg("lfg_fit: indexed %zu ratings of %d users and %d items in %.2f s",
+					d.r.n, d.r.n_users, d.r.n_items, lfg_clock_seconds() - t0)));
 	if (opts.warm_model != NULL)
 		PrepareWarm(&opts, &d, &warm);
 	memset(&m, 0, sizeof(m));

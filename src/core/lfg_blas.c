@@ -68,6 +68,28 @@ lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 	}
 }
 
+/*
+ * See lfg_blas.h. Eight partial sums in a fixed order, so the vectorised
+ * clone and the portable build give the same bits (no FMA: the AVX2 clone
+ * does not enable it), and no BLAS call: SGD worker threads call it.
+ */
+LFG_AVX2_CLONES
+float
+lfg_sgd_dot(const float *restrict x, const float *restrict y, int n)
+{
+	float		acc[8] = {0};
+	size_t		m = (size_t) n & ~(size_t) 7,
+				f;
+	float		tail = 0.0f;
+
+	for (f = 0; f < m; f += 8)
+		for (size_t j = 0; j < 8; j++)
+			acc[j] += x[f + j] * y[f + j];
+	for (; f < (size_t) n; f++)
+		tail += x[f] * y[f];
+	return (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) + tail;
+}
+
 /* See lfg_blas.h */
 void
 lfg_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda,

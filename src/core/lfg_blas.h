@@ -17,7 +17,8 @@ extern float lfg_dot(const float *x, const float *y, int n);
  */
 extern void lfg_sgd_pair_update(float *restrict p, float *restrict q, int n, float lr,
 								float err, float reg);
-
+/* x . y for SGD: no BLAS call (safe in any thread), the same bits on every build */
+extern float lfg_sgd_dot(const float *restrict x, const float *restrict y, int n);
 
 
 /* C = alpha op(A) op(B) + beta C, row-major; ta/tb: 0 = as is, 1 = transposed */

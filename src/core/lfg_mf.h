@@ -22,6 +22,10 @@
 #define LFG_MAX_INIT_STD	10.0
 #define LFG_DEFAULT_SEED	42
 #define LFG_MAX_IDS			(INT32_MAX / 2)
+#define LFG_MAX_PARALLEL	64
+/* the block grid of SGD (see lfg_mf_grid): G x G blocks, G in this range */
+#define LFG_MF_MIN_GRID		16
+#define LFG_MF_MAX_GRID		2048
 
 struct LfgNet;
 
@@ -52,8 +56,17 @@ typedef struct LfgMfOptions
 	double		init_std;
 	uint64_t	seed;
 	bool		verbose;
+	int			parallel;		/* threads, 1..LFG_MAX_PARALLEL; not in the model */
 	const LfgWarmStart *warm;	/* NULL: a fresh start */
 } LfgMfOptions;
+
+/* One rating with dense indexes, as SGD reads it (12 bytes) */
+typedef struct LfgRating
+{
+	int32_t		u;
+	int32_t		i;
+	float		r;
+} LfgRating;
 
 /* Ratings with dense user and item indexes */
 typedef struct LfgRatings
@@ -117,6 +130,11 @@ extern LfgStatus lfg_mf_train(const LfgRatings *data, const LfgMfOptions *opts,
 							  const LfgCallbacks *cb, const LfgAllocator *a,
 							  LfgMfParams *out, double *train_rmse,
 							  LfgError *err);
+extern LfgStatus lfg_mf_train_rows(LfgRating *rows, size_t n, int32_t n_users,
+								   int32_t n_items, const LfgMfOptions *opts,
+								   const LfgCallbacks *cb, const LfgAllocator *a,
+								   LfgMfParams *out, double *train_rmse, LfgError *err);
+extern int	lfg_mf_grid(size_t n, int32_t n_users, int32_t n_items, int k);
 extern double lfg_mf_predict(const LfgMfParams *m, int32_t u, int32_t i);
 extern double lfg_mf_rmse(const LfgMfParams *m, const LfgRatings *data);
 

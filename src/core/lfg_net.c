@@ -54,6 +54,7 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->aux = true;
 	o->init = LFG_INIT_SVD;
 	o->pretrain_epochs = 20;
+	o->parallel = 1;
 	o->lr_decays = 2;
 	o->lr_decay = 0.2;
 	o->rank_epochs = 120;
@@ -115,6 +116,7 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
+	RANGE(o->parallel >= 1 && o->parallel <= LFG_MAX_PARALLEL, "parallel", "between 1 and 64");
 	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
 	RANGE(o->rank_weight >= 0.0 && o->rank_weight <= 100.0, "rank_weight", "between 0 and 100");
 	RANGE(o->rank_epochs >= 1 && o->rank_epochs <= LFG_MAX_EPOCHS, "rank_epochs", "between 1 and 10000");
@@ -313,6 +315,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	lfg_mf_options_default(&mo);
 	mo.factors = k;
 	mo.epochs = t->o->pretrain_epochs;
+	mo.parallel = t->o->parallel;
 	mo.seed = t->o->seed;
 	mo.warm = t->o->warm;		/* known users and items start where they were */
 	if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)

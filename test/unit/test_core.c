@@ -249,6 +249,68 @@ test_determinism(void)
 	CHECK(a.size == c.size && memcmp(a.bytes, c.bytes, a.size) != 0, "other seed: other bytes");
 }
 
+/* Train on rows (copied) with the given threads; the parameters in m */
+static void
+train_parallel(const LfgSynthData *d, int nu, int ni, int parallel, bool reverse, LfgMfParams *m)
+{
+	LfgRating  *t = malloc(sizeof(LfgRating) * d->n);
+	LfgMfOptions o;
+	LfgError	err;
+	double		rmse;
+
+	for (size_t j = 0; j < d->n; j++)
+	{
+		size_t		s = reverse ? d->n - 1 - j : j;
+
+		t[j] = (LfgRating) {d->user[s], d->item[s], d->rating[s]};
+	}
+	lfg_mf_options_default(&o);
+	o.factors = 16;
+	o.epochs = 4;
+	o.parallel = parallel;
+	CHECK(lfg_mf_train_rows(t, d->n, nu, ni, &o, NULL, &A, m, &rmse, &err) == LFG_OK,
+		  "blocked training with %d threads: %s", parallel, err.msg);
+	free(t);
+}
+
+static bool
+same_params(const LfgMfParams *a, const LfgMfParams *b)
+{
+	return memcmp(a->P, b->P, sizeof(float) * a->n_users * a->k) == 0 &&
+		memcmp(a->Q, b->Q, sizeof(float) * a->n_items * a->k) == 0 &&
+		memcmp(a->bu, b->bu, sizeof(float) * a->n_users) == 0 &&
+		memcmp(a->bi, b->bi, sizeof(float) * a->n_items) == 0;
+}
+
+/*
+ * The blocked SGD gives the same bits for 1, 2 and 5 threads and for the
+ * ratings in another order, on a grid of more than the minimum size
+ */
+static void
+test_parallel_identical(void)
+{
+	int			nu = 3000,
+				ni = 1500;
+	LfgSynthData d;
+	LfgMfParams m1,
+				m2,
+				m5,
+				mr;
+	LfgError	err;
+
+	CHECK(lfg_synth_generate(nu, ni, 60000, 3, &A, &d, &err) == LFG_OK, "synth: %s", err.msg);
+	CHECK(lfg_mf_grid(d.n, nu, ni, 16) == LFG_MF_MIN_GRID, "small data: the minimum grid");
+	CHECK(lfg_mf_grid(10000000, 60000, 22000, 100) == 17, "10M ratings, 100 factors: grid %d",
+		  lfg_mf_grid(10000000, 60000, 22000, 100));
+	train_parallel(&d, nu, ni, 1, false, &m1);
+	train_parallel(&d, nu, ni, 2, false, &m2);
+	train_parallel(&d, nu, ni, 5, false, &m5);
+	train_parallel(&d, nu, ni, 2, true, &mr);
+	CHECK(same_params(&m1, &m2), "parallel 1 and 2: identical parameters");
+	CHECK(same_params(&m1, &m5), "parallel 1 and 5: identical parameters");
+	CHECK(same_params(&m1, &mr), "input order does not matter");
+}
+
 static void
 test_codec_roundtrip(int kind)
 {
@@ -493,6 +555,7 @@ main(void)
 	test_synth();
 	test_training();
 	test_determinism();
+	test_parallel_identical();
 	test_codec_roundtrip(LFG_KIND_SVD);
 	test_codec_roundtrip(LFG_KIND_BIASSVD);
 	test_codec_corruption();
