@@ -112,6 +112,7 @@ typedef struct ProgressSlot
 	TimestampTz started;
 	TimestampTz updated;
 	TimestampTz phase_started;	/* when phase last changed */
+	int32		phase_step;		/* the step reported then */
 	char		phase[64];
 	int64		rows;
 	int32		step;
@@ -735,6 +736,7 @@ LfgProgressBegin(MemoryContext cxt)
 			p->dbid = MyDatabaseId;
 			p->userid = GetUserId();
 			p->started = p->updated = p->phase_started = now;
+			p->phase_step = 0;
 			strlcpy(p->phase, "reading ratings", sizeof(p->phase));
 			p->rows = 0;
 			p->step = p->steps = 0;
@@ -768,6 +770,7 @@ LfgProgressUpdate(const char *phase, int64 rows, int32 step, int32 steps,
 	{
 		strlcpy(p->phase, phase, sizeof(p->phase));
 		p->phase_started = now;
+		p->phase_step = step;
 	}
 	if (rows >= 0)
 		p->rows = rows;
@@ -829,10 +832,11 @@ lfg_progress(PG_FUNCTION_ARGS)
 		 * the phase's remaining epochs at the pace of those done (the time
 		 * to the last epoch: early stopping may end sooner)
 		 */
-		nulls[10] = c.step < 1 || c.steps < c.step;
+		nulls[10] = c.step <= c.phase_step || c.steps < c.step;
 		if (!nulls[10])
-			values[10] = Float8GetDatum((double) (c.updated - c.phase_started) / 1e6 / c.step *
-										(c.steps - c.step) - (double) (now - c.updated) / 1e6);
+			values[10] = Float8GetDatum((double) (c.updated - c.phase_started) / 1e6 /
+										(c.step - c.phase_step) * (c.steps - c.step) -
+										(double) (now - c.updated) / 1e6);
 		if (!nulls[10] && DatumGetFloat8(values[10]) < 0)
 			values[10] = Float8GetDatum(0.0);
 		tuplestore_putvalues(ts, tupdesc, values, nulls);
