@@ -333,6 +333,57 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
 	return LfgGetModel(!named || PG_ARGISNULL(0) ? LfgDefaultModel() : PG_GETARG_TEXT_PP(0), 0);
 }
 
+/*
+ * A NOTICE, once per backend and model version, when the settings override
+ * an LFG model's learned fold-in (lfg.refine off, or lfg.foldin_reg set to
+ * 5) with one that its training episodes for this n found worse than plain
+ * fold-in. With the learned fold-in that cannot happen on the episodes:
+ * plain fold-in is among its candidates.
+ */
+void
+LfgFoldinNotice(const LfgCachedModel *c, int32 n)
+{
+	static List *noticed = NIL;
+	const LfgFoldinTable *t = c->model.net.foldin;
+	const LfgFoldinEntry *e;
+	const char *what;
+	double		rmse;
+	char	   *key;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (t == NULL || c->model.mf.kind != LFG_KIND_LFG)
+		return;
+	e = &t->e[lfg_foldin_bucket(n)];
+	if (!lfg_refine)
+	{
+		what = "the generator alone (lfg.refine off)";
+		rmse = e->rmse_generator;
+	}
+	else if (LfgFoldinReg() == LFG_DEFAULT_FOLDIN_REG)
+	{
+		what = "the generator refined with lfg.foldin_reg 5";
+		rmse = e->rmse_refine;
+	}
+	else
+		return;
+	if (!(rmse > e->rmse_foldin))
+		return;
+	key = psprintf("%d %s", c->version, c->name);
+	foreach(lc, noticed)
+		if (strcmp(lfirst(lc), key) == 0)
+			return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	noticed = lappend(noticed, pstrdup(key));
+	MemoryContextSwitchTo(old);
+	ereport(NOTICE,
+			(errmsg("model \"%s\" serves new users worse than fold-in with these settings", c->name),
+			 errdetail("On its training episodes of %d or more ratings, %s had an RMSE of %.4f, plain fold-in %.4f.",
+					   lfg_foldin_bucket_min(lfg_foldin_bucket(n)), what, rmse,
+					   (double) e->rmse_foldin),
+			 errhint("RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
+}
+
 /* The user vector of the input into c->x */
 static void
 UserVector(LfgCachedModel *c, UserInput *in)
@@ -340,7 +391,8 @@ UserVector(LfgCachedModel *c, UserInput *in)
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
 	LfgError	err;
 
-	if (lfg_user_vector(&c->model, &in->net, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK)
+	LfgFoldinNotice(c, in->n);
+	if (lfg_user_vector(&c->model, &in->net, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK)
 		LfgRaise(&err);
 }
 

@@ -150,6 +150,9 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	/* lfg 0.2.0: the optional ranking prior comes last, so older models keep their layout */
 	if (p->kind == LFG_KIND_LFG && p->rank_prior != NULL)
 		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
+	/* then the optional learned fold-in (lfg_foldin.h) */
+	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL)
+		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE, m->net.foldin};
 	return n;
 }
 
@@ -367,6 +370,7 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 	SectionEntry e[LFG_MODEL_MAX_SECTIONS];
 	GenConfigDisk cfg;
 	int			nwant;
+	uint32_t	opt;
 	uint64_t	table_end = LFG_MODEL_HEADER_SIZE +
 		(uint64_t) h->n_sections * LFG_MODEL_SECTION_SIZE;
 	LfgStatus	st;
@@ -395,9 +399,15 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: no generator configuration");
 		if ((st = decode_gen_config(buf + e[6].offset, out, err)) != LFG_OK)
 			return st;
-		/* a ranking prior, when present, is the last section (its length is checked below) */
-		if (h->n_sections == 14 && e[13].tag == LFG_SEC_RANK_PRIOR)
-			out->mf.rank_prior = (float *) (buf + e[13].offset);
+		/*
+		 * the optional sections follow the metrics (section 12) in this
+		 * order: ranking prior, learned fold-in (lengths checked below)
+		 */
+		opt = 13;
+		if (h->n_sections > opt && e[opt].tag == LFG_SEC_RANK_PRIOR)
+			out->mf.rank_prior = (float *) (buf + e[opt++].offset);
+		if (h->n_sections > opt && e[opt].tag == LFG_SEC_FOLDIN)
+			out->net.foldin = (const LfgFoldinTable *) (buf + e[opt].offset);
 	}
 	nwant = model_sections(out, want, &cfg);
 	if (h->n_sections != (uint32_t) nwant)
@@ -512,6 +522,8 @@ check_contents(const LfgModel *m, LfgError *err)
 		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)) ||
 		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin))
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad learned fold-in table");
 	{
 		/*
 		 * Every score (mu + b_u + b_i + p . q, for a stored user or the

@@ -37,6 +37,7 @@
 #define LFG_SEC_VOCAB_GENDER LFG_TAG('V', 'G', 'E', 'N')
 #define LFG_SEC_VOCAB_JOB	LFG_TAG('V', 'J', 'O', 'B')
 #define LFG_SEC_RANK_PRIOR	LFG_TAG('R', 'P', 'R', 'I')
+#define LFG_SEC_FOLDIN		LFG_TAG('F', 'O', 'L', 'D')
 #define LFG_SEC_EASE_B		LFG_TAG('E', 'A', 'S', 'B')
 #define LFG_SEC_EASE_POP	LFG_TAG('E', 'P', 'O', 'P')
 #define LFG_SEC_EASE_PTR	LFG_TAG('E', 'U', 'P', 'T')

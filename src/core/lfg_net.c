@@ -21,13 +21,17 @@
  *	 5. After each epoch the validation RMSE (users fed all their training
  *		ratings, evaluation mode) decides early stopping; the best weights
  *		are kept.
- *	 6. Every training user's p_u and b_u are generated from all their
+ *	 6. With a validation slice, the fold-in that serves new users (the
+ *		generator's weight in its prior, per bucket of n) is chosen on
+ *		episodes of the training users scored on that slice (lfg_foldin.c).
+ *	 7. Every training user's p_u and b_u are generated from all their
  *		ratings and stored, so known users are served without the network.
  */
 #include <math.h>
 #include <string.h>
 
 #include "lfg_blas.h"
+#include "lfg_model.h"
 #include "lfg_net.h"
 #include "lfg_optim.h"
 #include "lfg_rng.h"
@@ -766,6 +770,28 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 	return n > 0 ? sqrt(sse / (double) n) : NAN;
 }
 
+/* Choose the learned fold-in (lfg_foldin.c) into net->foldin */
+static LfgStatus
+select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
+{
+	LfgModel	m;
+	LfgFoldinTable *table = lfg_alloc(a, sizeof(LfgFoldinTable));
+	LfgFoldinLists l = {t->d->n_users, t->tr_ptr, t->tr_item, t->tr_rating,
+	t->va_ptr, t->va_item, t->va_rating};
+	LfgStatus	st;
+
+	if (table == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
+	memset(&m, 0, sizeof(m));
+	m.mf = *t->mf;
+	m.net = *t->net;
+	if ((st = lfg_foldin_select(&m, t->u, &l, t->o->seed ^ UINT64_C(0x6666),
+								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
+		return st;
+	t->net->foldin = table;
+	return LFG_OK;
+}
+
 /* See lfg_net.h and the file header */
 LfgStatus
 lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
@@ -904,6 +930,9 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	else
 		stats->best_epoch = stats->epochs_run;
 
+	/* the fold-in of new users, chosen on episodes of the validation slice */
+	if (t.va_ptr[nu] > 0 && (st = select_foldin(&t, cb, a, err)) != LFG_OK)
+		return st;
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);

@@ -7,6 +7,7 @@
 #define LFG_NET_H
 
 #include "lfg_core.h"
+#include "lfg_foldin.h"
 #include "lfg_gen.h"
 #include "lfg_mf.h"
 
@@ -84,6 +85,7 @@ typedef struct LfgNet
 	float		age_std;
 	float	   *theta;			/* layout.total */
 	float	   *running;		/* layout.n_running */
+	const LfgFoldinTable *foldin;	/* the learned fold-in, or NULL (lfg_foldin.h) */
 } LfgNet;
 
 /*

@@ -424,6 +424,7 @@ test_rank_prior(void)
 	m.options_len = sizeof(opts) - 1;
 	m.metrics_json = metr;
 	m.metrics_len = sizeof(metr) - 1;
+	m.net.foldin = NULL;		/* the learned fold-in's own tests: test_net.c */
 	for (int with = 1; with >= 0; with--)
 	{
 		float	   *keep = m.mf.rank_prior;
