@@ -413,7 +413,8 @@ lfg_explain(PG_FUNCTION_ARGS)
 	float	   *g = NULL;
 	double	   *contrib,
 				base,
-				prior,
+				w,
+				center,
 				reg;
 	int32	   *order;
 	int32		j;
@@ -440,14 +441,13 @@ lfg_explain(PG_FUNCTION_ARGS)
 	 * BiasSVD; with an infinite reg (lfg.refine off, or learned) the score is
 	 * the prior's alone
 	 */
-	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &prior, &reg);
+	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &reg);
 	if (mf->kind == LFG_KIND_LFG)
 	{
 		g = palloc(sizeof(float) * (mf->k + 1));
 		if (lfg_user_vector(&c->model, &in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK)
 			LfgRaise(&err);
-		for (int32 f = 0; f <= mf->k; f++)
-			g[f] *= (float) prior;
+		lfg_foldin_prior(&c->model, w, center, g);
 	}
 	shares = !isinf(reg);
 	contrib = palloc0(sizeof(double) * Max(in.n, 1));

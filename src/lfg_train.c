@@ -915,6 +915,8 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 						 lfg_foldin_bucket_min(b));
 		AppendMetricFloat(metrics, "prior", e->prior);
 		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "center", e->center);
+		appendStringInfoString(metrics, ", ");
 		AppendMetricFloat(metrics, "reg", e->reg);
 		appendStringInfoString(metrics, ", ");
 		AppendMetricFloat(metrics, "rmse", e->rmse);
@@ -924,6 +926,8 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 		AppendMetricFloat(metrics, "generator_rmse", e->rmse_generator);
 		appendStringInfoString(metrics, ", ");
 		AppendMetricFloat(metrics, "refine_rmse", e->rmse_refine);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "mean_rmse", e->rmse_mean);
 		appendStringInfo(metrics, ", \"ratings\": %u, \"users\": %u}", e->targets, e->episodes);
 	}
 	appendStringInfoString(metrics, "]}");

@@ -3,11 +3,14 @@
  *	  The learned fold-in of an LFG model's new users.
  *
  * A new user with n ratings is served the user vector x = (p_u, b_u) that
- * minimises the fold-in objective of lfg_serve.c regularised toward prior
- * times the generator's output g, with weight reg. Which prior and reg
- * serve best depends on the model and on n: a generator that overfits its
- * training users is worth less than plain fold-in (prior 0), a good one is
- * worth most when n is small. So training chooses them per bucket of n on
+ * minimises the fold-in objective of lfg_serve.c regularised toward the
+ * prior w g + c m, g the generator's output and m the mean generated vector
+ * of the training users, with weight reg. Which prior and reg serve best
+ * depends on the model and on n: a generator that overfits its training
+ * users is worth less than plain fold-in (w 0), a good one is worth most
+ * when n is small; and where the item side was trained with the generator
+ * (preset paper) b_i and Q expect a typical user near m, not zero, so the
+ * fold-in toward m beats the one toward zero. So training chooses per bucket of n on
  * episodes of its own users: n of a user's training ratings are revealed,
  * and the user's validation ratings (never used for a gradient step) are
  * scored by every candidate. Plain fold-in toward zero with reg 5 (what
@@ -26,17 +29,22 @@
 #include "lfg_rng.h"
 #include "lfg_serve.h"
 
-static const double prior_grid[] = {0.0, 0.5, 1.0};
+static const double w_grid[] = {0.0, 0.5, 1.0, 0.0, 0.5};
+static const double c_grid[] = {0.0, 0.0, 0.0, 1.0, 0.5};
 static const double reg_grid[] = {5.0, 0.5, 1.0, 2.0, 10.0, 20.0, 50.0, INFINITY};
 
-_Static_assert(LFG_FOLDIN_CANDIDATES == 24, "3 priors times 8 weights");
+_Static_assert(LFG_FOLDIN_CANDIDATES == 40, "5 priors times 8 weights");
+#define CAND_GENERATOR (2 * 8 + 7)
+#define CAND_REFINE (2 * 8 + 0)
+#define CAND_MEAN (3 * 8 + 7)
 
-/* See lfg_foldin.h: candidate 0 is plain fold-in (prior 0, reg 5) */
+/* See lfg_foldin.h: candidate 0 is plain fold-in (w 0, c 0, reg 5) */
 void
-lfg_foldin_candidate(int c, double *prior, double *reg)
+lfg_foldin_candidate(int cand, double *w, double *c, double *reg)
 {
-	*prior = prior_grid[c / 8];
-	*reg = reg_grid[c % 8];
+	*w = w_grid[cand / 8];
+	*c = c_grid[cand / 8];
+	*reg = reg_grid[cand % 8];
 }
 
 /* See lfg_foldin.h */
@@ -69,20 +77,26 @@ rmse_valid(float r)
 
 /* See lfg_foldin.h */
 bool
-lfg_foldin_table_valid(const LfgFoldinTable *t)
+lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
 {
-	if (t->n_buckets != LFG_FOLDIN_BUCKETS || t->reserved != 0)
+	if (t->n_buckets != LFG_FOLDIN_BUCKETS || t->k1 != (uint32_t) k + 1)
 		return false;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
 	{
 		const LfgFoldinEntry *e = &t->e[b];
 
 		if (!(e->prior >= 0.0f && e->prior <= 1.0f) ||
+			!(e->center >= 0.0f && e->center <= 1.0f - e->prior) ||
 			!((e->reg >= 1e-3f && e->reg <= 1e6f) || (isinf(e->reg) && e->reg > 0.0f)) ||
 			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
-			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine))
+			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
+			!rmse_valid(e->rmse_mean))
 			return false;
 	}
+	/* like the generator's output: factors within 1, a bias within the score bound */
+	for (int32_t j = 0; j <= k; j++)
+		if (!(fabsf(t->mean[j]) <= (j < k ? 1.0f : 1e6f)))
+			return false;
 	return true;
 }
 
@@ -91,20 +105,22 @@ void
 lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFoldinEntry *e)
 {
 	int			best = 0;
-	double		p,
+	double		w,
+				c,
 				r;
 
 	e->targets = (uint32_t) (targets > UINT32_MAX ? UINT32_MAX : targets);
 	e->episodes = episodes;
 	if (targets == 0)
 	{
-		e->rmse = e->rmse_foldin = e->rmse_generator = e->rmse_refine = NAN;
+		e->rmse = e->rmse_foldin = e->rmse_generator = e->rmse_refine = e->rmse_mean = NAN;
 		return;
 	}
 #define RMSE(c) ((float) sqrt(sse[c] / (double) targets))
 	e->rmse_foldin = RMSE(0);
-	e->rmse_generator = RMSE(2 * 8 + 7);
-	e->rmse_refine = RMSE(2 * 8 + 0);
+	e->rmse_generator = RMSE(CAND_GENERATOR);
+	e->rmse_refine = RMSE(CAND_REFINE);
+	e->rmse_mean = RMSE(CAND_MEAN);
 	if (targets < LFG_FOLDIN_MIN_TARGETS)
 	{
 		e->rmse = NAN;			/* too few to choose: the fallback stays */
@@ -113,8 +129,9 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFol
 	for (int c = 1; c < LFG_FOLDIN_CANDIDATES; c++)
 		if (sse[c] < sse[best])
 			best = c;
-	lfg_foldin_candidate(best, &p, &r);
-	e->prior = (float) p;
+	lfg_foldin_candidate(best, &w, &c, &r);
+	e->prior = (float) w;
+	e->center = (float) c;
 	e->reg = (float) r;
 	e->rmse = RMSE(best);
 #undef RMSE
@@ -130,6 +147,9 @@ typedef struct Episode
 	float	   *A;				/* cap x d */
 	float	   *y;				/* cap */
 	float	   *Ag;				/* cap */
+	float	   *Am;				/* cap: A times the mean user */
+	const float *mean;			/* k + 1 */
+	float	   *p;				/* k + 1: the candidate's prior */
 	float	   *gram;			/* d x d: A A^T (n < d) or A^T A */
 	float	   *M;				/* d x d */
 	float	   *rhs;			/* max(cap, d) */
@@ -154,53 +174,56 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 	w->A = lfg_alloc_array(a, c * d, sizeof(float));
 	w->y = lfg_alloc_array(a, c, sizeof(float));
 	w->Ag = lfg_alloc_array(a, c, sizeof(float));
+	w->Am = lfg_alloc_array(a, c, sizeof(float));
+	w->p = lfg_alloc_array(a, d, sizeof(float));
 	w->gram = lfg_alloc_array(a, d * d, sizeof(float));
 	w->M = lfg_alloc_array(a, d * d, sizeof(float));
 	w->rhs = lfg_alloc_array(a, c + d, sizeof(float));
 	w->Aty = lfg_alloc_array(a, d, sizeof(float));
 	w->g = lfg_alloc_array(a, d, sizeof(float));
 	w->x = lfg_alloc_array(a, d, sizeof(float));
-	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->gram || !w->M ||
+	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->Am || !w->p ||
+		!w->gram || !w->M ||
 		!w->rhs || !w->Aty || !w->g || !w->x)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 	return lfg_net_scratch_alloc(&m->net, cap, a, &w->net, err);
 }
 
 /*
- * x of candidate (prior, reg) for the episode whose design (A, y, n rows),
- * gram matrix, A g and A^T y are set; false when the solve fails
+ * x of candidate (w, c, reg) for the episode whose design (A, y, n rows),
+ * gram matrix, A g, A m and A^T y are set; false when the solve fails
  */
 static bool
-candidate_vector(const Episode *w, int32_t n, int32_t d, double prior, double reg)
+candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, double reg)
 {
+	for (int32_t j = 0; j < d; j++)
+		w->p[j] = (float) wg * w->g[j] + (float) wc * w->mean[j];
 	if (n == 0 || isinf(reg))
 	{
-		for (int32_t j = 0; j < d; j++)
-			w->x[j] = (float) prior * w->g[j];
+		memcpy(w->x, w->p, (size_t) d * sizeof(float));
 		return true;
 	}
 	if (n < d)
 	{
-		/* dual: x = prior g + A^T (A A^T + reg I)^-1 (y - prior A g) */
+		/* dual: x = p + A^T (A A^T + reg I)^-1 (y - A p) */
 		memcpy(w->M, w->gram, (size_t) n * n * sizeof(float));
 		for (int32_t j = 0; j < n; j++)
 		{
 			w->M[(size_t) j * n + j] += (float) reg;
-			w->rhs[j] = w->y[j] - (float) prior * w->Ag[j];
+			w->rhs[j] = w->y[j] - (float) wg * w->Ag[j] - (float) wc * w->Am[j];
 		}
 		if (lfg_posv(n, w->M, w->rhs) != 0)
 			return false;
-		for (int32_t j = 0; j < d; j++)
-			w->x[j] = (float) prior * w->g[j];
+		memcpy(w->x, w->p, (size_t) d * sizeof(float));
 		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 1.0f, w->x);
 		return true;
 	}
-	/* primal: (A^T A + reg I) x = A^T y + reg prior g */
+	/* primal: (A^T A + reg I) x = A^T y + reg p */
 	memcpy(w->M, w->gram, (size_t) d * d * sizeof(float));
 	for (int32_t j = 0; j < d; j++)
 	{
 		w->M[(size_t) j * d + j] += (float) reg;
-		w->rhs[j] = w->Aty[j] + (float) (reg * prior) * w->g[j];
+		w->rhs[j] = w->Aty[j] + (float) reg * w->p[j];
 	}
 	if (lfg_posv(d, w->M, w->rhs) != 0)
 		return false;
@@ -250,6 +273,7 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 		memset(w->gram, 0, (size_t) n * n * sizeof(float));
 		lfg_syrk_n(n, d, w->A, w->gram);
 		lfg_gemv(0, n, d, 1.0f, w->A, d, w->g, 0.0f, w->Ag);
+		lfg_gemv(0, n, d, 1.0f, w->A, d, w->mean, 0.0f, w->Am);
 	}
 	else if (n > 0)
 	{
@@ -259,12 +283,13 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 	}
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 	{
-		double		prior,
+		double		wg,
+					wc,
 					reg,
 					s = 0.0;
 
-		lfg_foldin_candidate(c, &prior, &reg);
-		if (!candidate_vector(w, n, d, prior, reg))
+		lfg_foldin_candidate(c, &wg, &wc, &reg);
+		if (!candidate_vector(w, n, d, wg, wc, reg))
 		{
 			sse[c] = INFINITY;
 			continue;
@@ -282,7 +307,7 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 /* See lfg_foldin.h and the file header */
 LfgStatus
 lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-				  uint64_t seed, void (*check) (void *), void *ctx, const LfgAllocator *a,
+				  const float *mean, uint64_t seed, void (*check) (void *), void *ctx, const LfgAllocator *a,
 				  LfgFoldinTable *out, LfgError *err)
 {
 	int32_t		nu = l->n_users,
@@ -302,6 +327,9 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 		return st;
 	memset(out, 0, sizeof(*out));
 	out->n_buckets = LFG_FOLDIN_BUCKETS;
+	out->k1 = (uint32_t) m->mf.k + 1;
+	memcpy(out->mean, mean, ((size_t) m->mf.k + 1) * sizeof(float));
+	w.mean = out->mean;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
 	{
 		int32_t		lo = lfg_foldin_bucket_min(b),
@@ -313,6 +341,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 
 		/* the fallback: the bucket below, or plain fold-in */
 		out->e[b].prior = b > 0 ? out->e[b - 1].prior : 0.0f;
+		out->e[b].center = b > 0 ? out->e[b - 1].center : 0.0f;
 		out->e[b].reg = b > 0 ? out->e[b - 1].reg : (float) LFG_FOLDIN_BASE_REG;
 		lfg_rng_seed(&rng, seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t) (b + 1)));
 		lfg_rng_shuffle_u32(&rng, order, (size_t) nu);
@@ -341,11 +370,12 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 /* See lfg_foldin.h */
 void
 lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
-				  double *prior, double *reg_out)
+				  double *w, double *c, double *reg_out)
 {
 	const LfgFoldinTable *t = m->net.foldin;
 
-	*prior = m->mf.kind == LFG_KIND_LFG ? 1.0 : 0.0;
+	*w = m->mf.kind == LFG_KIND_LFG ? 1.0 : 0.0;
+	*c = 0.0;
 	*reg_out = reg == LFG_FOLDIN_LEARNED ? LFG_FOLDIN_BASE_REG : reg;
 	if (m->mf.kind != LFG_KIND_LFG)
 		return;
@@ -355,7 +385,18 @@ lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 	{
 		const LfgFoldinEntry *e = &t->e[lfg_foldin_bucket(n)];
 
-		*prior = e->prior;
+		*w = e->prior;
+		*c = e->center;
 		*reg_out = e->reg;
 	}
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_prior(const struct LfgModel *m, double w, double c, float *g)
+{
+	const LfgFoldinTable *t = m->net.foldin;
+
+	for (int32_t j = 0; j <= m->mf.k; j++)
+		g[j] = (float) w * g[j] + (c != 0.0 && t != NULL ? (float) c * t->mean[j] : 0.0f);
 }

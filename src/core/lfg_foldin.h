@@ -26,33 +26,40 @@
 
 /*
  * One bucket's choice: the user vector x minimises
- *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - prior g||^2
- * with g the generator's output; reg infinite (stored as +inf) is x =
- * prior g alone. prior 0 with reg 5 is plain fold-in. The RMSEs are those of
- * the held-out episodes (NaN when the bucket had too few and copied the
- * choice of the bucket below).
+ *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - (w g + c m)||^2
+ * with g the generator's output and m the mean generated vector of the
+ * training users (the table's mean); reg infinite (stored as +inf) is x =
+ * w g + c m alone. w = c = 0 with reg 5 is plain fold-in. The RMSEs are
+ * those of the held-out episodes (NaN when the bucket had too few and
+ * copied the choice of the bucket below).
  */
 typedef struct LfgFoldinEntry
 {
-	float		prior;			/* 0, 0.5 or 1: the generator's weight in the prior */
+	float		prior;			/* w: the generator's weight in the prior, 0 .. 1 */
+	float		center;			/* c: the mean user's weight, 0 .. 1 - w */
 	float		reg;			/* > 0, or +inf */
 	float		rmse;			/* of this choice */
-	float		rmse_foldin;	/* plain fold-in: prior 0, reg 5 */
-	float		rmse_generator; /* the generator alone: prior 1, reg inf */
-	float		rmse_refine;	/* prior 1, reg 5: lfg 0.1's served default */
+	float		rmse_foldin;	/* plain fold-in: w 0, c 0, reg 5 */
+	float		rmse_generator; /* the generator alone: w 1, reg inf */
+	float		rmse_refine;	/* w 1, reg 5: lfg 0.1's served default */
+	float		rmse_mean;		/* the mean user alone: c 1, reg inf */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */
 } LfgFoldinEntry;
 
-/* As stored (section FOLD, doc/model-format.md): 8 + 8 * 32 bytes */
+/*
+ * As stored (section FOLD, doc/model-format.md): 8 + 8 * 40 bytes, then
+ * the mean user vector (k1 floats)
+ */
 typedef struct LfgFoldinTable
 {
 	uint32_t	n_buckets;		/* LFG_FOLDIN_BUCKETS */
-	uint32_t	reserved;		/* 0 */
+	uint32_t	k1;				/* the model's k + 1 */
 	LfgFoldinEntry e[LFG_FOLDIN_BUCKETS];
+	float		mean[];			/* k1: the mean generated (p_u, b_u) */
 } LfgFoldinTable;
 
-#define LFG_FOLDIN_TABLE_SIZE ((uint64_t) sizeof(LfgFoldinTable))
+#define LFG_FOLDIN_TABLE_SIZE(k) ((uint64_t) sizeof(LfgFoldinTable) + 4 * ((uint64_t) (k) + 1))
 
 /* The bucket of a user with n ratings */
 extern int	lfg_foldin_bucket(int32_t n);
@@ -60,20 +67,21 @@ extern int	lfg_foldin_bucket(int32_t n);
 /* The smallest n of bucket b */
 extern int32_t lfg_foldin_bucket_min(int b);
 
-/* Whether a decoded table's values are in range (the decoder's check) */
-extern bool lfg_foldin_table_valid(const LfgFoldinTable *t);
+/* Whether a decoded table's values are in range for k factors (the decoder's check) */
+extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k);
 
 /*
  * The candidates a bucket chooses among, in order of preference on ties:
- * plain fold-in first
+ * plain fold-in first. (w, c) is one of (0, 0), (0.5, 0), (1, 0), (0, 1),
+ * (0.5, 0.5); reg one of 5, 0.5, 1, 2, 10, 20, 50, inf.
  */
-#define LFG_FOLDIN_CANDIDATES 24
-extern void lfg_foldin_candidate(int c, double *prior, double *reg);
+#define LFG_FOLDIN_CANDIDATES 40
+extern void lfg_foldin_candidate(int cand, double *w, double *c, double *reg);
 
 /*
  * The choice of a bucket from its candidates' squared errors over targets
  * held-out ratings: the smallest, or (fewer than LFG_FOLDIN_MIN_TARGETS)
- * the fallback (*e's prior and reg on entry). Fills e.
+ * the fallback (*e's prior, center and reg on entry). Fills e.
  */
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
 							  LfgFoldinEntry *e);
@@ -100,21 +108,26 @@ typedef struct LfgFoldinLists
  * Choose every bucket's fold-in for model m (kind lfg: mf and net set) from
  * seeded episodes: for up to LFG_FOLDIN_MAX_USERS users per bucket, n of
  * their tr ratings revealed (n drawn within the bucket), their va ratings
- * scored by every candidate. check(ctx), when not NULL, is called after
- * each bucket's users.
+ * scored by every candidate. mean (k + 1 values) is the mean user vector;
+ * out has room for LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not
+ * NULL, is called every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
-								   const LfgFoldinLists *l, uint64_t seed,
+								   const LfgFoldinLists *l, const float *mean, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
 								   LfgFoldinTable *out, LfgError *err);
 
 /*
- * The fold-in that serves a new user with n ratings: the generator's weight
- * in the prior and reg (+inf: the prior alone). reg LFG_FOLDIN_LEARNED is
- * the model's table (kind lfg with a table, refine on), else 5; refine off
- * is the generator alone; SVD and BiasSVD fold in toward zero.
+ * The fold-in that serves a new user with n ratings: the weights w of the
+ * generator's output and c of the mean user in the prior, and reg (+inf:
+ * the prior alone). reg LFG_FOLDIN_LEARNED is the model's table (kind lfg
+ * with a table, refine on), else 5; refine off is the generator alone;
+ * SVD and BiasSVD fold in toward zero.
  */
 extern void lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
-							  double *prior, double *reg_out);
+							  double *w, double *c, double *reg_out);
+
+/* The prior w g + c mean of lfg_foldin_served in place of g (k + 1 values) */
+extern void lfg_foldin_prior(const struct LfgModel *m, double w, double c, float *g);
 
 #endif							/* LFG_FOLDIN_H */

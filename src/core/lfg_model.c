@@ -152,7 +152,7 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
 	/* then the optional learned fold-in (lfg_foldin.h) */
 	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL)
-		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE, m->net.foldin};
+		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE(k), m->net.foldin};
 	return n;
 }
 
@@ -522,7 +522,7 @@ check_contents(const LfgModel *m, LfgError *err)
 		(m->net.running && !all_finite(m->net.running, m->net.layout.n_running)) ||
 		(p->rank_prior && !all_finite(p->rank_prior, (size_t) p->n_items)))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
-	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin))
+	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin, p->k))
 		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad learned fold-in table");
 	{
 		/*

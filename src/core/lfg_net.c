@@ -775,17 +775,32 @@ static LfgStatus
 select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
 {
 	LfgModel	m;
-	LfgFoldinTable *table = lfg_alloc(a, sizeof(LfgFoldinTable));
-	LfgFoldinLists l = {t->d->n_users, t->tr_ptr, t->tr_item, t->tr_rating,
+	int32_t		nu = t->d->n_users,
+				k = t->k;
+	LfgFoldinTable *table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
+	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
+	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
+	LfgFoldinLists l = {nu, t->tr_ptr, t->tr_item, t->tr_rating,
 	t->va_ptr, t->va_item, t->va_rating};
 	LfgStatus	st;
 
-	if (table == NULL)
+	if (table == NULL || sum == NULL || mean == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
+	/* the mean user: the training users' generated vectors, averaged */
+	generate_users(t, t->tr_ptr, t->tr_item, t->tr_rating, NULL, NULL, NULL, t->mf->P, t->mf->bu, cb);
+	memset(sum, 0, ((size_t) k + 1) * sizeof(double));
+	for (int32_t u = 0; u < nu; u++)
+	{
+		for (int32_t f = 0; f < k; f++)
+			sum[f] += t->mf->P[(size_t) u * k + f];
+		sum[k] += t->mf->bu[u];
+	}
+	for (int32_t f = 0; f <= k; f++)
+		mean[f] = (float) (sum[f] / nu);
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
-	if ((st = lfg_foldin_select(&m, t->u, &l, t->o->seed ^ UINT64_C(0x6666),
+	if ((st = lfg_foldin_select(&m, t->u, &l, mean, t->o->seed ^ UINT64_C(0x6666),
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;

@@ -157,7 +157,8 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 				LfgServeScratch *s, float *x, LfgError *err)
 {
 	int32_t		k = m->mf.k;
-	double		prior,
+	double		w,
+				c,
 				r;
 	LfgStatus	st;
 
@@ -165,22 +166,21 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
 	if ((st = check_reg(reg, err)) != LFG_OK)
 		return st;
-	lfg_foldin_served(m, u->n, reg, refine, &prior, &r);
+	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &r);
 	if (m->mf.kind != LFG_KIND_LFG)
 		st = fold_in(&m->mf, u, r, NULL, s, x, err);
 	else
 	{
 		lfg_net_generate(&m->net, &m->mf, u, &s->net, s->prior, &s->prior[k]);
-		if (prior != 1.0)
-			for (int32_t j = 0; j <= k; j++)
-				s->prior[j] *= (float) prior;
+		if (w != 1.0 || c != 0.0)
+			lfg_foldin_prior(m, w, c, s->prior);
 		if (isinf(r) || u->n == 0)
 		{
 			memcpy(x, s->prior, ((size_t) k + 1) * sizeof(float));
 			st = LFG_OK;
 		}
 		else
-			st = fold_in(&m->mf, u, r, prior != 0.0 ? s->prior : NULL, s, x, err);
+			st = fold_in(&m->mf, u, r, w != 0.0 || c != 0.0 ? s->prior : NULL, s, x, err);
 	}
 	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
 }

@@ -63,13 +63,16 @@ decode_and_touch(const uint8_t *data, size_t len)
 		{
 			/* the learned fold-in: in range, and what serving reads of it */
 			double		prior,
+						center,
 						reg;
+			float		g[LFG_MAX_FACTORS + 1] = {0};
 
-			CHECK(lfg_foldin_table_valid(m.net.foldin), "an accepted table is valid");
+			CHECK(lfg_foldin_table_valid(m.net.foldin, m.mf.k), "an accepted table is valid");
 			for (int32_t n = 0; n < 200; n += 7)
 			{
-				lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &reg);
-				sink += prior + (isinf(reg) ? 1.0 : reg);
+				lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+				lfg_foldin_prior(&m, prior, center, g);
+				sink += prior + center + (isinf(reg) ? 1.0 : reg) + g[m.mf.k];
 			}
 		}
 	}

@@ -47,27 +47,42 @@ test_choose(void)
 {
 	double		sse[LFG_FOLDIN_CANDIDATES],
 				prior,
+				center,
 				reg;
 	LfgFoldinEntry e;
+	bool		fold = false,
+				gen = false,
+				mean = false;
 
-	lfg_foldin_candidate(0, &prior, &reg);
-	CHECK(prior == 0.0 && reg == LFG_FOLDIN_BASE_REG, "candidate 0 is plain fold-in");
-	lfg_foldin_candidate(23, &prior, &reg);
-	CHECK(prior == 1.0 && isinf(reg), "candidate 23 is the generator alone");
+	lfg_foldin_candidate(0, &prior, &center, &reg);
+	CHECK(prior == 0.0 && center == 0.0 && reg == LFG_FOLDIN_BASE_REG, "candidate 0 is plain fold-in");
+	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
+	{
+		lfg_foldin_candidate(c, &prior, &center, &reg);
+		fold = fold || (prior == 0.0 && center == 0.0 && reg == 5.0);
+		gen = gen || (prior == 1.0 && isinf(reg));
+		mean = mean || (center == 1.0 && isinf(reg));
+		CHECK(prior + center <= 1.0 && reg > 0.0, "candidate %d in range", c);
+	}
+	CHECK(fold && gen && mean, "plain fold-in, the generator alone and the mean user are candidates");
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 		sse[c] = 100.0;
-	e = (LfgFoldinEntry) {1.0f, 2.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0, 0};
+	memset(&e, 0, sizeof(e));
+	e.prior = 1.0f;
+	e.reg = 2.0f;
 	lfg_foldin_choose(sse, 400, 50, &e);
-	CHECK(e.prior == 0.0f && e.reg == 5.0f && fabsf(e.rmse - 0.5f) < 1e-6f &&
+	CHECK(e.prior == 0.0f && e.center == 0.0f && e.reg == 5.0f && fabsf(e.rmse - 0.5f) < 1e-6f &&
 		  e.rmse == e.rmse_foldin && e.targets == 400 && e.episodes == 50,
 		  "ties choose plain fold-in");
 	sse[12] = 36.0;
-	lfg_foldin_candidate(12, &prior, &reg);
+	lfg_foldin_candidate(12, &prior, &center, &reg);
 	lfg_foldin_choose(sse, 400, 50, &e);
-	CHECK(e.prior == (float) prior && e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
+	CHECK(e.prior == (float) prior && e.center == (float) center && e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
 		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f, "the smallest error wins: prior %g reg %g",
 		  e.prior, e.reg);
-	e = (LfgFoldinEntry) {1.0f, 2.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0, 0};
+	memset(&e, 0, sizeof(e));
+	e.prior = 1.0f;
+	e.reg = 2.0f;
 	lfg_foldin_choose(sse, LFG_FOLDIN_MIN_TARGETS - 1, 5, &e);
 	CHECK(e.prior == 1.0f && e.reg == 2.0f && isnan(e.rmse) && !isnan(e.rmse_foldin),
 		  "too few ratings keep the fallback");
@@ -79,27 +94,38 @@ test_choose(void)
 static void
 test_valid(void)
 {
-	LfgFoldinTable t,
-				bad;
+	enum {K = 3};
+	size_t		size = LFG_FOLDIN_TABLE_SIZE(K);
+	LfgFoldinTable *t = calloc(1, size),
+			   *bad = calloc(1, size);
 
-	memset(&t, 0, sizeof(t));
-	t.n_buckets = LFG_FOLDIN_BUCKETS;
+	t->n_buckets = LFG_FOLDIN_BUCKETS;
+	t->k1 = K + 1;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
-		t.e[b] = (LfgFoldinEntry) {0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 10, 2};
-	CHECK(lfg_foldin_table_valid(&t), "a good table is valid");
+		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 10, 2};
+	for (int j = 0; j <= K; j++)
+		t->mean[j] = j < K ? -0.5f : 0.3f;
+	CHECK(size == 8 + 8 * 40 + 4 * (K + 1), "%zu bytes", size);
+	CHECK(lfg_foldin_table_valid(t, K), "a good table is valid");
+	CHECK(!lfg_foldin_table_valid(t, K + 1), "refused: another k");
 #define BAD(field, value, what) \
-	bad = t; bad.field = value; CHECK(!lfg_foldin_table_valid(&bad), "refused: %s", what)
+	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K), "refused: %s", what)
 	BAD(n_buckets, 7, "7 buckets");
-	BAD(reserved, 1, "reserved not zero");
 	BAD(e[2].prior, 1.5f, "prior above 1");
 	BAD(e[2].prior, NAN, "prior NaN");
+	BAD(e[2].center, 0.75f, "prior plus center above 1");
+	BAD(e[2].center, -0.1f, "negative center");
 	BAD(e[2].reg, 0.0f, "reg 0");
 	BAD(e[2].reg, -INFINITY, "reg -inf");
 	BAD(e[2].reg, NAN, "reg NaN");
 	BAD(e[2].reg, 1e7f, "reg above 1e6");
 	BAD(e[5].rmse, -1.0f, "negative RMSE");
 	BAD(e[5].rmse_refine, INFINITY, "infinite RMSE");
+	BAD(mean[1], 1.5f, "a mean factor above 1");
+	BAD(mean[K], NAN, "a NaN mean bias");
 #undef BAD
+	free(t);
+	free(bad);
 }
 
 /* Per-user lists: each user's first 80% of ratings tr, the rest va */
@@ -159,8 +185,8 @@ test_trained(void)
 	LfgUsers	u = {NU, NULL, NULL, NULL, 0, 0};
 	LfgRatings	d;
 	LfgFoldinLists l;
-	LfgFoldinTable t1,
-				t2;
+	LfgFoldinTable *t1 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
+			   *t2 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8));
 	LfgServeScratch sc;
 	int64_t		uids[NU],
 				iids[NI];
@@ -190,7 +216,7 @@ test_trained(void)
 	o.aux = false;
 	memset(&m, 0, sizeof(m));
 	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) == LFG_OK, "train: %s", err.msg);
-	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin), "training stores a valid table");
+	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin, 8), "training stores a valid table");
 	if (m.net.foldin == NULL)
 		return;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
@@ -201,11 +227,12 @@ test_trained(void)
 		{
 			chosen++;
 			never_worse = never_worse && e->rmse <= e->rmse_foldin && e->rmse <= e->rmse_refine &&
-				e->rmse <= e->rmse_generator && e->targets >= LFG_FOLDIN_MIN_TARGETS;
+				e->rmse <= e->rmse_generator && e->rmse <= e->rmse_mean &&
+				e->targets >= LFG_FOLDIN_MIN_TARGETS;
 		}
-		printf("  bucket n >= %d: prior %.1f reg %g, rmse %.4f, fold-in %.4f, generator %.4f, %u ratings\n",
-			   lfg_foldin_bucket_min(b), e->prior, e->reg, e->rmse, e->rmse_foldin,
-			   e->rmse_generator, e->targets);
+		printf("  bucket n >= %d: prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, generator %.4f, mean %.4f, %u ratings\n",
+			   lfg_foldin_bucket_min(b), e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
+			   e->rmse_generator, e->rmse_mean, e->targets);
 	}
 	CHECK(chosen >= 2 && never_worse, "%d buckets chose, none worse than plain fold-in", chosen);
 
@@ -229,7 +256,7 @@ test_trained(void)
 	memcpy(&nsec, buf + 12, 4);
 	CHECK(nsec == 14, "%u sections", nsec);
 	CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "decode: %s", err.msg);
-	CHECK(back.net.foldin != NULL && memcmp(back.net.foldin, m.net.foldin, sizeof(LfgFoldinTable)) == 0,
+	CHECK(back.net.foldin != NULL && memcmp(back.net.foldin, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8)) == 0,
 		  "the table round-trips");
 	{
 		LfgFoldinTable *tb = (LfgFoldinTable *) back.net.foldin;
@@ -248,6 +275,7 @@ test_trained(void)
 	{
 		LfgNetUser nu;
 		double		prior,
+					center,
 					reg,
 					diff = 0.0;
 		const LfgFoldinEntry *e = &m.net.foldin->e[lfg_foldin_bucket(n)];
@@ -258,50 +286,53 @@ test_trained(void)
 			ratings[j] = (float) (1 + j % 5);
 		}
 		nu = (LfgNetUser) {n, items, ratings, NAN, -1, -1};
-		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &reg);
-		CHECK(prior == e->prior && reg == e->reg, "n %d served from its bucket", n);
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+		CHECK(prior == e->prior && center == e->center && reg == e->reg, "n %d served from its bucket", n);
 		CHECK(lfg_user_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, &sc, x, &err) == LFG_OK, "learned: %s", err.msg);
 		CHECK(lfg_user_vector(&m, &nu, 5.0, false, &sc, g, &err) == LFG_OK, "generator: %s", err.msg);
 		for (int f = 0; f < 9; f++)
-			g[f] *= (float) prior;
+			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f];
 		if (isinf(reg) || n == 0)
 			memcpy(y, g, sizeof(y));
 		else
-			CHECK(lfg_fold_in_prior(&m, &nu, reg, prior == 0.0 ? NULL : g, &sc, y, &err) == LFG_OK,
+			CHECK(lfg_fold_in_prior(&m, &nu, reg, g, &sc, y, &err) == LFG_OK,
 				  "fold-in: %s", err.msg);
 		for (int f = 0; f < 9; f++)
 			diff = fmax(diff, fabs(x[f] - y[f]));
 		CHECK(diff < 1e-5, "n %d: the served vector is the table's fold-in (diff %g)", n, diff);
-		lfg_foldin_served(&m, n, 2.0, true, &prior, &reg);
-		CHECK(prior == 1.0 && reg == 2.0, "a set lfg.foldin_reg overrides the table");
-		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, false, &prior, &reg);
-		CHECK(prior == 1.0 && isinf(reg), "refine off: the generator alone");
+		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && reg == 2.0, "a set lfg.foldin_reg overrides the table");
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, false, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && isinf(reg), "refine off: the generator alone");
 	}
 	{
 		LfgModel	old = m;
 		double		prior,
+					center,
 					reg;
 
 		old.net.foldin = NULL;
-		lfg_foldin_served(&old, 10, LFG_FOLDIN_LEARNED, true, &prior, &reg);
-		CHECK(prior == 1.0 && reg == LFG_DEFAULT_FOLDIN_REG, "a model without a table: refine with 5");
+		lfg_foldin_served(&old, 10, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && reg == LFG_DEFAULT_FOLDIN_REG,
+			  "a model without a table: refine with 5");
 	}
 
 	/* selection is deterministic; with a broken generator it gives it no weight */
 	split_lists(&s, &l);
-	CHECK(lfg_foldin_select(&m, &u, &l, 99, NULL, NULL, &A, &t1, &err) == LFG_OK &&
-		  lfg_foldin_select(&m, &u, &l, 99, NULL, NULL, &A, &t2, &err) == LFG_OK &&
-		  memcmp(&t1, &t2, sizeof(t1)) == 0, "the same seed chooses the same table");
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
 	for (int f = 0; f <= 8; f++)
 		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
-	CHECK(lfg_foldin_select(&m, &u, &l, 99, NULL, NULL, &A, &t1, &err) == LFG_OK, "select: %s", err.msg);
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+		  "select: %s", err.msg);
 	{
 		bool		zero = true;
 
 		for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
-			if (!isnan(t1.e[b].rmse))
-				zero = zero && t1.e[b].prior == 0.0f && t1.e[b].rmse < t1.e[b].rmse_generator;
-		CHECK(zero && !isnan(t1.e[0].rmse), "a broken generator gets prior 0 in every bucket");
+			if (!isnan(t1->e[b].rmse))
+				zero = zero && t1->e[b].prior == 0.0f && t1->e[b].rmse < t1->e[b].rmse_generator;
+		CHECK(zero && !isnan(t1->e[0].rmse), "a broken generator gets prior 0 in every bucket");
 	}
 }
 
