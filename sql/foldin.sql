@@ -63,8 +63,19 @@ SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
 SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
 SELECT array_length(lfg_predict('fo_weak', r, 40, 'F', 'doctor', ARRAY[1, 2]::bigint[]), 1) AS n FROM fn;
 RESET lfg.refine;
--- the learned fold-in itself: no NOTICE
+-- once per backend and model: no second NOTICE, whatever the settings
 SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
+-- a new backend: the learned fold-in gets a NOTICE only when its episodes
+-- found it worse than plain fold-in of the pretrained BiasSVD (never than
+-- that of its own item side)
+\c
+\set VERBOSITY terse
+SELECT (b->>'rmse')::float8 <= (b->>'foldin_rmse')::float8 AS never_worse_than_own,
+       (b->>'rmse')::float8 > (b->>'biassvd_rmse')::float8 AS expect_notice
+  FROM lfg.models, fn, jsonb_array_elements(metrics->'foldin') b
+  WHERE name = 'fo_paper' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+    FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fn.n);
+SELECT count(*) AS n FROM fn, lfg_recommend('fo_paper', r, 40, 'F', 'doctor', 5);
 \set VERBOSITY default
 
 -- the options record what was used: no row with demographics, aux false

@@ -334,11 +334,13 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
 }
 
 /*
- * A NOTICE, once per backend and model version, when the settings override
- * an LFG model's learned fold-in (lfg.refine off, or lfg.foldin_reg set to
- * 5) with one that its training episodes for this n found worse than plain
- * fold-in. With the learned fold-in that cannot happen on the episodes:
- * plain fold-in is among its candidates.
+ * A NOTICE, once per backend and model version, when an LFG model serves a
+ * new user with n ratings by a fold-in that its training episodes for that
+ * n measured worse than plain fold-in, of its own item side or of the
+ * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
+ * is never worse than the first, but can be worse than the second (an item
+ * side trained for known users); an override (lfg.refine off, or
+ * lfg.foldin_reg set to 5) can be worse than both.
  */
 void
 LfgFoldinNotice(const LfgCachedModel *c, int32 n)
@@ -347,7 +349,8 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 	const LfgFoldinTable *t = c->model.net.foldin;
 	const LfgFoldinEntry *e;
 	const char *what;
-	double		rmse;
+	double		rmse,
+				base;
 	char	   *key;
 	MemoryContext old;
 	ListCell   *lc;
@@ -360,6 +363,11 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 		what = "the generator alone (lfg.refine off)";
 		rmse = e->rmse_generator;
 	}
+	else if (LfgFoldinReg() == LFG_FOLDIN_LEARNED)
+	{
+		what = "the model's learned fold-in";
+		rmse = e->rmse;
+	}
 	else if (LfgFoldinReg() == LFG_DEFAULT_FOLDIN_REG)
 	{
 		what = "the generator refined with lfg.foldin_reg 5";
@@ -367,7 +375,8 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 	}
 	else
 		return;
-	if (!(rmse > e->rmse_foldin))
+	base = lfg_foldin_baseline(e);
+	if (!(rmse > base))
 		return;
 	key = psprintf("%d %s", c->version, c->name);
 	foreach(lc, noticed)
@@ -377,11 +386,13 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 	noticed = lappend(noticed, pstrdup(key));
 	MemoryContextSwitchTo(old);
 	ereport(NOTICE,
-			(errmsg("model \"%s\" serves new users worse than fold-in with these settings", c->name),
-			 errdetail("On its training episodes of %d or more ratings, %s had an RMSE of %.4f, plain fold-in %.4f.",
-					   lfg_foldin_bucket_min(lfg_foldin_bucket(n)), what, rmse,
-					   (double) e->rmse_foldin),
-			 errhint("RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
+			(errmsg("model \"%s\" serves new users worse than fold-in", c->name),
+			 errdetail("On its training episodes of %d or more ratings, %s had an RMSE of %.4f, plain fold-in %.4f (%s).",
+					   lfg_foldin_bucket_min(lfg_foldin_bucket(n)), what, rmse, base,
+					   base == e->rmse_foldin ? "the model's item side" : "the BiasSVD it was pretrained from"),
+			 errhint(LfgFoldinReg() == LFG_FOLDIN_LEARNED && lfg_refine ?
+					 "For new users, train a model with the preset new_user, or serve them from a BiasSVD model." :
+					 "RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
 }
 
 /* The user vector of the input into c->x */

@@ -928,6 +928,8 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 		AppendMetricFloat(metrics, "refine_rmse", e->rmse_refine);
 		appendStringInfoString(metrics, ", ");
 		AppendMetricFloat(metrics, "mean_rmse", e->rmse_mean);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "biassvd_rmse", e->rmse_biassvd);
 		appendStringInfo(metrics, ", \"ratings\": %u, \"users\": %u}", e->targets, e->episodes);
 	}
 	appendStringInfoString(metrics, "]}");

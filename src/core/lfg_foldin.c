@@ -90,7 +90,7 @@ lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
 			!((e->reg >= 1e-3f && e->reg <= 1e6f) || (isinf(e->reg) && e->reg > 0.0f)) ||
 			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
 			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
-			!rmse_valid(e->rmse_mean))
+			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd) || e->reserved != 0)
 			return false;
 	}
 	/* like the generator's output: factors within 1, a bias within the score bound */
@@ -113,7 +113,8 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFol
 	e->episodes = episodes;
 	if (targets == 0)
 	{
-		e->rmse = e->rmse_foldin = e->rmse_generator = e->rmse_refine = e->rmse_mean = NAN;
+		e->rmse = e->rmse_foldin = e->rmse_generator = e->rmse_refine = e->rmse_mean =
+			e->rmse_biassvd = NAN;
 		return;
 	}
 #define RMSE(c) ((float) sqrt(sse[c] / (double) targets))
@@ -121,6 +122,7 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFol
 	e->rmse_generator = RMSE(CAND_GENERATOR);
 	e->rmse_refine = RMSE(CAND_REFINE);
 	e->rmse_mean = RMSE(CAND_MEAN);
+	e->rmse_biassvd = isnan(sse[LFG_FOLDIN_CANDIDATES]) ? NAN : RMSE(LFG_FOLDIN_CANDIDATES);
 	if (targets < LFG_FOLDIN_MIN_TARGETS)
 	{
 		e->rmse = NAN;			/* too few to choose: the fallback stays */
@@ -232,12 +234,61 @@ candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, d
 }
 
 /*
+ * Plain fold-in (toward zero, reg 5) of the BiasSVD item side base from
+ * the episode's revealed ratings: the squared error over the user's
+ * validation ratings. Overwrites the design and solve buffers.
+ */
+static double
+base_episode(const LfgMfParams *base, const LfgFoldinLists *l, int32_t uid, int32_t n,
+			 const Episode *w)
+{
+	int32_t		k = base->k,
+				d = k + 1,
+				m = n < d ? n : d;
+	double		s = 0.0;
+
+	for (int32_t e = 0; e < n; e++)
+	{
+		memcpy(w->A + (size_t) e * d, base->Q + (size_t) w->item[e] * k, (size_t) k * sizeof(float));
+		w->A[(size_t) e * d + k] = 1.0f;
+		w->rhs[e] = w->rating[e] - base->mu - base->bi[w->item[e]];
+	}
+	memset(w->M, 0, (size_t) m * m * sizeof(float));
+	for (int32_t j = 0; j < m; j++)
+		w->M[(size_t) j * m + j] = (float) LFG_FOLDIN_BASE_REG;
+	memset(w->x, 0, (size_t) d * sizeof(float));
+	if (n > 0 && n < d)
+	{
+		lfg_syrk_n(n, d, w->A, w->M);
+		if (lfg_posv(n, w->M, w->rhs) != 0)
+			return INFINITY;
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 0.0f, w->x);
+	}
+	else if (n > 0)
+	{
+		lfg_syrk_t(d, n, w->A, w->M);
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 0.0f, w->Aty);
+		if (lfg_posv(d, w->M, w->Aty) != 0)
+			return INFINITY;
+		memcpy(w->x, w->Aty, (size_t) d * sizeof(float));
+	}
+	for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+	{
+		double		r = l->va_rating[e] - lfg_score_one(base, w->x, l->va_item[e]);
+
+		s += r * r;
+	}
+	return s;
+}
+
+/*
  * One episode of user uid with n revealed ratings: adds every candidate's
  * squared error over the user's validation ratings to sse
  */
 static void
 run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-			int32_t uid, int32_t n, LfgRng *rng, Episode *w, double *sse)
+			const LfgMfParams *base, int32_t uid, int32_t n, LfgRng *rng, Episode *w,
+			double *sse)
 {
 	const LfgMfParams *mf = &m->mf;
 	int32_t		k = mf->k,
@@ -302,12 +353,22 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 		}
 		sse[c] += s;
 	}
+	if (base != NULL)
+		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, l, uid, n, w);
+}
+
+/* See lfg_foldin.h */
+double
+lfg_foldin_baseline(const LfgFoldinEntry *e)
+{
+	return isnan(e->rmse_biassvd) ? e->rmse_foldin : fmin(e->rmse_foldin, e->rmse_biassvd);
 }
 
 /* See lfg_foldin.h and the file header */
 LfgStatus
 lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-				  const float *mean, uint64_t seed, void (*check) (void *), void *ctx, const LfgAllocator *a,
+				  const float *mean, const LfgMfParams *base, uint64_t seed,
+				  void (*check) (void *), void *ctx, const LfgAllocator *a,
 				  LfgFoldinTable *out, LfgError *err)
 {
 	int32_t		nu = l->n_users,
@@ -334,7 +395,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 	{
 		int32_t		lo = lfg_foldin_bucket_min(b),
 					hi = b == LFG_FOLDIN_BUCKETS - 1 ? INT32_MAX : 2 * lo - (b > 0 ? 1 : 0);
-		double		sse[LFG_FOLDIN_CANDIDATES] = {0};
+		double		sse[LFG_FOLDIN_CANDIDATES + 1] = {0};
 		uint64_t	targets = 0;
 		uint32_t	episodes = 0;
 		LfgRng		rng;
@@ -355,11 +416,13 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 			if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
 				continue;
 			n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
-			run_episode(m, u, l, uid, n, &rng, &w, sse);
+			run_episode(m, u, l, base, uid, n, &rng, &w, sse);
 			targets += (uint64_t) (l->va_ptr[uid + 1] - l->va_ptr[uid]);
 			if (++episodes % 64 == 0 && check)
 				check(ctx);
 		}
+		if (base == NULL)
+			sse[LFG_FOLDIN_CANDIDATES] = NAN;
 		lfg_foldin_choose(sse, targets, episodes, &out->e[b]);
 		if (check)
 			check(ctx);

@@ -9,6 +9,7 @@
 #define LFG_FOLDIN_H
 
 #include "lfg_core.h"
+#include "lfg_mf.h"
 
 /*
  * Buckets of n: 0, 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64 and more
@@ -43,12 +44,14 @@ typedef struct LfgFoldinEntry
 	float		rmse_generator; /* the generator alone: w 1, reg inf */
 	float		rmse_refine;	/* w 1, reg 5: lfg 0.1's served default */
 	float		rmse_mean;		/* the mean user alone: c 1, reg inf */
+	float		rmse_biassvd;	/* plain fold-in of the pretrained BiasSVD, or NaN */
+	uint32_t	reserved;		/* 0 */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */
 } LfgFoldinEntry;
 
 /*
- * As stored (section FOLD, doc/model-format.md): 8 + 8 * 40 bytes, then
+ * As stored (section FOLD, doc/model-format.md): 8 + 8 * 48 bytes, then
  * the mean user vector (k1 floats)
  */
 typedef struct LfgFoldinTable
@@ -81,10 +84,18 @@ extern void lfg_foldin_candidate(int cand, double *w, double *c, double *reg);
 /*
  * The choice of a bucket from its candidates' squared errors over targets
  * held-out ratings: the smallest, or (fewer than LFG_FOLDIN_MIN_TARGETS)
- * the fallback (*e's prior, center and reg on entry). Fills e.
+ * the fallback (*e's prior, center and reg on entry). Fills e. sse has
+ * LFG_FOLDIN_CANDIDATES + 1 entries: the last is BiasSVD's plain fold-in
+ * (NaN when not measured), which is recorded, never chosen.
  */
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
 							  LfgFoldinEntry *e);
+
+/*
+ * The RMSE that e's choice is measured against: the smaller of plain
+ * fold-in of the model's own item side and (when measured) of BiasSVD's
+ */
+extern double lfg_foldin_baseline(const LfgFoldinEntry *e);
 
 struct LfgModel;
 struct LfgUsers;
@@ -108,12 +119,15 @@ typedef struct LfgFoldinLists
  * Choose every bucket's fold-in for model m (kind lfg: mf and net set) from
  * seeded episodes: for up to LFG_FOLDIN_MAX_USERS users per bucket, n of
  * their tr ratings revealed (n drawn within the bucket), their va ratings
- * scored by every candidate. mean (k + 1 values) is the mean user vector;
+ * scored by every candidate and, when base is not NULL, by plain fold-in
+ * of base (a BiasSVD item side: mu, Q, b_i and the rating range) for
+ * comparison. mean (k + 1 values) is the mean user vector;
  * out has room for LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not
  * NULL, is called every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
-								   const LfgFoldinLists *l, const float *mean, uint64_t seed,
+								   const LfgFoldinLists *l, const float *mean,
+								   const LfgMfParams *base, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
 								   LfgFoldinTable *out, LfgError *err);
 

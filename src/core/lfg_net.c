@@ -215,6 +215,7 @@ typedef struct Trainer
 	float	   *dout;
 	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
 	float	   *rank_c;			/* n_items: b_i plus the ranking prior */
+	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the fold-in episodes */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -348,9 +349,12 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 		memset(t->mf->bi, 0, (size_t) ni * sizeof(float));
 	}
 	lfg_free(a, svd.P);
-	lfg_free(a, svd.Q);
 	lfg_free(a, svd.bu);
-	lfg_free(a, svd.bi);
+	/* its item side stays for the fold-in episodes (select_foldin) */
+	t->base = svd;
+	t->base.P = t->base.bu = NULL;
+	t->base.rating_min = t->mf->rating_min;
+	t->base.rating_max = t->mf->rating_max;
 	lfg_free(a, users);
 	return LFG_OK;
 }
@@ -806,7 +810,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
-	if ((st = lfg_foldin_select(&m, t->u, &l, mean, t->o->seed ^ UINT64_C(0x6666),
+	if ((st = lfg_foldin_select(&m, t->u, &l, mean, &t->base, t->o->seed ^ UINT64_C(0x6666),
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;

@@ -45,7 +45,7 @@ test_buckets(void)
 static void
 test_choose(void)
 {
-	double		sse[LFG_FOLDIN_CANDIDATES],
+	double		sse[LFG_FOLDIN_CANDIDATES + 1],
 				prior,
 				center,
 				reg;
@@ -67,18 +67,21 @@ test_choose(void)
 	CHECK(fold && gen && mean, "plain fold-in, the generator alone and the mean user are candidates");
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 		sse[c] = 100.0;
+	sse[LFG_FOLDIN_CANDIDATES] = NAN;	/* BiasSVD not measured */
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
 	e.reg = 2.0f;
 	lfg_foldin_choose(sse, 400, 50, &e);
 	CHECK(e.prior == 0.0f && e.center == 0.0f && e.reg == 5.0f && fabsf(e.rmse - 0.5f) < 1e-6f &&
-		  e.rmse == e.rmse_foldin && e.targets == 400 && e.episodes == 50,
-		  "ties choose plain fold-in");
+		  e.rmse == e.rmse_foldin && e.targets == 400 && e.episodes == 50 && isnan(e.rmse_biassvd) &&
+		  lfg_foldin_baseline(&e) == e.rmse_foldin, "ties choose plain fold-in");
+	sse[LFG_FOLDIN_CANDIDATES] = 16.0;	/* BiasSVD: recorded, never chosen */
 	sse[12] = 36.0;
 	lfg_foldin_candidate(12, &prior, &center, &reg);
 	lfg_foldin_choose(sse, 400, 50, &e);
 	CHECK(e.prior == (float) prior && e.center == (float) center && e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
-		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f, "the smallest error wins: prior %g reg %g",
+		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f && fabsf(e.rmse_biassvd - 0.2f) < 1e-6f &&
+		  fabs(lfg_foldin_baseline(&e) - 0.2) < 1e-6, "the smallest error wins: prior %g reg %g",
 		  e.prior, e.reg);
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
@@ -102,10 +105,10 @@ test_valid(void)
 	t->n_buckets = LFG_FOLDIN_BUCKETS;
 	t->k1 = K + 1;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
-		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 10, 2};
+		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0, 10, 2};
 	for (int j = 0; j <= K; j++)
 		t->mean[j] = j < K ? -0.5f : 0.3f;
-	CHECK(size == 8 + 8 * 40 + 4 * (K + 1), "%zu bytes", size);
+	CHECK(size == 8 + 8 * 48 + 4 * (K + 1), "%zu bytes", size);
 	CHECK(lfg_foldin_table_valid(t, K), "a good table is valid");
 	CHECK(!lfg_foldin_table_valid(t, K + 1), "refused: another k");
 #define BAD(field, value, what) \
@@ -121,6 +124,8 @@ test_valid(void)
 	BAD(e[2].reg, 1e7f, "reg above 1e6");
 	BAD(e[5].rmse, -1.0f, "negative RMSE");
 	BAD(e[5].rmse_refine, INFINITY, "infinite RMSE");
+	BAD(e[5].rmse_biassvd, -0.5f, "negative BiasSVD RMSE");
+	BAD(e[6].reserved, 1, "reserved not zero");
 	BAD(mean[1], 1.5f, "a mean factor above 1");
 	BAD(mean[K], NAN, "a NaN mean bias");
 #undef BAD
@@ -228,13 +233,16 @@ test_trained(void)
 			chosen++;
 			never_worse = never_worse && e->rmse <= e->rmse_foldin && e->rmse <= e->rmse_refine &&
 				e->rmse <= e->rmse_generator && e->rmse <= e->rmse_mean &&
-				e->targets >= LFG_FOLDIN_MIN_TARGETS;
+				e->targets >= LFG_FOLDIN_MIN_TARGETS && !isnan(e->rmse_biassvd) &&
+				e->rmse_biassvd > 0.0f;
 		}
-		printf("  bucket n >= %d: prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, generator %.4f, mean %.4f, %u ratings\n",
+		printf("  bucket n >= %d: prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, "
+			   "generator %.4f, mean %.4f, BiasSVD %.4f, %u ratings\n",
 			   lfg_foldin_bucket_min(b), e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
-			   e->rmse_generator, e->rmse_mean, e->targets);
+			   e->rmse_generator, e->rmse_mean, e->rmse_biassvd, e->targets);
 	}
-	CHECK(chosen >= 2 && never_worse, "%d buckets chose, none worse than plain fold-in", chosen);
+	CHECK(chosen >= 2 && never_worse,
+		  "%d buckets chose, none worse than plain fold-in, BiasSVD's measured", chosen);
 
 	/* the codec: a 14th section FOLD; a value out of range is refused */
 	for (int j = 0; j < NU; j++)
@@ -319,12 +327,12 @@ test_trained(void)
 
 	/* selection is deterministic; with a broken generator it gives it no weight */
 	split_lists(&s, &l);
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
-		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
 		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
 	for (int f = 0; f <= 8; f++)
 		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
 		  "select: %s", err.msg);
 	{
 		bool		zero = true;
