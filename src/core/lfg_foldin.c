@@ -10,12 +10,15 @@
  * users is worth less than plain fold-in (w 0), a good one is worth most
  * when n is small; and where the item side was trained with the generator
  * (preset paper) b_i and Q expect a typical user near m, not zero, so the
- * fold-in toward m beats the one toward zero. So training chooses per bucket of n on
- * episodes of its own users: n of a user's training ratings are revealed,
- * and the user's validation ratings (never used for a gradient step) are
- * scored by every candidate. Plain fold-in toward zero with reg 5 (what
- * BiasSVD serves) is a candidate and wins ties, so on these episodes the
- * served choice is never worse than fold-in of the model's own item side.
+ * fold-in toward m beats the one toward zero. So training chooses them per
+ * bucket of n on episodes of its own users: n of a user's training ratings
+ * are revealed, and the user's validation ratings (never used for a
+ * gradient step) are scored by every candidate. Plain fold-in toward zero
+ * with reg 5 (what BiasSVD serves) is a candidate and wins ties, so on
+ * these episodes the served choice is never worse than fold-in of the
+ * model's own item side. The same episodes measure plain fold-in of the
+ * BiasSVD the model was pretrained from, which an item side trained for
+ * known users can fall behind (the NOTICE of lfg_recommend.c).
  *
  * The revealed ratings did train the item side and the generator (as the
  * stored user); the scored ones did not. The episodes are therefore a
