@@ -832,7 +832,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	int			bad = 0,
 				decays = 0;
 	double		t0 = lfg_clock_seconds(),
-				t_train;
+				t_train,
+				t_foldin;
 	int32_t		nu = d->n_users,
 				k = o->factors;
 
@@ -956,8 +957,10 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 		stats->best_epoch = stats->epochs_run;
 
 	/* the fold-in of new users, chosen on episodes of the validation slice */
+	t_foldin = lfg_clock_seconds();
 	if (t.va_ptr[nu] > 0 && (st = select_foldin(&t, cb, a, err)) != LFG_OK)
 		return st;
+	stats->foldin_seconds = lfg_clock_seconds() - t_foldin;
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);

@@ -104,6 +104,7 @@ typedef struct LfgNetStats
 	double		flops_per_epoch;
 	double		pretrain_seconds;
 	double		weight_decay;	/* the value used ("auto" resolved) */
+	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
