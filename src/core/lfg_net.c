@@ -46,7 +46,13 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->h1 = 256;
 	o->h2 = 256;
 	o->epochs = 400;
-	o->patience = 10;
+	/*
+	 * patience 20: with 10, all five seeds of the paper preset on ml-100k u1
+	 * stopped at 129 to 174 epochs (test RMSE 0.9261 to 0.9331), with 20 at
+	 * 196 to 218 (0.9223 to 0.9248); new_user on ml-1m spread 0.0090 over
+	 * three seeds with 10, 0.0023 with 20 (doc/lfg.md, "Seeds")
+	 */
+	o->patience = 20;
 	o->batch_size = 128;
 	o->leaky_slope = 0.01;
 	o->seed = LFG_DEFAULT_SEED;
@@ -85,12 +91,6 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	}
 	else
 	{
-		/*
-		 * patience 20: with 10, all five seeds of ml-100k u1 stopped at 129
-		 * to 174 epochs (test RMSE 0.9261 to 0.9331); with 20 at 196 to
-		 * 218 (0.9223 to 0.9248; doc/lfg.md, "Seeds")
-		 */
-		o->patience = 20;
 		o->lr = 1e-3;
 		o->mask_prob = 0.25;
 		o->dropout = 0.5;
