@@ -14,13 +14,13 @@ DATA_built = lfg--0.2.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
 	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c src/core/lfg_known.c \
-	src/core/lfg_rank.c src/core/lfg_ease.c
+	src/core/lfg_rank.c src/core/lfg_ease.c src/core/lfg_foldin.c
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	src/lfg_known.o src/lfg_shmem.o src/lfg_preload.o src/lfg_metrics.o \
 	$(CORE_SRCS:.c=.o)
 
 REGRESS = train input model_io parallel predict cache lfg recommend known lifecycle retrain demographics \
-	settings security scroll hostile_model metrics ease rank_prior
+	settings security scroll hostile_model metrics ease rank_prior foldin
 REGRESS_OPTS = --load-extension=lfg
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -43,7 +43,7 @@ else
 BLAS_LIBS = -llapacke -lopenblas -lm -lpthread
 endif
 SHLIB_LINK = $(BLAS_LIBS)
-EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/test_rank test/unit/.passed \
+EXTRA_CLEAN = test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/test_rank test/unit/test_foldin test/unit/.passed \
 	test/fuzz/fuzz_decode test/bench/serve_stages test/bench/batch_compute
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -77,12 +77,18 @@ test/unit/test_net_portable: test/unit/test_net.c test/unit/crc32c_ref.h test/un
 test/unit/test_rank: test/unit/test_rank.c test/unit/test_util.h $(CORE_SRCS) src/core/*.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_rank.c $(CORE_SRCS) $(BLAS_LIBS)
 
-unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/test_rank
+# the learned fold-in
+test/unit/test_foldin: test/unit/test_foldin.c test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -Isrc/core -Itest/unit -o $@ test/unit/test_foldin.c $(CORE_SRCS) $(BLAS_LIBS)
+
+unitcheck: test/unit/test_core test/unit/test_net test/unit/test_net_portable test/unit/test_known test/unit/test_rank \
+	test/unit/test_foldin
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_core
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_net_portable
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_known
 	OPENBLAS_NUM_THREADS=1 ./test/unit/test_rank
+	OPENBLAS_NUM_THREADS=1 ./test/unit/test_foldin
 
 # Serving stages benchmark (test/bench/latency.sh runs it on its model).
 test/bench/serve_stages: test/bench/serve_stages.c test/bench/bench_util.h test/unit/crc32c_ref.h test/unit/test_util.h $(CORE_SRCS) src/core/*.h

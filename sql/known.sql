@@ -157,11 +157,13 @@ SELECT bool_and(rated_item_id IS NOT NULL) FILTER (WHERE ord < 4) AS rated_first
 SELECT count(*) AS n, abs(sum(contribution) - (lfg_predict('kn_bias', '{}', NULL::float8, NULL, NULL, ARRAY[7::bigint]))[1]) < 1e-6 AS base_only
   FROM lfg_explain('kn_bias', '{}', NULL, NULL, NULL, 7);
 -- lfg.refine off: LFG's score is the generator's alone, every share 0
+\set VERBOSITY terse
 SET lfg.refine = off;
 SELECT bool_and(contribution = 0) FILTER (WHERE rated_item_id IS NOT NULL) AS shares_zero,
        abs(sum(contribution) - (lfg_predict('kn_lfg', '{"4": 5, "9": 1}', 30, 'F', 'doctor', ARRAY[7::bigint]))[1]) < 1e-4 AS generator_alone
   FROM lfg_explain('kn_lfg', '{"4": 5, "9": 1}', 30, 'F', 'doctor', 7);
 RESET lfg.refine;
+\set VERBOSITY default
 -- a rating above the item's baseline pushes similar items up
 SELECT contribution > 0 AS positive FROM lfg_explain('kn_bias', '{"4": 5}', NULL, NULL, NULL,
   (SELECT item_id FROM lfg_similar_items('kn_bias', 4, 1))) WHERE rated_item_id = 4;

@@ -80,10 +80,12 @@ SELECT sqrt(avg((p.fold - h.rating) ^ 2)) < sqrt(avg((p.base - h.rating) ^ 2)) A
 
 -- lfg.refine off gives the generator alone; it differs from the refined vector
 SELECT (SELECT lfg_user_factors('rec_lfg', ratings, 40, 'F', 'doctor') FROM new_user) AS refined \gset
+\set VERBOSITY terse
 SET lfg.refine = off;
 SELECT lfg_user_factors('rec_lfg', ratings, 40, 'F', 'doctor') <> :'refined'::real[] AS generator_alone_differs
   FROM new_user;
 RESET lfg.refine;
+\set VERBOSITY default
 -- empty ratings: the demographics-only (LFG) or popularity (mu + b_i) answer
 SELECT count(*) AS n FROM lfg_recommend('rec_lfg', '{}', 40, 'F', 'doctor', 5);
 SELECT lfg_user_factors('rec_lfg', '{}', 20, 'M', 'artist') <>

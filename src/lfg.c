@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <stdlib.h>
 
 #include "fmgr.h"
 #include "funcapi.h"
@@ -26,6 +27,7 @@ PGDLLEXPORT void _PG_init(void);
 char	   *lfg_default_model = NULL;
 double		lfg_foldin_reg = LFG_DEFAULT_FOLDIN_REG;
 bool		lfg_refine = true;
+static bool foldin_reg_explicit = false;	/* set by anything but the default */
 int			lfg_cache_size_limit = 1024;
 int			lfg_train_memory_limit = 2048;
 int			lfg_unknown_demographics = LFG_UNKNOWN_IGNORE;
@@ -36,6 +38,40 @@ static const struct config_enum_entry unknown_demographics_options[] = {
 	{"error", LFG_UNKNOWN_ERROR, false},
 	{NULL, 0, false}
 };
+
+/*
+ * lfg.foldin_reg's check hook: remember in the value's extra whether it was
+ * set (a configuration file, ALTER ROLE, SET ...) or is the default, so that
+ * RESET and a rolled back SET restore the right answer (GUC keeps an extra
+ * with each stacked value)
+ */
+static bool
+FoldinRegCheck(double *newval, void **extra, GucSource source)
+{
+	bool	   *e = malloc(sizeof(bool));
+
+	if (e == NULL)
+		return false;
+	*e = source > PGC_S_DYNAMIC_DEFAULT;
+	*extra = e;
+	return true;
+}
+
+static void
+FoldinRegAssign(double newval, void *extra)
+{
+	foldin_reg_explicit = extra != NULL && *(bool *) extra;
+}
+
+/*
+ * The reg passed to the core's fold-in: lfg.foldin_reg when it is set,
+ * else LFG_FOLDIN_LEARNED (an LFG model's learned fold-in, 5 otherwise)
+ */
+double
+LfgFoldinReg(void)
+{
+	return foldin_reg_explicit ? lfg_foldin_reg : LFG_FOLDIN_LEARNED;
+}
 
 /* Called when the library is loaded: settings, BLAS threads */
 void
@@ -51,9 +87,10 @@ _PG_init(void)
 	DefineCustomRealVariable("lfg.foldin_reg",
 							 "Sets the regularisation of the fold-in solve for new users.",
 							 "Weight of the penalty pulling the user vector toward zero (SVD, BiasSVD) "
-							 "or toward the generator's output (LFG). Range: 0.001 to 1000000.",
+							 "or toward the generator's output (LFG). Unless it is set, an LFG model "
+							 "serves the fold-in it learned in training. Range: 0.001 to 1000000.",
 							 &lfg_foldin_reg, LFG_DEFAULT_FOLDIN_REG, 0.001, 1e6, PGC_USERSET, 0,
-							 NULL, NULL, NULL);
+							 FoldinRegCheck, FoldinRegAssign, NULL);
 	DefineCustomBoolVariable("lfg.refine",
 							 "Enables refining an LFG model's generated user vector by the fold-in solve.",
 							 "Off: the paper's one-pass generator alone.",

@@ -29,6 +29,7 @@ extern struct Tuplestorestate *LfgBeginSRF(FunctionCallInfo fcinfo, const char *
 extern char *lfg_default_model;
 extern double lfg_foldin_reg;
 extern bool lfg_refine;
+extern double LfgFoldinReg(void);
 extern int	lfg_cache_size_limit;	/* MB */
 extern int	lfg_train_memory_limit; /* MB */
 extern int	lfg_unknown_demographics;	/* LFG_UNKNOWN_* */
@@ -73,6 +74,7 @@ extern text *LfgDefaultModel(void);
 extern void LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int ratings_arg,
 						 int demo_arg, LfgNetUser *out);
 extern int32 LfgArgK(FunctionCallInfo fcinfo, int a);
+extern void LfgFoldinNotice(const LfgCachedModel *c, int32 n);
 
 /* lfg_preload.c */
 extern void LfgPreloadInit(void);

@@ -162,7 +162,7 @@ KnownUserVector(FunctionCallInfo fcinfo, LfgCachedModel *c, int32 u, int ratings
 	prior[k] = mf->bu != NULL ? mf->bu[u] : 0.0f;
 	if (in->n == 0)
 		memcpy(c->x, prior, sizeof(float) * (k + 1));
-	else if (lfg_fold_in_prior(&c->model, in, lfg_foldin_reg, prior, s, c->x, &err) != LFG_OK)
+	else if (lfg_fold_in_prior(&c->model, in, LfgFoldinReg(), prior, s, c->x, &err) != LFG_OK)
 		LfgRaise(&err);
 	if (mf->rank_P != NULL)
 	{
@@ -421,7 +421,10 @@ lfg_explain(PG_FUNCTION_ARGS)
 	LfgError	err;
 	float	   *g = NULL;
 	double	   *contrib,
-				base;
+				base,
+				w,
+				center,
+				reg;
 	int32	   *order;
 	int32		j;
 	bool		shares;
@@ -441,17 +444,24 @@ lfg_explain(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	j = lfg_id_index_find(&c->items, PG_GETARG_INT64(5));
 	s = LfgServeBuffers(c, in.n);
-	/* the prior: the generator's output for LFG, zero for SVD and BiasSVD */
+	/*
+	 * the fold-in that lfg_recommend serves (lfg_foldin_served): the prior
+	 * is the generator's output times its weight for LFG, zero for SVD and
+	 * BiasSVD; with an infinite reg (lfg.refine off, or learned) the score is
+	 * the prior's alone
+	 */
+	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &reg);
 	if (mf->kind == LFG_KIND_LFG)
 	{
 		g = palloc(sizeof(float) * (mf->k + 1));
-		if (lfg_user_vector(&c->model, &in, lfg_foldin_reg, false, s, g, &err) != LFG_OK)
+		if (lfg_user_vector(&c->model, &in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK)
 			LfgRaise(&err);
+		lfg_foldin_prior(&c->model, w, center, g);
 	}
-	/* without the refinement (lfg.refine off) the score is the prior's alone */
-	shares = mf->kind != LFG_KIND_LFG || lfg_refine;
+	shares = !isinf(reg);
 	contrib = palloc0(sizeof(double) * Max(in.n, 1));
-	if (lfg_explain_fold_in(mf, in.item, in.rating, shares ? in.n : 0, lfg_foldin_reg, g, j,
+	if (lfg_explain_fold_in(mf, in.item, in.rating, shares ? in.n : 0,
+							shares ? reg : LFG_DEFAULT_FOLDIN_REG, g, j,
 							LfgCheckInterrupts, NULL, &alloc, contrib, &base, &err) != LFG_OK)
 		LfgRaise(&err);
 	order = palloc(sizeof(int32) * Max(in.n, 1));
@@ -574,7 +584,8 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	if (isnull)
 		f.include = NULL;
 	s = LfgServeBuffers(c, in.n);
-	if (lfg_user_vector(&c->model, &in, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK ||
+	LfgFoldinNotice(c, in.n);
+	if (lfg_user_vector(&c->model, &in, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
 		lfg_order_vector(&c->model, &in, c->x, s, c->xo, &err) != LFG_OK)
 		LfgRaise(&err);
 	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)

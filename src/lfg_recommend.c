@@ -333,6 +333,68 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
 	return LfgGetModel(!named || PG_ARGISNULL(0) ? LfgDefaultModel() : PG_GETARG_TEXT_PP(0), 0);
 }
 
+/*
+ * A NOTICE, once per backend and model version, when an LFG model serves a
+ * new user with n ratings by a fold-in that its training episodes for that
+ * n measured worse than plain fold-in, of its own item side or of the
+ * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
+ * is never worse than the first, but can be worse than the second (an item
+ * side trained for known users); an override (lfg.refine off, or
+ * lfg.foldin_reg set to 5) can be worse than both.
+ */
+void
+LfgFoldinNotice(const LfgCachedModel *c, int32 n)
+{
+	static List *noticed = NIL;
+	const LfgFoldinTable *t = c->model.net.foldin;
+	const LfgFoldinEntry *e;
+	const char *what;
+	double		rmse,
+				base;
+	char	   *key;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (t == NULL || c->model.mf.kind != LFG_KIND_LFG)
+		return;
+	e = &t->e[lfg_foldin_bucket(n)];
+	if (!lfg_refine)
+	{
+		what = "the generator alone (lfg.refine off)";
+		rmse = e->rmse_generator;
+	}
+	else if (LfgFoldinReg() == LFG_FOLDIN_LEARNED)
+	{
+		what = "the model's learned fold-in";
+		rmse = e->rmse;
+	}
+	else if (LfgFoldinReg() == LFG_DEFAULT_FOLDIN_REG)
+	{
+		what = "the generator refined with lfg.foldin_reg 5";
+		rmse = e->rmse_refine;
+	}
+	else
+		return;
+	base = lfg_foldin_baseline(e);
+	if (!(rmse > base))
+		return;
+	key = psprintf("%d %s", c->version, c->name);
+	foreach(lc, noticed)
+		if (strcmp(lfirst(lc), key) == 0)
+			return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	noticed = lappend(noticed, pstrdup(key));
+	MemoryContextSwitchTo(old);
+	ereport(NOTICE,
+			(errmsg("model \"%s\" serves new users worse than fold-in", c->name),
+			 errdetail("On its training episodes of %d or more ratings, %s had an RMSE of %.4f, plain fold-in %.4f (%s).",
+					   lfg_foldin_bucket_min(lfg_foldin_bucket(n)), what, rmse, base,
+					   base == e->rmse_foldin ? "the model's item side" : "the BiasSVD it was pretrained from"),
+			 errhint(LfgFoldinReg() == LFG_FOLDIN_LEARNED && lfg_refine ?
+					 "For new users, train a model with the preset new_user, or serve them from a BiasSVD model." :
+					 "RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
+}
+
 /* The user vector of the input into c->x, the one lists are ordered by into c->xo */
 static void
 UserVector(LfgCachedModel *c, UserInput *in)
@@ -340,7 +402,8 @@ UserVector(LfgCachedModel *c, UserInput *in)
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
 	LfgError	err;
 
-	if (lfg_user_vector(&c->model, &in->net, lfg_foldin_reg, lfg_refine, s, c->x, &err) != LFG_OK ||
+	LfgFoldinNotice(c, in->n);
+	if (lfg_user_vector(&c->model, &in->net, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
 		lfg_order_vector(&c->model, &in->net, c->x, s, c->xo, &err) != LFG_OK)
 		LfgRaise(&err);
 }

@@ -1080,6 +1080,67 @@ WarmMetrics(StringInfo metrics, const WarmSetup *ws)
 					 ws->generator ? "true" : "false");
 }
 
+/* Whether any user has an age */
+static bool
+AnyAge(const LfgUsers *u)
+{
+	for (int32 j = 0; u->age != NULL && j < u->n_users; j++)
+		if (!isnan(u->age[j]))
+			return true;
+	return false;
+}
+
+/* A float of the metrics: null when NaN or infinite */
+static void
+AppendMetricFloat(StringInfo buf, const char *key, float v)
+{
+	if (isfinite(v))
+		appendStringInfo(buf, "\"%s\": %.6g", key, v);
+	else
+		appendStringInfo(buf, "\"%s\": null", key);
+}
+
+/*
+ * Record the learned fold-in in the metrics object: per bucket of n, the
+ * choice (reg null: infinite, the prior alone) and the RMSEs of the
+ * held-out episodes
+ */
+static void
+FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
+{
+	if (t == NULL)
+		return;
+	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
+	metrics->data[--metrics->len] = '\0';
+	appendStringInfoString(metrics, ", \"foldin\": [");
+	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+	{
+		const LfgFoldinEntry *e = &t->e[b];
+
+		appendStringInfo(metrics, "%s{\"n_min\": %d, ", b > 0 ? ", " : "",
+						 lfg_foldin_bucket_min(b));
+		AppendMetricFloat(metrics, "prior", e->prior);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "center", e->center);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "reg", e->reg);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "rmse", e->rmse);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "foldin_rmse", e->rmse_foldin);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "generator_rmse", e->rmse_generator);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "refine_rmse", e->rmse_refine);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "mean_rmse", e->rmse_mean);
+		appendStringInfoString(metrics, ", ");
+		AppendMetricFloat(metrics, "biassvd_rmse", e->rmse_biassvd);
+		appendStringInfo(metrics, ", \"ratings\": %u, \"users\": %u}", e->targets, e->episodes);
+	}
+	appendStringInfoString(metrics, "]}");
+}
+
 /* Train an LFG model on d; fill m and the metrics */
 static void
 TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m,
@@ -1095,7 +1156,8 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 
 	if (s->demo != NULL)
 		LfgUserMapBuild(s->demo, d->user_ids, d->r.n_users, &users, &genders, &jobs);
-	else
+	/* the options record what was used: no demographics in any row, no aux */
+	if (s->demo == NULL || (genders.n == 0 && jobs.n == 0 && !AnyAge(&users)))
 		opts->net.aux = false;
 	if (warm != NULL)
 	{
@@ -1120,12 +1182,13 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	if (opts->net.aux)
 		AgeRangeMetrics(metrics, &users);
 	WarmMetrics(metrics, warm);
+	FoldinMetrics(metrics, m->net.foldin);
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, ranking stage %.2f s",
+			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, learned fold-in %.2f s, ranking stage %.2f s",
 					st.seconds_per_epoch, st.flops_per_epoch / 1e9,
 					st.flops_per_epoch / 1e9 / Max(st.seconds_per_epoch, 1e-9),
-					st.pretrain_seconds, st.rank_seconds)));
+					st.pretrain_seconds, st.foldin_seconds, st.rank_seconds)));
 	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
 }
 

@@ -150,6 +150,9 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	/* lfg 0.2.0: the optional ranking prior comes last, so older models keep their layout */
 	if (p->kind == LFG_KIND_LFG && p->rank_prior != NULL)
 		s[n++] = (SectionSpec) {LFG_SEC_RANK_PRIOR, ni * 4, p->rank_prior};
+	/* then the optional learned fold-in (lfg_foldin.h) */
+	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL)
+		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE(k), m->net.foldin};
 	/* then the optional ranking head and generator (0.2.0): all five or none */
 	if (p->kind == LFG_KIND_LFG && p->rank_R != NULL)
 	{
@@ -407,12 +410,15 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return st;
 		/*
 		 * the optional sections follow the 13 of every lfg model, in this
-		 * order: the ranking prior, then the ranking head's two (their
-		 * lengths are checked below, against model_sections)
+		 * order: the ranking prior, the learned fold-in, then the ranking
+		 * head's five (their lengths are checked below, against
+		 * model_sections)
 		 */
 		optional = 13;
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_PRIOR)
 			out->mf.rank_prior = (float *) (buf + e[optional++].offset);
+		if (optional < h->n_sections && e[optional].tag == LFG_SEC_FOLDIN)
+			out->net.foldin = (const LfgFoldinTable *) (buf + e[optional++].offset);
 		/* the ranking head's pointers are all set by tag below */
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_R)
 			out->mf.rank_R = (float *) (buf + e[optional].offset);
@@ -550,6 +556,8 @@ check_contents(const LfgModel *m, LfgError *err)
 					   !all_finite(m->net.rank_theta, m->net.layout.total) ||
 					   !all_finite(m->net.rank_running, m->net.layout.n_running))))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
+	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin, p->k))
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad learned fold-in table");
 	{
 		/*
 		 * Every score (mu + b_u + b_i + p . q, for a stored user or the

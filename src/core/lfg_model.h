@@ -42,6 +42,7 @@
 #define LFG_SEC_RANK_P		LFG_TAG('R', 'N', 'K', 'P')
 #define LFG_SEC_RANK_THETA	LFG_TAG('R', 'N', 'K', 'G')
 #define LFG_SEC_RANK_RUNNING LFG_TAG('R', 'N', 'K', 'N')
+#define LFG_SEC_FOLDIN		LFG_TAG('F', 'O', 'L', 'D')
 #define LFG_SEC_EASE_B		LFG_TAG('E', 'A', 'S', 'B')
 #define LFG_SEC_EASE_POP	LFG_TAG('E', 'P', 'O', 'P')
 #define LFG_SEC_EASE_PTR	LFG_TAG('E', 'U', 'P', 'T')

@@ -7,6 +7,7 @@
 #define LFG_NET_H
 
 #include "lfg_core.h"
+#include "lfg_foldin.h"
 #include "lfg_gen.h"
 #include "lfg_mf.h"
 
@@ -101,6 +102,7 @@ typedef struct LfgNet
 	 */
 	float	   *rank_theta;
 	float	   *rank_running;
+	const LfgFoldinTable *foldin;	/* the learned fold-in, or NULL (lfg_foldin.h) */
 } LfgNet;
 
 /*
@@ -120,6 +122,7 @@ typedef struct LfgNetStats
 	double		pretrain_seconds;
 	double		weight_decay;	/* the value used ("auto" resolved) */
 	double		rank_seconds;	/* the ranking stage, 0 without one */
+	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */

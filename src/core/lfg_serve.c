@@ -142,30 +142,45 @@ check_finite(const float *x, int32_t n, LfgError *err)
 	return LFG_OK;
 }
 
-/* See lfg_serve.h */
+/* reg must be positive and finite, or LFG_FOLDIN_LEARNED */
+static LfgStatus
+check_reg(double reg, LfgError *err)
+{
+	if ((reg > 0.0 && isfinite(reg)) || reg == LFG_FOLDIN_LEARNED)
+		return LFG_OK;
+	return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
+}
+
+/* See lfg_serve.h and lfg_foldin.h (which fold-in serves) */
 LfgStatus
 lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 				LfgServeScratch *s, float *x, LfgError *err)
 {
 	int32_t		k = m->mf.k;
+	double		w,
+				c,
+				r;
 	LfgStatus	st;
 
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
-	if (!(reg > 0.0) || !isfinite(reg))
-		return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
+	if ((st = check_reg(reg, err)) != LFG_OK)
+		return st;
+	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &r);
 	if (m->mf.kind != LFG_KIND_LFG)
-		st = fold_in(&m->mf, u, reg, NULL, s, x, err);
+		st = fold_in(&m->mf, u, r, NULL, s, x, err);
 	else
 	{
 		lfg_net_generate(&m->net, &m->mf, u, &s->net, s->prior, &s->prior[k]);
-		if (!refine || u->n == 0)
+		if (w != 1.0 || c != 0.0)
+			lfg_foldin_prior(m, w, c, s->prior);
+		if (isinf(r) || u->n == 0)
 		{
 			memcpy(x, s->prior, ((size_t) k + 1) * sizeof(float));
 			st = LFG_OK;
 		}
 		else
-			st = fold_in(&m->mf, u, reg, s->prior, s, x, err);
+			st = fold_in(&m->mf, u, r, w != 0.0 || c != 0.0 ? s->prior : NULL, s, x, err);
 	}
 	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
 }
@@ -198,11 +213,14 @@ LfgStatus
 lfg_fold_in_prior(const LfgModel *m, const LfgNetUser *u, double reg, const float *prior,
 				  LfgServeScratch *s, float *x, LfgError *err)
 {
+	LfgStatus	st;
+
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
-	if (!(reg > 0.0) || !isfinite(reg))
-		return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
-	return fold_in(&m->mf, u, reg, prior, s, x, err);
+	if ((st = check_reg(reg, err)) != LFG_OK)
+		return st;
+	return fold_in(&m->mf, u, reg == LFG_FOLDIN_LEARNED ? LFG_FOLDIN_BASE_REG : reg, prior, s, x,
+				   err);
 }
 
 /* Clip to the training rating range */

@@ -32,6 +32,8 @@ extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const L
  * ratings of known items and demographics. svd and biassvd: ridge fold-in
  * with Q and b_i fixed, regularised toward zero with weight reg. lfg: the
  * generator's output; with refine, the same solve regularised toward it.
+ * reg LFG_FOLDIN_LEARNED: the model's learned fold-in for LFG (its prior
+ * weight and reg for this n, lfg_foldin_served), 5 for the others.
  * LFG_EDATA when a component of x is not finite.
  */
 extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg,
@@ -49,7 +51,8 @@ extern LfgStatus lfg_order_vector(const LfgModel *m, const LfgNetUser *u, const 
 /*
  * The fold-in of the file header of lfg_serve.c for any kind, regularised
  * toward prior (k + 1 values; NULL: zero): a known user's stored vector
- * refined by ratings made since training (lfg_recommend_user).
+ * refined by ratings made since training (lfg_recommend_user). reg
+ * LFG_FOLDIN_LEARNED is 5.
  */
 extern LfgStatus lfg_fold_in_prior(const LfgModel *m, const LfgNetUser *u, double reg,
 								   const float *prior, LfgServeScratch *s, float *x,

@@ -9,6 +9,7 @@
  *	    that succeeds must give a model whose every array lies inside the
  *	    buffer; any crash or sanitizer report fails the run.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,22 @@ decode_and_touch(const uint8_t *data, size_t len)
 				sink += m.net.rank_theta[j];
 			for (size_t j = 0; j < m.net.layout.n_running; j++)
 				sink += m.net.rank_running[j];
+		}
+		if (m.net.foldin != NULL)
+		{
+			/* the learned fold-in: in range, and what serving reads of it */
+			double		prior,
+						center,
+						reg;
+			float		g[LFG_MAX_FACTORS + 1] = {0};
+
+			CHECK(lfg_foldin_table_valid(m.net.foldin, m.mf.k), "an accepted table is valid");
+			for (int32_t n = 0; n < 200; n += 7)
+			{
+				lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+				lfg_foldin_prior(&m, prior, center, g);
+				sink += prior + center + (isinf(reg) ? 1.0 : reg) + g[m.mf.k];
+			}
 		}
 	}
 	free(buf);
@@ -276,12 +293,22 @@ main(int argc, char **argv)
 	lfg_rng_seed(&rng, 1234);
 	for (int k = 0; k < 3; k++)
 		CHECK(decode_and_touch(seeds[k], sizes[k]), "seed model %d decodes", k);
+	{
+		uint8_t    *b = aligned_alloc(8, (sizes[1] + 8) & ~(size_t) 7);
+		LfgModel	m;
+		LfgError	err;
+
+		memcpy(b, seeds[1], sizes[1]);
+		CHECK(lfg_model_decode(b, sizes[1], crc32c_ref, &m, &err) == LFG_OK && m.net.foldin != NULL,
+			  "the lfg seed has a learned fold-in to mutate");
+		free(b);
+	}
 	for (long it = 0; it < iterations; it++)
 	{
 		uint8_t    *good = seeds[it % 3];
 		size_t		size = sizes[it % 3];
 		size_t		len = size;
-		int			kind = (int) lfg_rng_below(&rng, 6);
+		int			kind = (int) lfg_rng_below(&rng, 7);
 		int			edits = 1 + (int) lfg_rng_below(&rng, 4);
 
 		memcpy(buf, good, size);
@@ -303,9 +330,13 @@ main(int argc, char **argv)
 				case 3:			/* extend */
 					len = size + 1 + (size_t) lfg_rng_below(&rng, 60);
 					break;
+				case 6:			/* the last sections (the learned fold-in), CRC recomputed */
+					pos = len - 1 - (size_t) lfg_rng_below(&rng, len < 400 ? len : 400);
+					buf[pos] = (uint8_t) lfg_rng_next(&rng);
+					break;
 				default:		/* header or table edit, CRC recomputed */
 					pos = (size_t) lfg_rng_below(&rng, LFG_MODEL_HEADER_SIZE +
-												 19 * LFG_MODEL_SECTION_SIZE);
+												 20 * LFG_MODEL_SECTION_SIZE);
 					if (pos < len)
 						buf[pos] = (uint8_t) lfg_rng_next(&rng);
 					break;

@@ -450,6 +450,7 @@ test_rank_prior(void)
 	m.options_len = sizeof(opts) - 1;
 	m.metrics_json = metr;
 	m.metrics_len = sizeof(metr) - 1;
+	m.net.foldin = NULL;		/* the learned fold-in's own tests: test_net.c */
 	for (int variant = 3; variant >= 0; variant--)
 	{
 		int			with = variant & 1,

@@ -1,0 +1,95 @@
+-- The learned fold-in of LFG models (doc/lfg.md, "New users"): chosen per
+-- bucket of n on held-out episodes and recorded in the metrics, served
+-- unless lfg.foldin_reg is set; a NOTICE when the settings override it with
+-- a fold-in its episodes found worse; the options record what was used
+CREATE TABLE fr AS SELECT * FROM lfg_synthetic_ratings(300, 80, 9000, 43);
+CREATE TABLE fu AS
+  SELECT u AS user_id, 15 + (u * 7) % 50 AS age, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
+         (ARRAY['artist', 'doctor', 'engineer'])[1 + u % 3] AS job
+  FROM generate_series(1, 300) u;
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_paper', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                             '{"hidden": [32, 32], "factors": 8, "epochs": 20}')
+  FROM fr r JOIN fu u USING (user_id) WHERE r.user_id <= 250;
+-- one generator trained for a single epoch: worse than fold-in once a user has ratings
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_weak', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
+                            '{"hidden": [8, 8], "factors": 8, "epochs": 1, "pretrain_epochs": 20}')
+  FROM fr r JOIN fu u USING (user_id) WHERE r.user_id <= 250;
+
+-- the metrics: 8 buckets of n; one chosen on enough ratings is never worse than plain fold-in
+SELECT name, max(jsonb_array_length(metrics->'foldin')) AS buckets,
+       bool_and(b->'rmse' = 'null' OR (b->>'rmse')::float8 <= (b->>'foldin_rmse')::float8) AS never_worse,
+       count(*) FILTER (WHERE b->'rmse' <> 'null') >= 3 AS chose,
+       bool_and((b->>'prior')::float8 IN (0, 0.5, 1) AND (b->'reg' = 'null' OR (b->>'reg')::float8 > 0)) AS in_range,
+       array_agg((b->>'n_min')::int ORDER BY (b->>'n_min')::int) AS n_min
+  FROM lfg.models, jsonb_array_elements(metrics->'foldin') b
+  WHERE name LIKE 'fo_%' GROUP BY name ORDER BY name;
+-- no validation slice, no learned fold-in (lfg.foldin_reg serves, as for older models)
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_noval', lfg_fit(user_id, item_id, rating,
+                             '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0}')
+  FROM fr WHERE user_id <= 250;
+SELECT metrics ? 'foldin' AS has_foldin FROM lfg.models WHERE name = 'fo_noval';
+
+-- serving: the learned fold-in unless lfg.foldin_reg is set; RESET and ROLLBACK restore it
+-- (terse: a NOTICE's detail holds RMSEs, which vary in the last digits between CPUs)
+\set VERBOSITY terse
+CREATE TABLE fn AS SELECT jsonb_object_agg(item_id, rating) AS r, count(*) AS n FROM fr WHERE user_id = 260;
+SELECT n >= 16 AS many_ratings FROM fn;
+SELECT lfg_user_factors('fo_paper', r, 40, 'F', 'doctor') AS learned FROM fn \gset
+SET lfg.refine = off;
+SELECT lfg_user_factors('fo_paper', r, 40, 'F', 'doctor') AS generator FROM fn \gset
+RESET lfg.refine;
+SET lfg.foldin_reg = 1000000;
+SELECT (SELECT max(abs(a - b)) FROM unnest(lfg_user_factors('fo_paper', r, 40, 'F', 'doctor'), :'generator'::real[]) t(a, b)) < 1e-3
+       AS set_reg_overrides
+  FROM fn;
+RESET lfg.foldin_reg;
+SELECT lfg_user_factors('fo_paper', r, 40, 'F', 'doctor') = :'learned'::real[] AS reset_learned FROM fn;
+BEGIN;
+SET LOCAL lfg.foldin_reg = 1000000;
+ROLLBACK;
+SELECT lfg_user_factors('fo_paper', r, 40, 'F', 'doctor') = :'learned'::real[] AS rollback_learned FROM fn;
+SHOW lfg.foldin_reg;
+
+-- the NOTICE: once per backend and model, when an override is worse on the episodes
+SELECT (b->>'generator_rmse')::float8 > (b->>'foldin_rmse')::float8 AS generator_worse
+  FROM lfg.models, fn, jsonb_array_elements(metrics->'foldin') b
+  WHERE name = 'fo_weak' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+    FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fn.n);
+SET lfg.refine = off;
+SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
+SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
+SELECT array_length(lfg_predict('fo_weak', r, 40, 'F', 'doctor', ARRAY[1, 2]::bigint[]), 1) AS n FROM fn;
+RESET lfg.refine;
+-- once per backend and model: no second NOTICE, whatever the settings
+SELECT count(*) AS n FROM fn, lfg_recommend('fo_weak', r, 40, 'F', 'doctor', 5);
+-- a new backend: the learned fold-in gets a NOTICE only when its episodes
+-- found it worse than plain fold-in of the pretrained BiasSVD (never than
+-- that of its own item side)
+\c
+\set VERBOSITY terse
+SELECT (b->>'rmse')::float8 <= (b->>'foldin_rmse')::float8 AS never_worse_than_own,
+       (b->>'rmse')::float8 > (b->>'biassvd_rmse')::float8 AS expect_notice
+  FROM lfg.models, fn, jsonb_array_elements(metrics->'foldin') b
+  WHERE name = 'fo_paper' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+    FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fn.n);
+SELECT count(*) AS n FROM fn, lfg_recommend('fo_paper', r, 40, 'F', 'doctor', 5);
+\set VERBOSITY default
+
+-- the options record what was used: no row with demographics, aux false
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_nulls', lfg_fit(user_id, item_id, rating, NULL::float8, NULL::text, NULL::text,
+                             '{"hidden": [8, 8], "factors": 4, "epochs": 2}')
+  FROM fr WHERE user_id <= 250;
+SELECT name, options->'aux' AS aux, (lfg_model_info(model)).demographics->'used' AS used
+  FROM lfg.models WHERE name IN ('fo_nulls', 'fo_paper', 'fo_noval') ORDER BY name;
+-- one user with an age is enough
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_one_age', lfg_fit(user_id, item_id, rating, CASE WHEN user_id = 7 THEN 30 END, NULL::text, NULL::text,
+                               '{"hidden": [8, 8], "factors": 4, "epochs": 2}')
+  FROM fr WHERE user_id <= 250;
+SELECT options->'aux' AS aux FROM lfg.models WHERE name = 'fo_one_age';
+DELETE FROM lfg.models WHERE name LIKE 'fo_%';
+DROP TABLE fr, fu, fn;

@@ -1,0 +1,468 @@
+/*
+ * lfg_foldin.c
+ *	  The learned fold-in of an LFG model's new users.
+ *
+ * A new user with n ratings is served the user vector x = (p_u, b_u) that
+ * minimises the fold-in objective of lfg_serve.c regularised toward the
+ * prior w g + c m, g the generator's output and m the mean generated vector
+ * of the training users, with weight reg. Which prior and reg serve best
+ * depends on the model and on n: a generator that overfits its training
+ * users is worth less than plain fold-in (w 0), a good one is worth most
+ * when n is small; and where the item side was trained with the generator
+ * (preset paper) b_i and Q expect a typical user near m, not zero, so the
+ * fold-in toward m beats the one toward zero. So training chooses them per
+ * bucket of n on episodes of its own users: n of a user's training ratings
+ * are revealed, and the user's validation ratings (never used for a
+ * gradient step) are scored by every candidate. Plain fold-in toward zero
+ * with reg 5 (what BiasSVD serves) is a candidate and wins ties, so on
+ * these episodes the served choice is never worse than fold-in of the
+ * model's own item side. The same episodes measure plain fold-in of the
+ * BiasSVD the model was pretrained from, which an item side trained for
+ * known users can fall behind (the NOTICE of lfg_recommend.c).
+ *
+ * The revealed ratings did train the item side and the generator (as the
+ * stored user); the scored ones did not. The episodes are therefore a
+ * little easier than a new user for every candidate alike.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "lfg_blas.h"
+#include "lfg_foldin.h"
+#include "lfg_rng.h"
+#include "lfg_serve.h"
+
+static const double w_grid[] = {0.0, 0.5, 1.0, 0.0, 0.5};
+static const double c_grid[] = {0.0, 0.0, 0.0, 1.0, 0.5};
+static const double reg_grid[] = {5.0, 0.5, 1.0, 2.0, 10.0, 20.0, 50.0, INFINITY};
+
+_Static_assert(LFG_FOLDIN_CANDIDATES == 40, "5 priors times 8 weights");
+#define CAND_GENERATOR (2 * 8 + 7)
+#define CAND_REFINE (2 * 8 + 0)
+#define CAND_MEAN (3 * 8 + 7)
+
+/* See lfg_foldin.h: candidate 0 is plain fold-in (w 0, c 0, reg 5) */
+void
+lfg_foldin_candidate(int cand, double *w, double *c, double *reg)
+{
+	*w = w_grid[cand / 8];
+	*c = c_grid[cand / 8];
+	*reg = reg_grid[cand % 8];
+}
+
+/* See lfg_foldin.h */
+int
+lfg_foldin_bucket(int32_t n)
+{
+	int			b = 0;
+
+	while (n > 0 && b < LFG_FOLDIN_BUCKETS - 1)
+	{
+		b++;
+		n >>= 1;
+	}
+	return b;
+}
+
+/* See lfg_foldin.h */
+int32_t
+lfg_foldin_bucket_min(int b)
+{
+	return b == 0 ? 0 : (int32_t) 1 << (b - 1);
+}
+
+/* A stored RMSE: NaN or finite and not negative */
+static bool
+rmse_valid(float r)
+{
+	return isnan(r) || (isfinite(r) && r >= 0.0f);
+}
+
+/* See lfg_foldin.h */
+bool
+lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
+{
+	if (t->n_buckets != LFG_FOLDIN_BUCKETS || t->k1 != (uint32_t) k + 1)
+		return false;
+	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+	{
+		const LfgFoldinEntry *e = &t->e[b];
+
+		if (!(e->prior >= 0.0f && e->prior <= 1.0f) ||
+			!(e->center >= 0.0f && e->center <= 1.0f - e->prior) ||
+			!((e->reg >= 1e-3f && e->reg <= 1e6f) || (isinf(e->reg) && e->reg > 0.0f)) ||
+			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
+			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
+			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd) || e->reserved != 0)
+			return false;
+	}
+	/* like the generator's output: factors within 1, a bias within the score bound */
+	for (int32_t j = 0; j <= k; j++)
+		if (!(fabsf(t->mean[j]) <= (j < k ? 1.0f : 1e6f)))
+			return false;
+	return true;
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFoldinEntry *e)
+{
+	int			best = 0;
+	double		w,
+				c,
+				r;
+
+	e->targets = (uint32_t) (targets > UINT32_MAX ? UINT32_MAX : targets);
+	e->episodes = episodes;
+	if (targets == 0)
+	{
+		e->rmse = e->rmse_foldin = e->rmse_generator = e->rmse_refine = e->rmse_mean =
+			e->rmse_biassvd = NAN;
+		return;
+	}
+#define RMSE(c) ((float) sqrt(sse[c] / (double) targets))
+	e->rmse_foldin = RMSE(0);
+	e->rmse_generator = RMSE(CAND_GENERATOR);
+	e->rmse_refine = RMSE(CAND_REFINE);
+	e->rmse_mean = RMSE(CAND_MEAN);
+	e->rmse_biassvd = isnan(sse[LFG_FOLDIN_CANDIDATES]) ? NAN : RMSE(LFG_FOLDIN_CANDIDATES);
+	if (targets < LFG_FOLDIN_MIN_TARGETS)
+	{
+		e->rmse = NAN;			/* too few to choose: the fallback stays */
+		return;
+	}
+	for (int c = 1; c < LFG_FOLDIN_CANDIDATES; c++)
+		if (sse[c] < sse[best])
+			best = c;
+	lfg_foldin_candidate(best, &w, &c, &r);
+	e->prior = (float) w;
+	e->center = (float) c;
+	e->reg = (float) r;
+	e->rmse = RMSE(best);
+#undef RMSE
+}
+
+/* Work arrays of the episodes, for users of up to cap training ratings */
+typedef struct Episode
+{
+	int32_t		cap;
+	int32_t    *perm;			/* cap */
+	int32_t    *item;			/* cap: revealed */
+	float	   *rating;
+	float	   *A;				/* cap x d */
+	float	   *y;				/* cap */
+	float	   *Ag;				/* cap */
+	float	   *Am;				/* cap: A times the mean user */
+	const float *mean;			/* k + 1 */
+	float	   *p;				/* k + 1: the candidate's prior */
+	float	   *gram;			/* d x d: A A^T (n < d) or A^T A */
+	float	   *M;				/* d x d */
+	float	   *rhs;			/* max(cap, d) */
+	float	   *Aty;			/* d */
+	float	   *g;				/* d */
+	float	   *x;				/* d */
+	LfgNetScratch net;
+} Episode;
+
+static LfgStatus
+episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Episode *w,
+			  LfgError *err)
+{
+	size_t		d = (size_t) m->mf.k + 1,
+				c = (size_t) cap + 1;
+
+	memset(w, 0, sizeof(*w));
+	w->cap = cap;
+	w->perm = lfg_alloc_array(a, c, sizeof(int32_t));
+	w->item = lfg_alloc_array(a, c, sizeof(int32_t));
+	w->rating = lfg_alloc_array(a, c, sizeof(float));
+	w->A = lfg_alloc_array(a, c * d, sizeof(float));
+	w->y = lfg_alloc_array(a, c, sizeof(float));
+	w->Ag = lfg_alloc_array(a, c, sizeof(float));
+	w->Am = lfg_alloc_array(a, c, sizeof(float));
+	w->p = lfg_alloc_array(a, d, sizeof(float));
+	w->gram = lfg_alloc_array(a, d * d, sizeof(float));
+	w->M = lfg_alloc_array(a, d * d, sizeof(float));
+	w->rhs = lfg_alloc_array(a, c + d, sizeof(float));
+	w->Aty = lfg_alloc_array(a, d, sizeof(float));
+	w->g = lfg_alloc_array(a, d, sizeof(float));
+	w->x = lfg_alloc_array(a, d, sizeof(float));
+	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->Am || !w->p ||
+		!w->gram || !w->M ||
+		!w->rhs || !w->Aty || !w->g || !w->x)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
+	return lfg_net_scratch_alloc(&m->net, cap, a, &w->net, err);
+}
+
+/*
+ * x of candidate (w, c, reg) for the episode whose design (A, y, n rows),
+ * gram matrix, A g, A m and A^T y are set; false when the solve fails
+ */
+static bool
+candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, double reg)
+{
+	for (int32_t j = 0; j < d; j++)
+		w->p[j] = (float) wg * w->g[j] + (float) wc * w->mean[j];
+	if (n == 0 || isinf(reg))
+	{
+		memcpy(w->x, w->p, (size_t) d * sizeof(float));
+		return true;
+	}
+	if (n < d)
+	{
+		/* dual: x = p + A^T (A A^T + reg I)^-1 (y - A p) */
+		memcpy(w->M, w->gram, (size_t) n * n * sizeof(float));
+		for (int32_t j = 0; j < n; j++)
+		{
+			w->M[(size_t) j * n + j] += (float) reg;
+			w->rhs[j] = w->y[j] - (float) wg * w->Ag[j] - (float) wc * w->Am[j];
+		}
+		if (lfg_posv(n, w->M, w->rhs) != 0)
+			return false;
+		memcpy(w->x, w->p, (size_t) d * sizeof(float));
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 1.0f, w->x);
+		return true;
+	}
+	/* primal: (A^T A + reg I) x = A^T y + reg p */
+	memcpy(w->M, w->gram, (size_t) d * d * sizeof(float));
+	for (int32_t j = 0; j < d; j++)
+	{
+		w->M[(size_t) j * d + j] += (float) reg;
+		w->rhs[j] = w->Aty[j] + (float) reg * w->p[j];
+	}
+	if (lfg_posv(d, w->M, w->rhs) != 0)
+		return false;
+	memcpy(w->x, w->rhs, (size_t) d * sizeof(float));
+	return true;
+}
+
+/*
+ * Plain fold-in (toward zero, reg 5) of the BiasSVD item side base from
+ * the episode's revealed ratings: the squared error over the user's
+ * validation ratings. Overwrites the design and solve buffers.
+ */
+static double
+base_episode(const LfgMfParams *base, const LfgFoldinLists *l, int32_t uid, int32_t n,
+			 const Episode *w)
+{
+	int32_t		k = base->k,
+				d = k + 1,
+				m = n < d ? n : d;
+	double		s = 0.0;
+
+	for (int32_t e = 0; e < n; e++)
+	{
+		memcpy(w->A + (size_t) e * d, base->Q + (size_t) w->item[e] * k, (size_t) k * sizeof(float));
+		w->A[(size_t) e * d + k] = 1.0f;
+		w->rhs[e] = w->rating[e] - base->mu - base->bi[w->item[e]];
+	}
+	memset(w->M, 0, (size_t) m * m * sizeof(float));
+	for (int32_t j = 0; j < m; j++)
+		w->M[(size_t) j * m + j] = (float) LFG_FOLDIN_BASE_REG;
+	memset(w->x, 0, (size_t) d * sizeof(float));
+	if (n > 0 && n < d)
+	{
+		lfg_syrk_n(n, d, w->A, w->M);
+		if (lfg_posv(n, w->M, w->rhs) != 0)
+			return INFINITY;
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 0.0f, w->x);
+	}
+	else if (n > 0)
+	{
+		lfg_syrk_t(d, n, w->A, w->M);
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->rhs, 0.0f, w->Aty);
+		if (lfg_posv(d, w->M, w->Aty) != 0)
+			return INFINITY;
+		memcpy(w->x, w->Aty, (size_t) d * sizeof(float));
+	}
+	for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+	{
+		double		r = l->va_rating[e] - lfg_score_one(base, w->x, l->va_item[e]);
+
+		s += r * r;
+	}
+	return s;
+}
+
+/*
+ * One episode of user uid with n revealed ratings: adds every candidate's
+ * squared error over the user's validation ratings to sse
+ */
+static void
+run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
+			const LfgMfParams *base, int32_t uid, int32_t n, LfgRng *rng, Episode *w,
+			double *sse)
+{
+	const LfgMfParams *mf = &m->mf;
+	int32_t		k = mf->k,
+				d = k + 1,
+				start = l->tr_ptr[uid],
+				N = l->tr_ptr[uid + 1] - start;
+	LfgNetUser	user;
+
+	for (int32_t e = 0; e < N; e++)
+		w->perm[e] = e;
+	for (int32_t e = 0; e < n; e++)
+	{
+		int32_t		j = e + (int32_t) lfg_rng_below(rng, (uint64_t) (N - e));
+		int32_t		tmp = w->perm[e];
+
+		w->perm[e] = w->perm[j];
+		w->perm[j] = tmp;
+		w->item[e] = l->tr_item[start + w->perm[e]];
+		w->rating[e] = l->tr_rating[start + w->perm[e]];
+	}
+	user = (LfgNetUser) {n, w->item, w->rating,
+		u->age ? u->age[uid] : NAN, u->gender ? u->gender[uid] : -1, u->job ? u->job[uid] : -1};
+	lfg_net_generate(&m->net, mf, &user, &w->net, w->g, &w->g[k]);
+	/* the design of lfg_serve.c: rows (q_i, 1), y = r - mu - b_i */
+	for (int32_t e = 0; e < n; e++)
+	{
+		memcpy(w->A + (size_t) e * d, mf->Q + (size_t) w->item[e] * k, (size_t) k * sizeof(float));
+		w->A[(size_t) e * d + k] = 1.0f;
+		w->y[e] = w->rating[e] - mf->mu - mf->bi[w->item[e]];
+	}
+	if (n > 0 && n < d)
+	{
+		memset(w->gram, 0, (size_t) n * n * sizeof(float));
+		lfg_syrk_n(n, d, w->A, w->gram);
+		lfg_gemv(0, n, d, 1.0f, w->A, d, w->g, 0.0f, w->Ag);
+		lfg_gemv(0, n, d, 1.0f, w->A, d, w->mean, 0.0f, w->Am);
+	}
+	else if (n > 0)
+	{
+		memset(w->gram, 0, (size_t) d * d * sizeof(float));
+		lfg_syrk_t(d, n, w->A, w->gram);
+		lfg_gemv(1, n, d, 1.0f, w->A, d, w->y, 0.0f, w->Aty);
+	}
+	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
+	{
+		double		wg,
+					wc,
+					reg,
+					s = 0.0;
+
+		lfg_foldin_candidate(c, &wg, &wc, &reg);
+		if (!candidate_vector(w, n, d, wg, wc, reg))
+		{
+			sse[c] = INFINITY;
+			continue;
+		}
+		for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+		{
+			double		r = l->va_rating[e] - lfg_score_one(mf, w->x, l->va_item[e]);
+
+			s += r * r;
+		}
+		sse[c] += s;
+	}
+	if (base != NULL)
+		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, l, uid, n, w);
+}
+
+/* See lfg_foldin.h */
+double
+lfg_foldin_baseline(const LfgFoldinEntry *e)
+{
+	return isnan(e->rmse_biassvd) ? e->rmse_foldin : fmin(e->rmse_foldin, e->rmse_biassvd);
+}
+
+/* See lfg_foldin.h and the file header */
+LfgStatus
+lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
+				  const float *mean, const LfgMfParams *base, uint64_t seed,
+				  void (*check) (void *), void *ctx, const LfgAllocator *a,
+				  LfgFoldinTable *out, LfgError *err)
+{
+	int32_t		nu = l->n_users,
+				cap = 1;
+	uint32_t   *order = lfg_alloc_array(a, (size_t) nu + 1, sizeof(uint32_t));
+	Episode		w;
+	LfgStatus	st;
+
+	if (order == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
+	for (int32_t j = 0; j < nu; j++)
+	{
+		order[j] = (uint32_t) j;
+		cap = l->tr_ptr[j + 1] - l->tr_ptr[j] > cap ? l->tr_ptr[j + 1] - l->tr_ptr[j] : cap;
+	}
+	if ((st = episode_alloc(m, cap, a, &w, err)) != LFG_OK)
+		return st;
+	memset(out, 0, sizeof(*out));
+	out->n_buckets = LFG_FOLDIN_BUCKETS;
+	out->k1 = (uint32_t) m->mf.k + 1;
+	memcpy(out->mean, mean, ((size_t) m->mf.k + 1) * sizeof(float));
+	w.mean = out->mean;
+	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+	{
+		int32_t		lo = lfg_foldin_bucket_min(b),
+					hi = b == LFG_FOLDIN_BUCKETS - 1 ? INT32_MAX : 2 * lo - (b > 0 ? 1 : 0);
+		double		sse[LFG_FOLDIN_CANDIDATES + 1] = {0};
+		uint64_t	targets = 0;
+		uint32_t	episodes = 0;
+		LfgRng		rng;
+
+		/* the fallback: the bucket below, or plain fold-in */
+		out->e[b].prior = b > 0 ? out->e[b - 1].prior : 0.0f;
+		out->e[b].center = b > 0 ? out->e[b - 1].center : 0.0f;
+		out->e[b].reg = b > 0 ? out->e[b - 1].reg : (float) LFG_FOLDIN_BASE_REG;
+		lfg_rng_seed(&rng, seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t) (b + 1)));
+		lfg_rng_shuffle_u32(&rng, order, (size_t) nu);
+		for (int32_t j = 0; j < nu && episodes < LFG_FOLDIN_MAX_USERS; j++)
+		{
+			int32_t		uid = (int32_t) order[j],
+						N = l->tr_ptr[uid + 1] - l->tr_ptr[uid],
+						top = N < hi ? N : hi,
+						n;
+
+			if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
+				continue;
+			n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
+			run_episode(m, u, l, base, uid, n, &rng, &w, sse);
+			targets += (uint64_t) (l->va_ptr[uid + 1] - l->va_ptr[uid]);
+			if (++episodes % 64 == 0 && check)
+				check(ctx);
+		}
+		if (base == NULL)
+			sse[LFG_FOLDIN_CANDIDATES] = NAN;
+		lfg_foldin_choose(sse, targets, episodes, &out->e[b]);
+		if (check)
+			check(ctx);
+	}
+	return LFG_OK;
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
+				  double *w, double *c, double *reg_out)
+{
+	const LfgFoldinTable *t = m->net.foldin;
+
+	*w = m->mf.kind == LFG_KIND_LFG ? 1.0 : 0.0;
+	*c = 0.0;
+	*reg_out = reg == LFG_FOLDIN_LEARNED ? LFG_FOLDIN_BASE_REG : reg;
+	if (m->mf.kind != LFG_KIND_LFG)
+		return;
+	if (!refine)
+		*reg_out = INFINITY;
+	else if (reg == LFG_FOLDIN_LEARNED && t != NULL)
+	{
+		const LfgFoldinEntry *e = &t->e[lfg_foldin_bucket(n)];
+
+		*w = e->prior;
+		*c = e->center;
+		*reg_out = e->reg;
+	}
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_prior(const struct LfgModel *m, double w, double c, float *g)
+{
+	const LfgFoldinTable *t = m->net.foldin;
+
+	for (int32_t j = 0; j <= m->mf.k; j++)
+		g[j] = (float) w * g[j] + (c != 0.0 && t != NULL ? (float) c * t->mean[j] : 0.0f);
+}

@@ -1,0 +1,355 @@
+/*
+ * test_foldin.c
+ *	  Unit tests of the learned fold-in (src/core/lfg_foldin.c): buckets,
+ *	  the choice among candidates, the table's range checks and codec, the
+ *	  selection on a trained model (never worse than plain fold-in on its
+ *	  episodes; plain fold-in when the generator is broken) and serving by
+ *	  the table. Prints "N passed, N failed" and exits non-zero on any
+ *	  failure.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c_ref.h"
+#include "test_util.h"
+#include "lfg_foldin.h"
+#include "lfg_model.h"
+#include "lfg_net.h"
+#include "lfg_serve.h"
+#include "lfg_synth.h"
+
+/* Buckets: 0, 1, 2-3, 4-7, ..., 64 and more; bucket_min is each one's start */
+static void
+test_buckets(void)
+{
+	bool		ok = true;
+
+	CHECK(lfg_foldin_bucket(0) == 0 && lfg_foldin_bucket(1) == 1 && lfg_foldin_bucket(3) == 2 &&
+		  lfg_foldin_bucket(4) == 3 && lfg_foldin_bucket(63) == 6 && lfg_foldin_bucket(64) == 7 &&
+		  lfg_foldin_bucket(1000000) == 7 && lfg_foldin_bucket(INT32_MAX) == 7,
+		  "bucket of n");
+	for (int32_t n = 0; n < 300; n++)
+	{
+		int			b = lfg_foldin_bucket(n);
+
+		ok = ok && lfg_foldin_bucket_min(b) <= n &&
+			(b == LFG_FOLDIN_BUCKETS - 1 || n < lfg_foldin_bucket_min(b + 1));
+	}
+	CHECK(ok, "every n lies in [bucket_min(b), bucket_min(b + 1))");
+}
+
+/* The choice: the smallest error, plain fold-in on ties, the fallback without evidence */
+static void
+test_choose(void)
+{
+	double		sse[LFG_FOLDIN_CANDIDATES + 1],
+				prior,
+				center,
+				reg;
+	LfgFoldinEntry e;
+	bool		fold = false,
+				gen = false,
+				mean = false;
+
+	lfg_foldin_candidate(0, &prior, &center, &reg);
+	CHECK(prior == 0.0 && center == 0.0 && reg == LFG_FOLDIN_BASE_REG, "candidate 0 is plain fold-in");
+	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
+	{
+		lfg_foldin_candidate(c, &prior, &center, &reg);
+		fold = fold || (prior == 0.0 && center == 0.0 && reg == 5.0);
+		gen = gen || (prior == 1.0 && isinf(reg));
+		mean = mean || (center == 1.0 && isinf(reg));
+		CHECK(prior + center <= 1.0 && reg > 0.0, "candidate %d in range", c);
+	}
+	CHECK(fold && gen && mean, "plain fold-in, the generator alone and the mean user are candidates");
+	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
+		sse[c] = 100.0;
+	sse[LFG_FOLDIN_CANDIDATES] = NAN;	/* BiasSVD not measured */
+	memset(&e, 0, sizeof(e));
+	e.prior = 1.0f;
+	e.reg = 2.0f;
+	lfg_foldin_choose(sse, 400, 50, &e);
+	CHECK(e.prior == 0.0f && e.center == 0.0f && e.reg == 5.0f && fabsf(e.rmse - 0.5f) < 1e-6f &&
+		  e.rmse == e.rmse_foldin && e.targets == 400 && e.episodes == 50 && isnan(e.rmse_biassvd) &&
+		  lfg_foldin_baseline(&e) == e.rmse_foldin, "ties choose plain fold-in");
+	sse[LFG_FOLDIN_CANDIDATES] = 16.0;	/* BiasSVD: recorded, never chosen */
+	sse[12] = 36.0;
+	lfg_foldin_candidate(12, &prior, &center, &reg);
+	lfg_foldin_choose(sse, 400, 50, &e);
+	CHECK(e.prior == (float) prior && e.center == (float) center && e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
+		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f && fabsf(e.rmse_biassvd - 0.2f) < 1e-6f &&
+		  fabs(lfg_foldin_baseline(&e) - 0.2) < 1e-6, "the smallest error wins: prior %g reg %g",
+		  e.prior, e.reg);
+	memset(&e, 0, sizeof(e));
+	e.prior = 1.0f;
+	e.reg = 2.0f;
+	lfg_foldin_choose(sse, LFG_FOLDIN_MIN_TARGETS - 1, 5, &e);
+	CHECK(e.prior == 1.0f && e.reg == 2.0f && isnan(e.rmse) && !isnan(e.rmse_foldin),
+		  "too few ratings keep the fallback");
+	lfg_foldin_choose(sse, 0, 0, &e);
+	CHECK(e.prior == 1.0f && isnan(e.rmse_foldin) && isnan(e.rmse_generator), "no episodes: no RMSEs");
+}
+
+/* The decoder's range checks of a table */
+static void
+test_valid(void)
+{
+	enum {K = 3};
+	size_t		size = LFG_FOLDIN_TABLE_SIZE(K);
+	LfgFoldinTable *t = calloc(1, size),
+			   *bad = calloc(1, size);
+
+	t->n_buckets = LFG_FOLDIN_BUCKETS;
+	t->k1 = K + 1;
+	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0, 10, 2};
+	for (int j = 0; j <= K; j++)
+		t->mean[j] = j < K ? -0.5f : 0.3f;
+	CHECK(size == 8 + 8 * 48 + 4 * (K + 1), "%zu bytes", size);
+	CHECK(lfg_foldin_table_valid(t, K), "a good table is valid");
+	CHECK(!lfg_foldin_table_valid(t, K + 1), "refused: another k");
+#define BAD(field, value, what) \
+	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K), "refused: %s", what)
+	BAD(n_buckets, 7, "7 buckets");
+	BAD(e[2].prior, 1.5f, "prior above 1");
+	BAD(e[2].prior, NAN, "prior NaN");
+	BAD(e[2].center, 0.75f, "prior plus center above 1");
+	BAD(e[2].center, -0.1f, "negative center");
+	BAD(e[2].reg, 0.0f, "reg 0");
+	BAD(e[2].reg, -INFINITY, "reg -inf");
+	BAD(e[2].reg, NAN, "reg NaN");
+	BAD(e[2].reg, 1e7f, "reg above 1e6");
+	BAD(e[5].rmse, -1.0f, "negative RMSE");
+	BAD(e[5].rmse_refine, INFINITY, "infinite RMSE");
+	BAD(e[5].rmse_biassvd, -0.5f, "negative BiasSVD RMSE");
+	BAD(e[6].reserved, 1, "reserved not zero");
+	BAD(mean[1], 1.5f, "a mean factor above 1");
+	BAD(mean[K], NAN, "a NaN mean bias");
+#undef BAD
+	free(t);
+	free(bad);
+}
+
+/* Per-user lists: each user's first 80% of ratings tr, the rest va */
+static void
+split_lists(const LfgSynthData *s, LfgFoldinLists *l)
+{
+	int32_t    *tp = calloc((size_t) s->n_users + 1, sizeof(int32_t)),
+			   *vp = calloc((size_t) s->n_users + 1, sizeof(int32_t)),
+			   *ti = malloc(s->n * sizeof(int32_t)),
+			   *vi = malloc(s->n * sizeof(int32_t));
+	float	   *tr = malloc(s->n * sizeof(float)),
+			   *vr = malloc(s->n * sizeof(float));
+	size_t		j = 0,
+				nt = 0,
+				nv = 0;
+
+	for (int32_t u = 0; u < s->n_users; u++)
+	{
+		size_t		start = j,
+					cnt;
+
+		while (j < s->n && s->user[j] == u)
+			j++;
+		cnt = j - start;
+		for (size_t e = start; e < j; e++)
+			if (e - start < (cnt * 4 + 4) / 5)
+			{
+				ti[nt] = s->item[e];
+				tr[nt++] = s->rating[e];
+			}
+			else
+			{
+				vi[nv] = s->item[e];
+				vr[nv++] = s->rating[e];
+			}
+		tp[u + 1] = (int32_t) nt;
+		vp[u + 1] = (int32_t) nv;
+	}
+	*l = (LfgFoldinLists) {s->n_users, tp, ti, tr, vp, vi, vr};
+}
+
+/*
+ * Train a small LFG model; its table never loses to plain fold-in on its
+ * episodes, survives the codec, serves what it says, and a broken generator
+ * is given no weight
+ */
+static void
+test_trained(void)
+{
+	enum {NU = 300, NI = 120};
+	LfgSynthData s;
+	LfgError	err;
+	LfgNetOptions o;
+	LfgModel	m,
+				back;
+	LfgNetStats st;
+	LfgUsers	u = {NU, NULL, NULL, NULL, 0, 0};
+	LfgRatings	d;
+	LfgFoldinLists l;
+	LfgFoldinTable *t1 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
+			   *t2 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8));
+	LfgServeScratch sc;
+	int64_t		uids[NU],
+				iids[NI];
+	uint8_t		vocab[8];
+	char		opts[] = "{}",
+				metr[] = "{}";
+	uint8_t    *buf;
+	size_t		size;
+	uint32_t	nsec,
+				c;
+	bool		never_worse = true;
+	int			chosen = 0;
+	float		x[9],
+				y[9],
+				g[9];
+	int32_t		items[40];
+	float		ratings[40];
+
+	CHECK(lfg_synth_generate(NU, NI, 12000, 4, &A, &s, &err) == LFG_OK, "synthetic data");
+	d = (LfgRatings) {s.n, NU, NI, s.user, s.item, s.rating};
+	lfg_net_options_preset(&o, LFG_PRESET_PAPER);
+	o.h1 = o.h2 = 32;
+	o.factors = 8;
+	o.epochs = 30;
+	o.lr = 3e-3;
+	o.batch_size = 32;
+	o.aux = false;
+	memset(&m, 0, sizeof(m));
+	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) == LFG_OK, "train: %s", err.msg);
+	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin, 8), "training stores a valid table");
+	if (m.net.foldin == NULL)
+		return;
+	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+	{
+		const LfgFoldinEntry *e = &m.net.foldin->e[b];
+
+		if (!isnan(e->rmse))
+		{
+			chosen++;
+			never_worse = never_worse && e->rmse <= e->rmse_foldin && e->rmse <= e->rmse_refine &&
+				e->rmse <= e->rmse_generator && e->rmse <= e->rmse_mean &&
+				e->targets >= LFG_FOLDIN_MIN_TARGETS && !isnan(e->rmse_biassvd) &&
+				e->rmse_biassvd > 0.0f;
+		}
+		printf("  bucket n >= %d: prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, "
+			   "generator %.4f, mean %.4f, BiasSVD %.4f, %u ratings\n",
+			   lfg_foldin_bucket_min(b), e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
+			   e->rmse_generator, e->rmse_mean, e->rmse_biassvd, e->targets);
+	}
+	CHECK(chosen >= 2 && never_worse,
+		  "%d buckets chose, none worse than plain fold-in, BiasSVD's measured", chosen);
+
+	/* the codec: a 14th section FOLD; a value out of range is refused */
+	for (int j = 0; j < NU; j++)
+		uids[j] = j;
+	for (int j = 0; j < NI; j++)
+		iids[j] = 10 * j;
+	lfg_vocab_write(NULL, NULL, 0, vocab);
+	m.user_ids = uids;
+	m.item_ids = iids;
+	m.vocab_gender = m.vocab_job = vocab;
+	m.vocab_gender_len = m.vocab_job_len = (uint32_t) lfg_vocab_size(NULL, NULL, 0);
+	m.options_json = opts;
+	m.options_len = 2;
+	m.metrics_json = metr;
+	m.metrics_len = 2;
+	CHECK(lfg_model_encoded_size(&m, &size, &err) == LFG_OK, "size: %s", err.msg);
+	buf = aligned_alloc(8, (size + 7) & ~(size_t) 7);
+	CHECK(lfg_model_encode(&m, crc32c_ref, buf, size, &err) == LFG_OK, "encode: %s", err.msg);
+	memcpy(&nsec, buf + 12, 4);
+	CHECK(nsec == 14, "%u sections", nsec);
+	CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "decode: %s", err.msg);
+	CHECK(back.net.foldin != NULL && memcmp(back.net.foldin, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8)) == 0,
+		  "the table round-trips");
+	{
+		LfgFoldinTable *tb = (LfgFoldinTable *) back.net.foldin;
+
+		tb->e[4].prior = 2.0f;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
+			  "a prior weight of 2 is refused");
+	}
+	free(buf);
+
+	/* serving: the table's prior and reg, or (no table) lfg 0.1's refine with 5 */
+	CHECK(lfg_serve_scratch_alloc(&m, 40, &A, &sc, &err) == LFG_OK, "serve scratch");
+	for (int n = 0; n <= 40; n += 5)
+	{
+		LfgNetUser nu;
+		double		prior,
+					center,
+					reg,
+					diff = 0.0;
+		const LfgFoldinEntry *e = &m.net.foldin->e[lfg_foldin_bucket(n)];
+
+		for (int j = 0; j < n; j++)
+		{
+			items[j] = (7 * j + 3) % NI;
+			ratings[j] = (float) (1 + j % 5);
+		}
+		nu = (LfgNetUser) {n, items, ratings, NAN, -1, -1};
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+		CHECK(prior == e->prior && center == e->center && reg == e->reg, "n %d served from its bucket", n);
+		CHECK(lfg_user_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, &sc, x, &err) == LFG_OK, "learned: %s", err.msg);
+		CHECK(lfg_user_vector(&m, &nu, 5.0, false, &sc, g, &err) == LFG_OK, "generator: %s", err.msg);
+		for (int f = 0; f < 9; f++)
+			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f];
+		if (isinf(reg) || n == 0)
+			memcpy(y, g, sizeof(y));
+		else
+			CHECK(lfg_fold_in_prior(&m, &nu, reg, g, &sc, y, &err) == LFG_OK,
+				  "fold-in: %s", err.msg);
+		for (int f = 0; f < 9; f++)
+			diff = fmax(diff, fabs(x[f] - y[f]));
+		CHECK(diff < 1e-5, "n %d: the served vector is the table's fold-in (diff %g)", n, diff);
+		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && reg == 2.0, "a set lfg.foldin_reg overrides the table");
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, false, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && isinf(reg), "refine off: the generator alone");
+	}
+	{
+		LfgModel	old = m;
+		double		prior,
+					center,
+					reg;
+
+		old.net.foldin = NULL;
+		lfg_foldin_served(&old, 10, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && reg == LFG_DEFAULT_FOLDIN_REG,
+			  "a model without a table: refine with 5");
+	}
+
+	/* selection is deterministic; with a broken generator it gives it no weight */
+	split_lists(&s, &l);
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
+	for (int f = 0; f <= 8; f++)
+		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+		  "select: %s", err.msg);
+	{
+		bool		zero = true;
+
+		for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
+			if (!isnan(t1->e[b].rmse))
+				zero = zero && t1->e[b].prior == 0.0f && t1->e[b].rmse < t1->e[b].rmse_generator;
+		CHECK(zero && !isnan(t1->e[0].rmse), "a broken generator gets prior 0 in every bucket");
+	}
+}
+
+int
+main(void)
+{
+	test_buckets();
+	test_choose();
+	test_valid();
+	test_trained();
+	return report_results();
+}
