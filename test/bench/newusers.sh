@@ -187,7 +187,7 @@ SELECT :'paper_worse' = '' AS paper_ok \gset
 \if :paper_ok
   \echo 'newusers: LFG paper (served) is not above fold-in BiasSVD at any n'
 \else
-  \echo 'newusers: LFG paper (served) is above fold-in BiasSVD at n =' :'paper_worse'
+  \echo 'newusers: LFG paper (served) is above fold-in BiasSVD at n =' :paper_worse
 \endif
 \if :ok
   \echo 'newusers: the served LFG path is below fold-in BiasSVD at n = 5, 10, 20 and not above it at half'
