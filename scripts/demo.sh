@@ -56,7 +56,7 @@ SELECT count(*) AS predictions,
        round((1e6 * extract(epoch FROM clock_timestamp() - :'t0') / count(*))::numeric, 2) AS us_per_prediction
   FROM scored;
 
-\echo == train LFG (new_user preset, 15 epochs for the demo) over the ratings joined to demographics
+\echo == train LFG (new_user preset, 15 epochs of the rating model and 15 of its ranking head for the demo) over the ratings joined to demographics
 CREATE TABLE users AS
   SELECT u AS user_id, 18 + u % 45 AS age, CASE WHEN u % 3 = 0 THEN 'F' ELSE 'M' END AS gender,
          (ARRAY['artist', 'doctor', 'engineer', 'student', 'writer'])[1 + u % 5] AS job
@@ -64,7 +64,7 @@ CREATE TABLE users AS
 SELECT clock_timestamp() AS t0 \gset
 INSERT INTO lfg.models (name, model)
   SELECT 'demo_lfg', lfg_fit(t.user_id, t.item_id, t.rating, u.age, u.gender, u.job,
-                             '{"preset": "new_user", "epochs": 15}')
+                             '{"preset": "new_user", "epochs": 15, "rank_epochs": 15}')
   FROM train t JOIN users u USING (user_id);
 SELECT name, kind, metrics->'val_rmse' AS val_rmse, metrics->'seconds_per_epoch' AS s_per_epoch,
        round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS seconds
