@@ -1116,26 +1116,23 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
 	{
 		const LfgFoldinEntry *e = &t->e[b];
+		const struct
+		{
+			const char *key;
+			float		value;
+		}			fields[] = {
+			{"prior", e->prior}, {"center", e->center}, {"reg", e->reg}, {"rmse", e->rmse},
+			{"foldin_rmse", e->rmse_foldin}, {"generator_rmse", e->rmse_generator},
+			{"refine_rmse", e->rmse_refine}, {"mean_rmse", e->rmse_mean},
+			{"biassvd_rmse", e->rmse_biassvd}
+		};
 
-		appendStringInfo(metrics, "%s{\"n_min\": %d, ", b > 0 ? ", " : "",
-						 lfg_foldin_bucket_min(b));
-		AppendMetricFloat(metrics, "prior", e->prior);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "center", e->center);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "reg", e->reg);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "rmse", e->rmse);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "foldin_rmse", e->rmse_foldin);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "generator_rmse", e->rmse_generator);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "refine_rmse", e->rmse_refine);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "mean_rmse", e->rmse_mean);
-		appendStringInfoString(metrics, ", ");
-		AppendMetricFloat(metrics, "biassvd_rmse", e->rmse_biassvd);
+		appendStringInfo(metrics, "%s{\"n_min\": %d", b > 0 ? ", " : "", lfg_foldin_bucket_min(b));
+		for (int j = 0; j < (int) lengthof(fields); j++)
+		{
+			appendStringInfoString(metrics, ", ");
+			AppendMetricFloat(metrics, fields[j].key, fields[j].value);
+		}
 		appendStringInfo(metrics, ", \"ratings\": %u, \"users\": %u}", e->targets, e->episodes);
 	}
 	appendStringInfoString(metrics, "]}");
