@@ -539,15 +539,17 @@ CheckIdCount(int64 m)
 						   LFG_MAX_IDS, LFG_MAX_IDS)));
 }
 
-/* Sorted distinct item ids of the rows into a new array; returns the count */
+/*
+ * The sorted distinct values of ids[0..n) in a new array of keep (a sorted
+ * copy in the current context, deduplicated, then copied); returns the count
+ */
 static int32
-DistinctItems(const FitState *s, int64 **out)
+SortedDistinct(const int64 *ids, int64 n, MemoryContext keep, int64 **out)
 {
-	int64		n = s->n;
 	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
 	int64		m = 0;
 
-	memcpy(d, s->item, n * sizeof(int64));
+	memcpy(d, ids, n * sizeof(int64));
 	qsort(d, n, sizeof(int64), CompareIds);
 	for (int64 j = 0; j < n; j++)
 	{
@@ -557,7 +559,9 @@ DistinctItems(const FitState *s, int64 **out)
 			d[m++] = d[j];
 	}
 	CheckIdCount(m);
-	*out = d;
+	*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
+	memcpy(*out, d, m * sizeof(int64));
+	pfree(d);
 	return (int32) m;
 }
 
@@ -631,7 +635,7 @@ Densify(const FitState *s, DenseData *d)
 		r[j] = rows[j].rating;
 	}
 	CheckIdCount(nu);
-	d->r.n_items = DistinctItems(s, &d->item_ids);
+	d->r.n_items = SortedDistinct(s->item, s->n, CurrentMemoryContext, &d->item_ids);
 	MapItems(rows, n, d->item_ids, d->r.n_items, i);
 	pfree(rows);
 	d->user_ids = uids;
@@ -640,32 +644,6 @@ Densify(const FitState *s, DenseData *d)
 	d->r.user = u;
 	d->r.item = i;
 	d->r.rating = r;
-}
-
-/*
- * The sorted distinct values of ids[0..n) in a new array of keep (a sorted
- * copy in the current context, deduplicated, then copied); returns the count
- */
-static int32
-SortedDistinct(const int64 *ids, int64 n, MemoryContext keep, int64 **out)
-{
-	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
-	int64		m = 0;
-
-	memcpy(d, ids, n * sizeof(int64));
-	qsort(d, n, sizeof(int64), CompareIds);
-	for (int64 j = 0; j < n; j++)
-	{
-		if (j % ROWS_PER_CHECK == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (m == 0 || d[m - 1] != d[j])
-			d[m++] = d[j];
-	}
-	CheckIdCount(m);
-	*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
-	memcpy(*out, d, m * sizeof(int64));
-	pfree(d);
-	return (int32) m;
 }
 
 /*
