@@ -15,41 +15,31 @@
 # It uses the server that libpq's environment points to, with lfg installed;
 # when PGHOST is unset it starts a throwaway cluster.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-ml1m=0
-if [ "${1:-}" = "--ml1m" ]; then ml1m=1; shift; fi
-if [ $ml1m = 1 ]; then data=${1:-$here/../shared/data/ml-1m}; need=ratings_uir.dat; else data=${1:-$here/../shared/data/ml-100k}; need=u1.base; fi
-if [ ! -f "$data/$need" ]; then
-  echo "seeds: data not found at $data (need $need); pass its directory" >&2
-  exit 2
-fi
-data=$(cd "$data" && pwd)
+# the arguments, the data check, the cluster and the ratings and users tables
+# of the other MovieLens benchmarks
+# shellcheck source=movielens.sh
+source "$(dirname "$0")/movielens.sh"
+lfg_ml_setup seeds 54336 "$@"
 presets=${SEEDS_PRESETS:-paper new_user}
 seeds=${SEEDS:-1 2 3 4 5}
 extra=${SEEDS_OPTIONS:-'{}'}
 
-if [ -z "${PGHOST:-}" ]; then
-  # shellcheck source=../../scripts/cluster.sh
-  source "$here/scripts/cluster.sh"
-  lfg_cluster_start 54336
-  trap lfg_cluster_stop EXIT
-fi
-export PGDATABASE=${PGDATABASE:-postgres}
-
-if [ $ml1m = 1 ]; then
-  load="CREATE TABLE ratings (user_id int, item_id int, rating int);
-\\copy ratings FROM PROGRAM 'sed \"s/::/\\t/g\" \"$data/ratings_uir.dat\"'
-CREATE TABLE users (user_id int PRIMARY KEY, gender text, age int, job text, zip text);
-\\copy users FROM PROGRAM 'sed \"s/::/\\t/g\" \"$data/users.dat\"'
+if [ "$dataset" = ml-1m ]; then
+  load="$load
 CREATE TABLE train AS SELECT * FROM ratings WHERE abs(hashint8(user_id::bigint * 100003 + item_id + 20231031)) % 10 <> 0;
 CREATE TABLE test AS SELECT * FROM ratings WHERE abs(hashint8(user_id::bigint * 100003 + item_id + 20231031)) % 10 = 0;"
 else
-  load="CREATE TABLE train (user_id int, item_id int, rating int, ts bigint);
+  for f in u1.base u1.test; do
+    if [ ! -f "$data/$f" ]; then
+      echo "seeds: $f not found in $data; pass the ml-100k directory" >&2
+      exit 2
+    fi
+  done
+  load="$load
+CREATE TABLE train (user_id int, item_id int, rating int, ts bigint);
 \\copy train FROM '$data/u1.base'
 CREATE TABLE test (user_id int, item_id int, rating int, ts bigint);
-\\copy test FROM '$data/u1.test'
-CREATE TABLE users (user_id int PRIMARY KEY, age int, gender text, job text, zip text);
-\\copy users FROM '$data/u.user' (FORMAT csv, DELIMITER '|')"
+\\copy test FROM '$data/u1.test'"
 fi
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
