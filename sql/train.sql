@@ -63,6 +63,15 @@ SELECT (lfg_model_info(lfg_fit(user_id * -1000000007, item_id * 9000000000000, r
                                 '{"factors": 4, "epochs": 2}'))).n_users
   FROM ratings;
 
+-- ids that span a small range (marked in a table) and the same ids spread
+-- far apart (sorted) are numbered alike: the same factors, so the same
+-- training error, to the bit
+SELECT (lfg_model_info(a)).metrics->'train_rmse' = (lfg_model_info(b)).metrics->'train_rmse' AS same_fit,
+       (lfg_model_info(a)).n_users = (lfg_model_info(b)).n_users AS same_users
+  FROM (SELECT lfg_fit(user_id, item_id, rating, '{"factors": 4, "epochs": 2}') AS a,
+               lfg_fit(user_id * 1000003 - 5, item_id * 7000000001 - 9000000000000000000, rating, '{"factors": 4, "epochs": 2}') AS b
+          FROM ratings) f;
+
 -- rows with a NULL id or rating are skipped and counted
 CREATE TABLE with_nulls AS
   SELECT user_id, item_id, rating FROM ratings

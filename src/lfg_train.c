@@ -540,28 +540,69 @@ CheckIdCount(int64 m)
 }
 
 /*
- * The sorted distinct values of ids[0..n) in a new array of keep (a sorted
- * copy in the current context, deduplicated, then copied); returns the count
+ * The sorted distinct values of ids[0..n) in a new array of keep; returns
+ * the count. When the ids span a small range (the usual 1..n catalogue, as
+ * in MapItems) a table of one byte per value in the range marks the ids
+ * present, in one pass and at most 4 bytes a row; otherwise a sorted copy
+ * of the ids (8 bytes a row) is deduplicated.
  */
 static int32
 SortedDistinct(const int64 *ids, int64 n, MemoryContext keep, int64 **out)
 {
-	int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
-	int64		m = 0;
+	int64		lo = n > 0 ? ids[0] : 0,
+				hi = lo,
+				m = 0;
+	uint64		span;
 
-	memcpy(d, ids, n * sizeof(int64));
-	qsort(d, n, sizeof(int64), CompareIds);
 	for (int64 j = 0; j < n; j++)
 	{
 		if (j % ROWS_PER_CHECK == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (m == 0 || d[m - 1] != d[j])
-			d[m++] = d[j];
+		lo = Min(lo, ids[j]);
+		hi = Max(hi, ids[j]);
 	}
-	CheckIdCount(m);
-	*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
-	memcpy(*out, d, m * sizeof(int64));
-	pfree(d);
+	span = (uint64) hi - (uint64) lo;
+	if (n > 0 && span < (uint64) n * 4 + 1024)
+	{
+		uint8	   *seen = palloc_extended(span + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
+			m += !seen[(uint64) ids[j] - (uint64) lo];
+			seen[(uint64) ids[j] - (uint64) lo] = 1;
+		}
+		CheckIdCount(m);
+		*out = MemoryContextAllocExtended(keep, mul_size(m, sizeof(int64)), MCXT_ALLOC_HUGE);
+		m = 0;
+		for (uint64 v = 0; v <= span; v++)
+		{
+			if (v % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (seen[v])
+				(*out)[m++] = (int64) ((uint64) lo + v);
+		}
+		pfree(seen);
+	}
+	else
+	{
+		int64	   *d = palloc_extended(mul_size(n, sizeof(int64)), MCXT_ALLOC_HUGE);
+
+		memcpy(d, ids, n * sizeof(int64));
+		qsort(d, n, sizeof(int64), CompareIds);
+		for (int64 j = 0; j < n; j++)
+		{
+			if (j % ROWS_PER_CHECK == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (m == 0 || d[m - 1] != d[j])
+				d[m++] = d[j];
+		}
+		CheckIdCount(m);
+		*out = MemoryContextAllocExtended(keep, mul_size(Max(m, 1), sizeof(int64)), MCXT_ALLOC_HUGE);
+		memcpy(*out, d, m * sizeof(int64));
+		pfree(d);
+	}
 	return (int32) m;
 }
 
@@ -681,8 +722,8 @@ MapIdsInPlace(int64 *ids, int64 n, const int64 *sorted, int32 m)
  * Compact a state for svd and biassvd training, in place: the ids become
  * dense indexes (users and items numbered in id order, as Densify does) and
  * the rows 12-byte LfgRating in the user array, which the training then
- * reorders. Sizes per rating: the state holds 20 bytes; the sorted copy of
- * the user ids adds 8 (the peak, 28); once mapped, the id arrays shrink to
+ * reorders. Sizes per rating: the state holds 20 bytes; finding the
+ * distinct user ids adds at most 8 (SortedDistinct: the peak, 28); once mapped, the id arrays shrink to
  * 4 bytes each; the user array then grows to 12 (realloc remaps the pages,
  * no copy) and takes the rows, filled from the last so each entry is read
  * before it is overwritten; 12 remain. ExpandState undoes it, for a state
