@@ -9,7 +9,9 @@
 # configuration trains on u1.base..u5.base and is scored on u1.test..u5.test
 # with lfg_predict; the script prints per-fold and mean RMSE/MAE, the median
 # fit time per fold beside a plain scan aggregate over the same fold (the
-# floor, same run), and for LFG the median seconds and GFLOP per epoch. The
+# floor, same run), the backend CPU per fold of a one-thread BiasSVD fit with
+# Surprise's defaults (from /proc/PID/schedstat, so the backend must run on
+# this machine), and for LFG the median seconds and GFLOP per epoch. The
 # ablation retrains LFG on u1 with one switch changed at a time. With --check
 # it exits non-zero when a target is missed (see "Targets" below).
 #
@@ -103,7 +105,39 @@ BEGIN
 END
 \$\$;
 
+-- Backend CPU of a BiasSVD fit with Surprise's defaults on fold k, on one
+-- thread (the model is byte-identical for any "parallel"), read from the
+-- backend's /proc/PID/schedstat (nanoseconds on the CPU); the median of reps
+-- fits after one that loads what a first call loads, as a Python process
+-- has imported its library before it fits.
+CREATE TABLE cpu_runs (fold int, cpu_s float8, scan_cpu_s float8);
+CREATE FUNCTION backend_cpu() RETURNS float8 LANGUAGE sql AS
+  \$\$ SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/schedstat'), ' ', 1)::float8 / 1e9 \$\$;
+CREATE PROCEDURE cpu_run(k int, reps int) LANGUAGE plpgsql AS \$\$
+DECLARE
+  c0 float8;
+  cpus float8[] := '{}';
+  scans float8[] := '{}';
+  n bigint;
+  m bytea;
+BEGIN
+  SELECT lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "parallel": 1}') INTO m FROM ml100k.base WHERE fold = k;
+  FOR rep IN 1..reps LOOP
+    c0 := ml100k.backend_cpu();
+    SELECT count(rating + user_id * 0 + item_id * 0) INTO n FROM ml100k.base WHERE fold = k;
+    scans := scans || (ml100k.backend_cpu() - c0);
+    c0 := ml100k.backend_cpu();
+    SELECT lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "parallel": 1}') INTO m FROM ml100k.base WHERE fold = k;
+    cpus := cpus || (ml100k.backend_cpu() - c0);
+  END LOOP;
+  INSERT INTO ml100k.cpu_runs
+    SELECT k, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(cpus) x),
+              (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(scans) x);
+END
+\$\$;
+
 \echo 'Training (about 3 minutes for the folds, 3 more for the ablation)'
+$(for k in 1 2 3 4 5; do echo "CALL cpu_run($k, 5);"; done)
 CALL run('svd', '{"kind": "svd"}', 1, 3);
 CALL run('svd', '{"kind": "svd"}', 2, 3);
 CALL run('svd', '{"kind": "svd"}', 3, 3);
@@ -132,6 +166,9 @@ SELECT config, round(avg(rmse)::numeric, 4) AS mean_rmse, round(avg(mae)::numeri
        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) /
               percentile_cont(0.5) WITHIN GROUP (ORDER BY floor_seconds))::numeric, 1) AS fit_over_scan
   FROM runs GROUP BY config ORDER BY config DESC;
+\echo 'BiasSVD, Surprise''s defaults, one thread: backend CPU per fold of lfg_fit (median of 5 fits after a first one; scan_cpu_s: a scan aggregate over the same rows)'
+SELECT 'u' || fold AS fold, round(cpu_s::numeric, 4) AS cpu_s, round(scan_cpu_s::numeric, 4) AS scan_cpu_s
+  FROM cpu_runs ORDER BY fold;
 \echo 'LFG training speed: median over the folds of seconds and GFLOP per epoch (the FLOP count of forward and backward passes, loss and Adam)'
 SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_per_epoch)::numeric, 4) AS s_per_epoch,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY gflop_per_epoch)::numeric, 3) AS gflop_per_epoch,
