@@ -723,10 +723,10 @@ MapIdsInPlace(int64 *ids, int64 n, const int64 *sorted, int32 m)
  * dense indexes (users and items numbered in id order, as Densify does) and
  * the rows 12-byte LfgRating in the user array, which the training then
  * reorders. Sizes per rating: the state holds 20 bytes; finding the
- * distinct user ids adds at most 8 (SortedDistinct: the peak, 28); once mapped, the id arrays shrink to
- * 4 bytes each; the user array then grows to 12 (realloc remaps the pages,
- * no copy) and takes the rows, filled from the last so each entry is read
- * before it is overwritten; 12 remain. ExpandState undoes it, for a state
+ * distinct user ids adds at most 8 (SortedDistinct: the peak, 28); once
+ * mapped, the id arrays shrink to 4 bytes each; the user array then grows
+ * to 12 (realloc remaps the pages, no copy) and takes the rows, filled from
+ * the last so each entry is read before it is overwritten; 12 remain. ExpandState undoes it, for a state
  * that is aggregated further (a window, or one state shared by two
  * lfg_fit calls).
  */
@@ -1340,7 +1340,7 @@ lfg_fit_final(PG_FUNCTION_ARGS)
 	train = AllocSetContextCreate(caller, "lfg training", ALLOCSET_DEFAULT_SIZES);
 	budget = (TrainBudget) {train, StateBytes(s), 0, false};
 	compact = opts.kind == LFG_KIND_SVD || opts.kind == LFG_KIND_BIASSVD;
-	/* the sorted copy of the ids (compacting), or Densify's arrays */
+	/* at most a sorted copy of the ids (compacting), or Densify's arrays */
 	index_bytes = (Size) s->n * (compact ? sizeof(int64) : DENSE_BYTES_PER_ROW);
 	if (!s->compact && BudgetUsed(&budget) + index_bytes > LimitBytes())
 		BudgetError(BudgetUsed(&budget) + index_bytes, BUDGET_INDEX);
