@@ -881,11 +881,13 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	LfgFoldinTable *table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
 	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
+	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k));
+	bool		base_ok;
 	LfgFoldinLists l = {nu, t->tr_ptr, t->tr_item, t->tr_rating,
 	t->va_ptr, t->va_item, t->va_rating};
 	LfgStatus	st;
 
-	if (table == NULL || sum == NULL || mean == NULL)
+	if (table == NULL || sum == NULL || mean == NULL || base == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 	/* the mean user: the training users' generated vectors, averaged */
 	generate_users(t, t->tr_ptr, t->tr_item, t->tr_rating, NULL, NULL, NULL, t->mf->P, t->mf->bu, cb);
@@ -898,13 +900,22 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	}
 	for (int32_t f = 0; f <= k; f++)
 		mean[f] = (float) (sum[f] / nu);
+	/* the base prior: the pretrained BiasSVD's item side, mapped (lfg_foldin.h) */
+	if ((st = lfg_foldin_base_build(t->mf, &t->base, &l, a, base, &base_ok, err)) != LFG_OK)
+		return st;
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
-	if ((st = lfg_foldin_select(&m, t->u, &l, mean, &t->base, t->o->seed ^ UINT64_C(0x6666),
+	if ((st = lfg_foldin_select(&m, t->u, &l, mean, base_ok ? base : NULL,
+								t->o->seed ^ UINT64_C(0x6666),
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;
+	/* stored only when some bucket weighs it */
+	if (lfg_foldin_uses_base(table))
+		t->net->foldin_base = base;
+	else
+		lfg_free(a, base);
 	return LFG_OK;
 }
 
