@@ -20,6 +20,16 @@
  * BiasSVD the model was pretrained from, which an item side trained for
  * known users can fall behind (the NOTICE of lfg_recommend.c).
  *
+ * That BiasSVD's fold-in is also a prior, b (weight v): its vector x0 lives
+ * in another space (its own Q0), so it is mapped into the model's by the
+ * affine x = T x0 + t that best fits the model's predictions to the
+ * BiasSVD's over the items, weighted by their training ratings (a (k + 1)
+ * x (k + 1) least-squares solve at training time, lfg_foldin_base_build).
+ * Scores stay those of the model's item side, so every serving path (top
+ * k, predictions, the ranking head) works unchanged; the price is storing
+ * mu0, b_i0 and Q0 (section FBAS), done only when some bucket chooses v >
+ * 0.
+ *
  * The revealed ratings did train the item side and the generator (as the
  * stored user); the scored ones did not. The episodes are therefore a
  * little easier than a new user for every candidate alike.

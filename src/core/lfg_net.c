@@ -22,7 +22,8 @@
  *		ratings, evaluation mode) decides early stopping; the best weights
  *		are kept.
  *	 6. With a validation slice, the fold-in that serves new users (the
- *		generator's weight in its prior, per bucket of n) is chosen on
+ *		weights of the generator's output, the mean user and the pretrained
+ *		BiasSVD's fold-in in its prior, per bucket of n) is chosen on
  *		episodes of the training users scored on that slice (lfg_foldin.c).
  *	 7. Every training user's p_u and b_u are generated from all their
  *		ratings and stored, so known users are served without the network.
@@ -219,7 +220,7 @@ typedef struct Trainer
 	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
 	size_t		head_off;		/* rank_weight > 0: offset of R | c in params */
 	bool		ranking;		/* the second stage: the ranking term on, Q and b_i frozen */
-	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the fold-in episodes */
+	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the base prior */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -355,7 +356,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	}
 	lfg_free(a, svd.P);
 	lfg_free(a, svd.bu);
-	/* its item side stays for the fold-in episodes (select_foldin) */
+	/* its item side stays for the base prior of the fold-in (select_foldin) */
 	t->base = svd;
 	t->base.P = t->base.bu = NULL;
 	t->base.rating_min = t->mf->rating_min;
