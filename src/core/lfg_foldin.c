@@ -525,8 +525,8 @@ base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, const LfgFoldinList
  */
 static void
 run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-			const LfgFoldinBase *base, int32_t uid, int32_t n, LfgRng *rng, Episode *w,
-			double *sse)
+			const LfgFoldinBase *base, bool offer_base, int32_t uid, int32_t n, LfgRng *rng,
+			Episode *w, double *sse)
 {
 	const LfgMfParams *mf = &m->mf;
 	int32_t		k = mf->k,
@@ -585,7 +585,7 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 					s = 0.0;
 
 		lfg_foldin_candidate(c, &wg, &wc, &wb, &reg);
-		if ((wb != 0.0 && base == NULL) || !candidate_vector(w, n, d, wg, wc, wb, reg))
+		if ((wb != 0.0 && !offer_base) || !candidate_vector(w, n, d, wg, wc, wb, reg))
 		{
 			sse[c] = INFINITY;
 			continue;
@@ -610,7 +610,7 @@ lfg_foldin_baseline(const LfgFoldinEntry *e)
 /* See lfg_foldin.h and the file header */
 LfgStatus
 lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-				  const float *mean, const LfgFoldinBase *base, uint64_t seed,
+				  const float *mean, const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 				  void (*check) (void *), void *ctx, const LfgAllocator *a,
 				  LfgFoldinTable *out, LfgError *err)
 {
@@ -660,7 +660,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 			if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
 				continue;
 			n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
-			run_episode(m, u, l, base, uid, n, &rng, &w, sse);
+			run_episode(m, u, l, base, offer_base && base != NULL, uid, n, &rng, &w, sse);
 			targets += (uint64_t) (l->va_ptr[uid + 1] - l->va_ptr[uid]);
 			if (++episodes % 64 == 0 && check)
 				check(ctx);

@@ -173,14 +173,15 @@ extern LfgStatus lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams 
  * seeded episodes: for up to LFG_FOLDIN_MAX_USERS users per bucket, n of
  * their tr ratings revealed (n drawn within the bucket), their va ratings
  * scored by every candidate and, when base is not NULL, by plain fold-in
- * of the base BiasSVD itself for comparison (without base, the candidates
- * that weigh it are not chosen). mean (k + 1 values) is the mean user vector;
+ * of the base BiasSVD itself for comparison. The candidates that weigh the
+ * base prior are chosen only with base and offer_base (without, the choice
+ * is that of the 40 others). mean (k + 1 values) is the mean user vector;
  * out has room for LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not
  * NULL, is called every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
 								   const LfgFoldinLists *l, const float *mean,
-								   const LfgFoldinBase *base, uint64_t seed,
+								   const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
 								   LfgFoldinTable *out, LfgError *err);
 

@@ -883,7 +883,9 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
 	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
 	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k));
-	bool		base_ok;
+	bool		base_ok,
+				offer;
+	int32_t		ni = t->d->n_items;
 	LfgFoldinLists l = {nu, t->tr_ptr, t->tr_item, t->tr_rating,
 	t->va_ptr, t->va_item, t->va_rating};
 	LfgStatus	st;
@@ -907,7 +909,16 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
-	if ((st = lfg_foldin_select(&m, t->u, &l, mean, base_ok ? base : NULL,
+	/*
+	 * offered only when the item side moved from the pretrained one: else
+	 * (train_items false, init svd: preset new_user) b is plain fold-in of
+	 * the model's own item side, which candidate 0 already is, and storing
+	 * it would copy Q
+	 */
+	offer = base_ok && (t->mf->mu != t->base.mu ||
+						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||
+						memcmp(t->mf->Q, t->base.Q, (size_t) ni * k * sizeof(float)) != 0);
+	if ((st = lfg_foldin_select(&m, t->u, &l, mean, base_ok ? base : NULL, offer,
 								t->o->seed ^ UINT64_C(0x6666),
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;

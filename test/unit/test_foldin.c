@@ -399,12 +399,12 @@ test_trained(void)
 	}
 
 	/* selection is deterministic; with a broken generator it gives it no weight */
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
-		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
 		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
 	for (int f = 0; f <= 8; f++)
 		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
 		  "select: %s", err.msg);
 	{
 		bool		zero = true;
