@@ -168,7 +168,10 @@ lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k)
 	if (b->n_items != (uint32_t) n_items || b->k != (uint32_t) k || b->reserved != 0 ||
 		!(fabsf(b->mu) <= 1e6f))
 		return false;
-	/* like the model's own item side (its score bound is checked the same way) */
+	/*
+	 * finite and bounded; a new user's vector that still overflows is
+	 * refused when served (check_finite of lfg_serve.c)
+	 */
 	for (uint64_t j = 0; j < n; j++)
 		if (!(fabsf(b->data[j]) <= 1e6f))
 			return false;
