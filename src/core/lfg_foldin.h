@@ -132,7 +132,6 @@ extern void lfg_foldin_candidate(int cand, double *w, double *c, double *v, doub
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
 							  LfgFoldinEntry *e);
 
-
 /*
  * The RMSE that e's choice is measured against: the smaller of plain
  * fold-in of the model's own item side and (when measured) of BiasSVD's

@@ -414,8 +414,8 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 		/*
 		 * the optional sections follow the 13 of every lfg model, in this
 		 * order: the ranking prior, the learned fold-in and its base prior,
-		 * then the ranking head's five (their lengths are checked below, against
-		 * model_sections)
+		 * then the ranking head's five (their lengths are checked below,
+		 * against model_sections)
 		 */
 		optional = 13;
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_PRIOR)
