@@ -424,6 +424,7 @@ lfg_explain(PG_FUNCTION_ARGS)
 				base,
 				w,
 				center,
+				vbase,
 				reg;
 	int32	   *order;
 	int32		j;
@@ -446,17 +447,23 @@ lfg_explain(PG_FUNCTION_ARGS)
 	s = LfgServeBuffers(c, in.n);
 	/*
 	 * the fold-in that lfg_recommend serves (lfg_foldin_served): the prior
-	 * is the generator's output times its weight for LFG, zero for SVD and
-	 * BiasSVD; with an infinite reg (lfg.refine off, or learned) the score is
-	 * the prior's alone
+	 * is the generator's output, the mean user and the base prior (plain
+	 * fold-in on the pretrained BiasSVD's item side, lfg_base_prior) times
+	 * their weights for LFG, zero for SVD and BiasSVD; the base prior,
+	 * though computed from the ratings, is counted in the prior's part;
+	 * with an infinite reg (lfg.refine off, or learned) the score is the
+	 * prior's alone
 	 */
-	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &reg);
+	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &vbase, &reg);
 	if (mf->kind == LFG_KIND_LFG)
 	{
+		float	   *b = palloc(sizeof(float) * (mf->k + 1));
+
 		g = palloc(sizeof(float) * (mf->k + 1));
-		if (lfg_user_vector(&c->model, &in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK)
+		if (lfg_user_vector(&c->model, &in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK ||
+			(vbase != 0.0 && lfg_base_prior(&c->model, &in, s, b, &err) != LFG_OK))
 			LfgRaise(&err);
-		lfg_foldin_prior(&c->model, w, center, g);
+		lfg_foldin_prior(&c->model, w, center, vbase, b, g);
 	}
 	shares = !isinf(reg);
 	contrib = palloc0(sizeof(double) * Max(in.n, 1));

@@ -339,7 +339,8 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
  * n measured worse than plain fold-in, of its own item side or of the
  * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
  * is never worse than the first, but can be worse than the second (an item
- * side trained for known users); an override (lfg.refine off, or
+ * side trained for known users, when the base prior mapped from that
+ * BiasSVD loses a little on the way); an override (lfg.refine off, or
  * lfg.foldin_reg set to 5) can be worse than both.
  */
 void

@@ -1140,7 +1140,8 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 			const char *key;
 			float		value;
 		}			fields[] = {
-			{"prior", e->prior}, {"center", e->center}, {"reg", e->reg}, {"rmse", e->rmse},
+			{"prior", e->prior}, {"center", e->center}, {"base", e->base}, {"reg", e->reg},
+			{"rmse", e->rmse},
 			{"foldin_rmse", e->rmse_foldin}, {"generator_rmse", e->rmse_generator},
 			{"refine_rmse", e->rmse_refine}, {"mean_rmse", e->rmse_mean},
 			{"biassvd_rmse", e->rmse_biassvd}

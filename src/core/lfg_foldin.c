@@ -20,9 +20,23 @@
  * BiasSVD the model was pretrained from, which an item side trained for
  * known users can fall behind (the NOTICE of lfg_recommend.c).
  *
+ * That BiasSVD's fold-in is also a prior, b (weight v): its vector x0 lives
+ * in another space (its own Q0), so it is mapped into the model's by the
+ * affine x = T x0 + t that best fits the model's predictions to the
+ * BiasSVD's over the items, weighted by their training ratings (a (k + 1)
+ * x (k + 1) least-squares solve at training time, lfg_foldin_base_build).
+ * Scores stay those of the model's item side, so every serving path (top
+ * k, predictions, the ranking head) works unchanged; the price is storing
+ * mu0, b_i0 and Q0 (section FBAS), done only when some bucket chooses v >
+ * 0.
+ *
  * The revealed ratings did train the item side and the generator (as the
- * stored user); the scored ones did not. The episodes are therefore a
- * little easier than a new user for every candidate alike.
+ * stored user); the scored ones did not. The episodes are therefore easier
+ * than a new user, and not for every candidate alike: the generator has
+ * trained on these users, so the priors that weigh it gain more on the
+ * episodes than on new users (doc/serving.md, "Measured": on ml-1m the
+ * paper preset's choice for n = 8 to 15 beat BiasSVD's fold-in on its
+ * episodes and lost to it on held-out users).
  */
 #include <math.h>
 #include <string.h>
@@ -32,21 +46,23 @@
 #include "lfg_rng.h"
 #include "lfg_serve.h"
 
-static const double w_grid[] = {0.0, 0.5, 1.0, 0.0, 0.5};
-static const double c_grid[] = {0.0, 0.0, 0.0, 1.0, 0.5};
+static const double w_grid[] = {0.0, 0.5, 1.0, 0.0, 0.5, 0.0, 0.5, 0.0};
+static const double c_grid[] = {0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.5};
+static const double v_grid[] = {0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.5};
 static const double reg_grid[] = {5.0, 0.5, 1.0, 2.0, 10.0, 20.0, 50.0, INFINITY};
 
-_Static_assert(LFG_FOLDIN_CANDIDATES == 40, "5 priors times 8 weights");
+_Static_assert(LFG_FOLDIN_CANDIDATES == 64, "8 priors times 8 weights");
 #define CAND_GENERATOR (2 * 8 + 7)
 #define CAND_REFINE (2 * 8 + 0)
 #define CAND_MEAN (3 * 8 + 7)
 
-/* See lfg_foldin.h: candidate 0 is plain fold-in (w 0, c 0, reg 5) */
+/* See lfg_foldin.h: candidate 0 is plain fold-in (w 0, c 0, v 0, reg 5) */
 void
-lfg_foldin_candidate(int cand, double *w, double *c, double *reg)
+lfg_foldin_candidate(int cand, double *w, double *c, double *v, double *reg)
 {
 	*w = w_grid[cand / 8];
 	*c = c_grid[cand / 8];
+	*v = v_grid[cand / 8];
 	*reg = reg_grid[cand % 8];
 }
 
@@ -80,7 +96,7 @@ rmse_valid(float r)
 
 /* See lfg_foldin.h */
 bool
-lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
+lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base)
 {
 	if (t->n_buckets != LFG_FOLDIN_BUCKETS || t->k1 != (uint32_t) k + 1)
 		return false;
@@ -89,11 +105,12 @@ lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
 		const LfgFoldinEntry *e = &t->e[b];
 
 		if (!(e->prior >= 0.0f && e->prior <= 1.0f) ||
-			!(e->center >= 0.0f && e->center <= 1.0f - e->prior) ||
+			!(e->base >= 0.0f && e->base <= 1.0f - e->prior) || (e->base > 0.0f && !has_base) ||
+			!(e->center >= 0.0f && e->center <= 1.0f - e->prior - e->base) ||
 			!((e->reg >= 1e-3f && e->reg <= 1e6f) || (isinf(e->reg) && e->reg > 0.0f)) ||
 			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
 			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
-			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd) || e->reserved != 0)
+			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd))
 			return false;
 	}
 	/* like the generator's output: factors within 1, a bias within the score bound */
@@ -104,12 +121,219 @@ lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k)
 }
 
 /* See lfg_foldin.h */
+bool
+lfg_foldin_uses_base(const LfgFoldinTable *t)
+{
+	for (int b = 0; t != NULL && b < LFG_FOLDIN_BUCKETS; b++)
+		if (t->e[b].base > 0.0f)
+			return true;
+	return false;
+}
+
+/* See lfg_foldin.h */
+const float *
+lfg_foldin_base_T(const LfgFoldinBase *b)
+{
+	return b->data;
+}
+
+/* See lfg_foldin.h */
+const float *
+lfg_foldin_base_t(const LfgFoldinBase *b)
+{
+	return b->data + ((size_t) b->k + 1) * (b->k + 1);
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_base_view(const LfgFoldinBase *b, const LfgMfParams *mf, LfgMfParams *view)
+{
+	size_t		d = (size_t) b->k + 1;
+
+	memset(view, 0, sizeof(*view));
+	view->kind = LFG_KIND_BIASSVD;
+	view->n_items = (int32_t) b->n_items;
+	view->k = (int32_t) b->k;
+	view->mu = b->mu;
+	view->bi = (float *) b->data + d * d + d;
+	view->Q = view->bi + b->n_items;
+	/* fold_in (lfg_serve.c) reads only whether there is a b_u: biased */
+	view->bu = view->bi;
+	view->rating_min = mf->rating_min;
+	view->rating_max = mf->rating_max;
+}
+
+/* See lfg_foldin.h */
+bool
+lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k)
+{
+	uint64_t	n = (LFG_FOLDIN_BASE_SIZE(n_items, k) - sizeof(LfgFoldinBase)) / 4;
+
+	if (b->n_items != (uint32_t) n_items || b->k != (uint32_t) k || b->reserved != 0 ||
+		!(fabsf(b->mu) <= 1e6f))
+		return false;
+	/*
+	 * finite and bounded; a new user's vector that still overflows is
+	 * refused when served (check_finite of lfg_serve.c)
+	 */
+	for (uint64_t j = 0; j < n; j++)
+		if (!(fabsf(b->data[j]) <= 1e6f))
+			return false;
+	return true;
+}
+
+/* See lfg_foldin.h */
+void
+lfg_foldin_base_map(const LfgFoldinBase *base, const float *x0, float *b)
+{
+	int32_t		d = (int32_t) base->k + 1;
+
+	memcpy(b, lfg_foldin_base_t(base), (size_t) d * sizeof(float));
+	lfg_gemv(0, d, d, 1.0f, lfg_foldin_base_T(base), d, x0, 1.0f, b);
+}
+
+/* Solve G X = C in place (G d x d symmetric positive definite, C d x m, doubles) */
+static bool
+solve_spd(int32_t d, int32_t m, double *G, double *C)
+{
+	for (int32_t j = 0; j < d; j++)
+	{
+		double		s = G[(size_t) j * d + j];
+
+		for (int32_t p = 0; p < j; p++)
+			s -= G[(size_t) j * d + p] * G[(size_t) j * d + p];
+		if (!(s > 0.0))
+			return false;
+		G[(size_t) j * d + j] = sqrt(s);
+		for (int32_t i = j + 1; i < d; i++)
+		{
+			double		r = G[(size_t) i * d + j];
+
+			for (int32_t p = 0; p < j; p++)
+				r -= G[(size_t) i * d + p] * G[(size_t) j * d + p];
+			G[(size_t) i * d + j] = r / G[(size_t) j * d + j];
+		}
+	}
+	for (int32_t c = 0; c < m; c++)
+	{
+		for (int32_t i = 0; i < d; i++)
+		{
+			double		r = C[(size_t) i * m + c];
+
+			for (int32_t p = 0; p < i; p++)
+				r -= G[(size_t) i * d + p] * C[(size_t) p * m + c];
+			C[(size_t) i * m + c] = r / G[(size_t) i * d + i];
+		}
+		for (int32_t i = d - 1; i >= 0; i--)
+		{
+			double		r = C[(size_t) i * m + c];
+
+			for (int32_t p = i + 1; p < d; p++)
+				r -= G[(size_t) p * d + i] * C[(size_t) p * m + c];
+			C[(size_t) i * m + c] = r / G[(size_t) i * d + i];
+		}
+	}
+	return true;
+}
+
+/*
+ * See lfg_foldin.h. With q~_i = (q_i, 1), q0~_i = (q0_i, 1) and delta_i =
+ * mu0 + b0_i - mu - b_i, x minimises sum_i n_i (q~_i . x - q0~_i . x0 -
+ * delta_i)^2: G = sum n_i q~_i q~_i^T, T = G^-1 sum n_i q~_i q0~_i^T, t =
+ * G^-1 sum n_i q~_i delta_i (a ridge of 1e-6 of G's mean diagonal keeps G
+ * definite when few items have ratings).
+ */
+LfgStatus
+lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
+					  const LfgFoldinLists *l, const LfgAllocator *a, LfgFoldinBase *out,
+					  bool *ok_out, LfgError *err)
+{
+	int32_t		k = mf->k,
+				d = k + 1,
+				ni = mf->n_items;
+	size_t		dd = (size_t) d * d;
+	double	   *G = lfg_alloc_array(a, dd, sizeof(double)),
+			   *C = lfg_alloc_array(a, dd + d, sizeof(double)),
+			   *cnt = lfg_alloc_array(a, (size_t) ni, sizeof(double)),
+			   *qa = lfg_alloc_array(a, (size_t) d, sizeof(double)),
+			   *qb = lfg_alloc_array(a, (size_t) d + 1, sizeof(double)),
+				trace = 0.0;
+	float	   *T = out->data,
+			   *t = out->data + dd;
+	bool		ok;
+
+	if (!G || !C || !cnt || !qa || !qb)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the base prior");
+	memset(G, 0, dd * sizeof(double));
+	memset(C, 0, (dd + d) * sizeof(double));
+	memset(cnt, 0, (size_t) ni * sizeof(double));
+	ok = true;
+
+	for (int32_t u = 0; ok && u < l->n_users; u++)
+		for (int32_t e = l->tr_ptr[u]; e < l->tr_ptr[u + 1]; e++)
+			cnt[l->tr_item[e]] += 1.0;
+	for (int32_t i = 0; ok && i < ni; i++)
+	{
+		if (cnt[i] == 0.0)
+			continue;
+		for (int32_t f = 0; f < k; f++)
+		{
+			qa[f] = mf->Q[(size_t) i * k + f];
+			qb[f] = base->Q[(size_t) i * k + f];
+		}
+		qa[k] = qb[k] = 1.0;
+		qb[d] = (double) base->mu + base->bi[i] - mf->mu - mf->bi[i];
+		for (int32_t r = 0; r < d; r++)
+		{
+			double		wr = cnt[i] * qa[r];
+
+			for (int32_t c = 0; c <= r; c++)
+				G[(size_t) r * d + c] += wr * qa[c];
+			for (int32_t c = 0; c <= d; c++)
+				C[(size_t) r * (d + 1) + c] += wr * qb[c];
+		}
+	}
+	for (int32_t r = 0; ok && r < d; r++)
+	{
+		trace += G[(size_t) r * d + r];
+		for (int32_t c = r + 1; c < d; c++)
+			G[(size_t) r * d + c] = G[(size_t) c * d + r];
+	}
+	for (int32_t r = 0; ok && r < d; r++)
+		G[(size_t) r * d + r] += 1e-6 * trace / d + 1e-12;
+	ok = ok && solve_spd(d, d + 1, G, C);
+	for (int32_t r = 0; ok && r < d; r++)
+	{
+		for (int32_t c = 0; c < d; c++)
+			T[(size_t) r * d + c] = (float) C[(size_t) r * (d + 1) + c];
+		t[r] = (float) C[(size_t) r * (d + 1) + d];
+	}
+	if (ok)
+	{
+		out->n_items = (uint32_t) ni;
+		out->k = (uint32_t) k;
+		out->mu = base->mu;
+		out->reserved = 0;
+		memcpy(out->data + dd + d, base->bi, (size_t) ni * sizeof(float));
+		memcpy(out->data + dd + d + ni, base->Q, (size_t) ni * k * sizeof(float));
+	}
+	lfg_free(a, G);
+	lfg_free(a, C);
+	lfg_free(a, cnt);
+	lfg_free(a, qa);
+	lfg_free(a, qb);
+	*ok_out = ok;
+	return LFG_OK;
+}
+
+/* See lfg_foldin.h */
 void
 lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFoldinEntry *e)
 {
 	int			best = 0;
 	double		w,
 				c,
+				v,
 				r;
 
 	e->targets = (uint32_t) (targets > UINT32_MAX ? UINT32_MAX : targets);
@@ -134,9 +358,10 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFol
 	for (int c = 1; c < LFG_FOLDIN_CANDIDATES; c++)
 		if (sse[c] < sse[best])
 			best = c;
-	lfg_foldin_candidate(best, &w, &c, &r);
+	lfg_foldin_candidate(best, &w, &c, &v, &r);
 	e->prior = (float) w;
 	e->center = (float) c;
+	e->base = (float) v;
 	e->reg = (float) r;
 	e->rmse = RMSE(best);
 #undef RMSE
@@ -153,7 +378,9 @@ typedef struct Episode
 	float	   *y;				/* cap */
 	float	   *Ag;				/* cap */
 	float	   *Am;				/* cap: A times the mean user */
+	float	   *Ab;				/* cap: A times the base prior */
 	const float *mean;			/* k + 1 */
+	float	   *b;				/* k + 1: the base prior */
 	float	   *p;				/* k + 1: the candidate's prior */
 	float	   *gram;			/* d x d: A A^T (n < d) or A^T A */
 	float	   *M;				/* d x d */
@@ -180,6 +407,8 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 	w->y = lfg_alloc_array(a, c, sizeof(float));
 	w->Ag = lfg_alloc_array(a, c, sizeof(float));
 	w->Am = lfg_alloc_array(a, c, sizeof(float));
+	w->Ab = lfg_alloc_array(a, c, sizeof(float));
+	w->b = lfg_alloc_array(a, d, sizeof(float));
 	w->p = lfg_alloc_array(a, d, sizeof(float));
 	w->gram = lfg_alloc_array(a, d * d, sizeof(float));
 	w->M = lfg_alloc_array(a, d * d, sizeof(float));
@@ -187,7 +416,8 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 	w->Aty = lfg_alloc_array(a, d, sizeof(float));
 	w->g = lfg_alloc_array(a, d, sizeof(float));
 	w->x = lfg_alloc_array(a, d, sizeof(float));
-	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->Am || !w->p ||
+	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->Am || !w->Ab ||
+		!w->b || !w->p ||
 		!w->gram || !w->M ||
 		!w->rhs || !w->Aty || !w->g || !w->x)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
@@ -195,14 +425,16 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 }
 
 /*
- * x of candidate (w, c, reg) for the episode whose design (A, y, n rows),
- * gram matrix, A g, A m and A^T y are set; false when the solve fails
+ * x of candidate (w, c, v, reg) for the episode whose design (A, y, n
+ * rows), gram matrix, A g, A m, A b and A^T y are set; false when the
+ * solve fails
  */
 static bool
-candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, double reg)
+candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, double wb,
+				 double reg)
 {
 	for (int32_t j = 0; j < d; j++)
-		w->p[j] = (float) wg * w->g[j] + (float) wc * w->mean[j];
+		w->p[j] = (float) wg * w->g[j] + (float) wc * w->mean[j] + (float) wb * w->b[j];
 	if (n == 0 || isinf(reg))
 	{
 		memcpy(w->x, w->p, (size_t) d * sizeof(float));
@@ -215,7 +447,8 @@ candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, d
 		for (int32_t j = 0; j < n; j++)
 		{
 			w->M[(size_t) j * n + j] += (float) reg;
-			w->rhs[j] = w->y[j] - (float) wg * w->Ag[j] - (float) wc * w->Am[j];
+			w->rhs[j] = w->y[j] - (float) wg * w->Ag[j] - (float) wc * w->Am[j] -
+				(float) wb * w->Ab[j];
 		}
 		if (lfg_posv(n, w->M, w->rhs) != 0)
 			return false;
@@ -239,17 +472,25 @@ candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, d
 /*
  * Plain fold-in (toward zero, reg 5) of the BiasSVD item side base from
  * the episode's revealed ratings: the squared error over the user's
- * validation ratings. Overwrites the design and solve buffers.
+ * validation ratings (INFINITY when the solve fails), and the base prior
+ * (its vector mapped, lfg_foldin_base_map) into w->b. Overwrites the
+ * design and solve buffers.
  */
 static double
-base_episode(const LfgMfParams *base, const LfgFoldinLists *l, int32_t uid, int32_t n,
-			 const Episode *w)
+base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, const LfgFoldinLists *l,
+			 int32_t uid, int32_t n, const Episode *w)
 {
-	int32_t		k = base->k,
-				d = k + 1,
-				m = n < d ? n : d;
+	LfgMfParams view;
+	const LfgMfParams *base = &view;
+	int32_t		k,
+				d,
+				m;
 	double		s = 0.0;
 
+	lfg_foldin_base_view(fb, mf, &view);
+	k = base->k;
+	d = k + 1;
+	m = n < d ? n : d;
 	for (int32_t e = 0; e < n; e++)
 	{
 		memcpy(w->A + (size_t) e * d, base->Q + (size_t) w->item[e] * k, (size_t) k * sizeof(float));
@@ -275,6 +516,7 @@ base_episode(const LfgMfParams *base, const LfgFoldinLists *l, int32_t uid, int3
 			return INFINITY;
 		memcpy(w->x, w->Aty, (size_t) d * sizeof(float));
 	}
+	lfg_foldin_base_map(fb, w->x, w->b);
 	for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
 	{
 		double		r = l->va_rating[e] - lfg_score_one(base, w->x, l->va_item[e]);
@@ -290,8 +532,8 @@ base_episode(const LfgMfParams *base, const LfgFoldinLists *l, int32_t uid, int3
  */
 static void
 run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-			const LfgMfParams *base, int32_t uid, int32_t n, LfgRng *rng, Episode *w,
-			double *sse)
+			const LfgFoldinBase *base, bool offer_base, int32_t uid, int32_t n, LfgRng *rng,
+			Episode *w, double *sse)
 {
 	const LfgMfParams *mf = &m->mf;
 	int32_t		k = mf->k,
@@ -315,6 +557,11 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 	user = (LfgNetUser) {n, w->item, w->rating,
 		u->age ? u->age[uid] : NAN, u->gender ? u->gender[uid] : -1, u->job ? u->job[uid] : -1};
 	lfg_net_generate(&m->net, mf, &user, &w->net, w->g, &w->g[k]);
+	/* the base first: its fold-in uses the design buffers */
+	if (base != NULL)
+		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, mf, l, uid, n, w);
+	else
+		memset(w->b, 0, (size_t) d * sizeof(float));
 	/* the design of lfg_serve.c: rows (q_i, 1), y = r - mu - b_i */
 	for (int32_t e = 0; e < n; e++)
 	{
@@ -328,6 +575,7 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 		lfg_syrk_n(n, d, w->A, w->gram);
 		lfg_gemv(0, n, d, 1.0f, w->A, d, w->g, 0.0f, w->Ag);
 		lfg_gemv(0, n, d, 1.0f, w->A, d, w->mean, 0.0f, w->Am);
+		lfg_gemv(0, n, d, 1.0f, w->A, d, w->b, 0.0f, w->Ab);
 	}
 	else if (n > 0)
 	{
@@ -339,11 +587,12 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 	{
 		double		wg,
 					wc,
+					wb,
 					reg,
 					s = 0.0;
 
-		lfg_foldin_candidate(c, &wg, &wc, &reg);
-		if (!candidate_vector(w, n, d, wg, wc, reg))
+		lfg_foldin_candidate(c, &wg, &wc, &wb, &reg);
+		if ((wb != 0.0 && !offer_base) || !candidate_vector(w, n, d, wg, wc, wb, reg))
 		{
 			sse[c] = INFINITY;
 			continue;
@@ -356,8 +605,6 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 		}
 		sse[c] += s;
 	}
-	if (base != NULL)
-		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, l, uid, n, w);
 }
 
 /* See lfg_foldin.h */
@@ -370,7 +617,7 @@ lfg_foldin_baseline(const LfgFoldinEntry *e)
 /* See lfg_foldin.h and the file header */
 LfgStatus
 lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
-				  const float *mean, const LfgMfParams *base, uint64_t seed,
+				  const float *mean, const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 				  void (*check) (void *), void *ctx, const LfgAllocator *a,
 				  LfgFoldinTable *out, LfgError *err)
 {
@@ -406,6 +653,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 		/* the fallback: the bucket below, or plain fold-in */
 		out->e[b].prior = b > 0 ? out->e[b - 1].prior : 0.0f;
 		out->e[b].center = b > 0 ? out->e[b - 1].center : 0.0f;
+		out->e[b].base = b > 0 ? out->e[b - 1].base : 0.0f;
 		out->e[b].reg = b > 0 ? out->e[b - 1].reg : (float) LFG_FOLDIN_BASE_REG;
 		lfg_rng_seed(&rng, seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t) (b + 1)));
 		lfg_rng_shuffle_u32(&rng, order, (size_t) nu);
@@ -419,7 +667,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 			if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
 				continue;
 			n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
-			run_episode(m, u, l, base, uid, n, &rng, &w, sse);
+			run_episode(m, u, l, base, offer_base && base != NULL, uid, n, &rng, &w, sse);
 			targets += (uint64_t) (l->va_ptr[uid + 1] - l->va_ptr[uid]);
 			if (++episodes % 64 == 0 && check)
 				check(ctx);
@@ -436,12 +684,13 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 /* See lfg_foldin.h */
 void
 lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
-				  double *w, double *c, double *reg_out)
+				  double *w, double *c, double *v, double *reg_out)
 {
 	const LfgFoldinTable *t = m->net.foldin;
 
 	*w = m->mf.kind == LFG_KIND_LFG ? 1.0 : 0.0;
 	*c = 0.0;
+	*v = 0.0;
 	*reg_out = reg == LFG_FOLDIN_LEARNED ? LFG_FOLDIN_BASE_REG : reg;
 	if (m->mf.kind != LFG_KIND_LFG)
 		return;
@@ -453,16 +702,19 @@ lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 
 		*w = e->prior;
 		*c = e->center;
+		*v = m->net.foldin_base != NULL ? e->base : 0.0;
 		*reg_out = e->reg;
 	}
 }
 
 /* See lfg_foldin.h */
 void
-lfg_foldin_prior(const struct LfgModel *m, double w, double c, float *g)
+lfg_foldin_prior(const struct LfgModel *m, double w, double c, double v, const float *b,
+				 float *g)
 {
 	const LfgFoldinTable *t = m->net.foldin;
 
 	for (int32_t j = 0; j <= m->mf.k; j++)
-		g[j] = (float) w * g[j] + (c != 0.0 && t != NULL ? (float) c * t->mean[j] : 0.0f);
+		g[j] = (float) w * g[j] + (c != 0.0 && t != NULL ? (float) c * t->mean[j] : 0.0f) +
+			(v != 0.0 ? (float) v * b[j] : 0.0f);
 }

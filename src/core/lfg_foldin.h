@@ -27,17 +27,19 @@
 
 /*
  * One bucket's choice: the user vector x minimises
- *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - (w g + c m)||^2
- * with g the generator's output and m the mean generated vector of the
- * training users (the table's mean); reg infinite (stored as +inf) is x =
- * w g + c m alone. w = c = 0 with reg 5 is plain fold-in. The RMSEs are
- * those of the held-out episodes (NaN when the bucket had too few and
- * copied the choice of the bucket below).
+ *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - (w g + c m + v b)||^2
+ * with g the generator's output, m the mean generated vector of the
+ * training users (the table's mean) and b the base prior: plain fold-in of
+ * the pretrained BiasSVD's item side, mapped into the model's space
+ * (LfgFoldinBase); reg infinite (stored as +inf) is x = w g + c m + v b
+ * alone. w = c = v = 0 with reg 5 is plain fold-in. The RMSEs are those of
+ * the held-out episodes (NaN when the bucket had too few and copied the
+ * choice of the bucket below).
  */
 typedef struct LfgFoldinEntry
 {
 	float		prior;			/* w: the generator's weight in the prior, 0 .. 1 */
-	float		center;			/* c: the mean user's weight, 0 .. 1 - w */
+	float		center;			/* c: the mean user's weight, 0 .. 1 - w - v */
 	float		reg;			/* > 0, or +inf */
 	float		rmse;			/* of this choice */
 	float		rmse_foldin;	/* plain fold-in: w 0, c 0, reg 5 */
@@ -45,7 +47,7 @@ typedef struct LfgFoldinEntry
 	float		rmse_refine;	/* w 1, reg 5: lfg 0.1's served default */
 	float		rmse_mean;		/* the mean user alone: c 1, reg inf */
 	float		rmse_biassvd;	/* plain fold-in of the pretrained BiasSVD, or NaN */
-	uint32_t	reserved;		/* 0 */
+	float		base;			/* v: the base prior's weight, 0 .. 1 - w - c (0 before 0.2.0's FBAS) */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */
 } LfgFoldinEntry;
@@ -70,16 +72,55 @@ extern int	lfg_foldin_bucket(int32_t n);
 /* The smallest n of bucket b */
 extern int32_t lfg_foldin_bucket_min(int b);
 
-/* Whether a decoded table's values are in range for k factors (the decoder's check) */
-extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k);
+/*
+ * Whether a decoded table's values are in range for k factors (the
+ * decoder's check); has_base: the model has the section FBAS, without
+ * which no bucket may weigh the base prior
+ */
+extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base);
+
+/* Whether some bucket of t serves with the base prior (v > 0) */
+extern bool lfg_foldin_uses_base(const LfgFoldinTable *t);
+
+/*
+ * The base prior (section FBAS, doc/model-format.md): the item side of the
+ * BiasSVD the model was pretrained from (mu0, b_i0, Q0), and the affine map
+ * x = T x0 + t from its user space into the model's: the least-squares fit,
+ * over the items weighted by their training ratings, of the model's
+ * predictions to the BiasSVD's. Plain fold-in of a new user on that item
+ * side (x0), mapped, is the base prior b. Stored only when a bucket weighs
+ * it (an item side trained for known users can serve new users worse than
+ * the one it started from).
+ */
+typedef struct LfgFoldinBase
+{
+	uint32_t	n_items;
+	uint32_t	k;
+	float		mu;				/* mu0 */
+	uint32_t	reserved;		/* 0 */
+	float		data[];			/* T (d x d, row major, d = k + 1), t (d), b_i0 (n_items), Q0 (n_items x k) */
+} LfgFoldinBase;
+
+#define LFG_FOLDIN_BASE_SIZE(ni, k) \
+	((uint64_t) sizeof(LfgFoldinBase) + 4 * (((uint64_t) (k) + 1) * ((uint64_t) (k) + 2) + \
+											 (uint64_t) (ni) * ((uint64_t) (k) + 1)))
+
+/* The map T and t, and the BiasSVD view (mu0, b_i0, Q0, the model's rating range) of b */
+extern const float *lfg_foldin_base_T(const LfgFoldinBase *b);
+extern const float *lfg_foldin_base_t(const LfgFoldinBase *b);
+extern void lfg_foldin_base_view(const LfgFoldinBase *b, const LfgMfParams *mf, LfgMfParams *view);
+
+/* Whether a decoded FBAS section is consistent and finite for n_items items and k factors */
+extern bool lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k);
 
 /*
  * The candidates a bucket chooses among, in order of preference on ties:
- * plain fold-in first. (w, c) is one of (0, 0), (0.5, 0), (1, 0), (0, 1),
- * (0.5, 0.5); reg one of 5, 0.5, 1, 2, 10, 20, 50, inf.
+ * plain fold-in first. (w, c, v) is one of (0, 0, 0), (0.5, 0, 0), (1, 0,
+ * 0), (0, 1, 0), (0.5, 0.5, 0), (0, 0, 1), (0.5, 0, 0.5), (0, 0.5, 0.5);
+ * reg one of 5, 0.5, 1, 2, 10, 20, 50, inf.
  */
-#define LFG_FOLDIN_CANDIDATES 40
-extern void lfg_foldin_candidate(int cand, double *w, double *c, double *reg);
+#define LFG_FOLDIN_CANDIDATES 64
+extern void lfg_foldin_candidate(int cand, double *w, double *c, double *v, double *reg);
 
 /*
  * The choice of a bucket from its candidates' squared errors over targets
@@ -116,32 +157,54 @@ typedef struct LfgFoldinLists
 } LfgFoldinLists;
 
 /*
+ * Build the base prior of model mf (kind lfg) from base, the BiasSVD item
+ * side it was pretrained from, the items weighted by their ratings in the
+ * lists' tr side; out has room for LFG_FOLDIN_BASE_SIZE(n_items, k) bytes.
+ * *ok is false when the map's system is singular (then there is no base
+ * prior).
+ */
+extern LfgStatus lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
+									   const LfgFoldinLists *l, const LfgAllocator *a,
+									   LfgFoldinBase *out, bool *ok, LfgError *err);
+
+/*
  * Choose every bucket's fold-in for model m (kind lfg: mf and net set) from
  * seeded episodes: for up to LFG_FOLDIN_MAX_USERS users per bucket, n of
  * their tr ratings revealed (n drawn within the bucket), their va ratings
  * scored by every candidate and, when base is not NULL, by plain fold-in
- * of base (a BiasSVD item side: mu, Q, b_i and the rating range) for
- * comparison. mean (k + 1 values) is the mean user vector;
+ * of the base BiasSVD itself for comparison. The candidates that weigh the
+ * base prior are chosen only with base and offer_base (without, the choice
+ * is that of the 40 others). mean (k + 1 values) is the mean user vector;
  * out has room for LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not
  * NULL, is called every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
 								   const LfgFoldinLists *l, const float *mean,
-								   const LfgMfParams *base, uint64_t seed,
+								   const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
 								   LfgFoldinTable *out, LfgError *err);
 
 /*
  * The fold-in that serves a new user with n ratings: the weights w of the
- * generator's output and c of the mean user in the prior, and reg (+inf:
- * the prior alone). reg LFG_FOLDIN_LEARNED is the model's table (kind lfg
- * with a table, refine on), else 5; refine off is the generator alone;
- * SVD and BiasSVD fold in toward zero.
+ * generator's output, c of the mean user and v of the base prior in the
+ * prior, and reg (+inf: the prior alone). reg LFG_FOLDIN_LEARNED is the
+ * model's table (kind lfg with a table, refine on), else 5; refine off is
+ * the generator alone; SVD and BiasSVD fold in toward zero.
  */
 extern void lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
-							  double *w, double *c, double *reg_out);
+							  double *w, double *c, double *v, double *reg_out);
 
-/* The prior w g + c mean of lfg_foldin_served in place of g (k + 1 values) */
-extern void lfg_foldin_prior(const struct LfgModel *m, double w, double c, float *g);
+/*
+ * The prior w g + c mean + v b of lfg_foldin_served in place of g (k + 1
+ * values); b, the base prior, is read only when v is not 0
+ */
+extern void lfg_foldin_prior(const struct LfgModel *m, double w, double c, double v,
+							 const float *b, float *g);
+
+/*
+ * The base prior b (k + 1 values) from x0 (k + 1 values), a new user's
+ * plain fold-in on the base item side: T x0 + t
+ */
+extern void lfg_foldin_base_map(const LfgFoldinBase *base, const float *x0, float *b);
 
 #endif							/* LFG_FOLDIN_H */

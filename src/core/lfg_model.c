@@ -153,6 +153,9 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 	/* then the optional learned fold-in (lfg_foldin.h) */
 	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL)
 		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE(k), m->net.foldin};
+	/* then, with the fold-in, its optional base prior */
+	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL && m->net.foldin_base != NULL)
+		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN_BASE, LFG_FOLDIN_BASE_SIZE(ni, k), m->net.foldin_base};
 	/* then the optional ranking head and generator (0.2.0): all five or none */
 	if (p->kind == LFG_KIND_LFG && p->rank_R != NULL)
 	{
@@ -410,15 +413,18 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			return st;
 		/*
 		 * the optional sections follow the 13 of every lfg model, in this
-		 * order: the ranking prior, the learned fold-in, then the ranking
-		 * head's five (their lengths are checked below, against
-		 * model_sections)
+		 * order: the ranking prior, the learned fold-in and its base prior,
+		 * then the ranking head's five (their lengths are checked below,
+		 * against model_sections)
 		 */
 		optional = 13;
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_PRIOR)
 			out->mf.rank_prior = (float *) (buf + e[optional++].offset);
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_FOLDIN)
 			out->net.foldin = (const LfgFoldinTable *) (buf + e[optional++].offset);
+		if (out->net.foldin != NULL && optional < h->n_sections &&
+			e[optional].tag == LFG_SEC_FOLDIN_BASE)
+			out->net.foldin_base = (const LfgFoldinBase *) (buf + e[optional++].offset);
 		/* the ranking head's pointers are all set by tag below */
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_R)
 			out->mf.rank_R = (float *) (buf + e[optional].offset);
@@ -556,8 +562,10 @@ check_contents(const LfgModel *m, LfgError *err)
 					   !all_finite(m->net.rank_theta, m->net.layout.total) ||
 					   !all_finite(m->net.rank_running, m->net.layout.n_running))))
 		return lfg_error(err, LFG_EFORMAT, NULL, "model parameters are not finite");
-	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin, p->k))
+	if (m->net.foldin && !lfg_foldin_table_valid(m->net.foldin, p->k, m->net.foldin_base != NULL))
 		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad learned fold-in table");
+	if (m->net.foldin_base && !lfg_foldin_base_valid(m->net.foldin_base, p->n_items, p->k))
+		return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad fold-in base prior");
 	{
 		/*
 		 * Every score (mu + b_u + b_i + p . q, for a stored user or the

@@ -16,7 +16,7 @@
 #define LFG_MODEL_VERSION		1
 #define LFG_MODEL_HEADER_SIZE	64
 #define LFG_MODEL_SECTION_SIZE	24
-#define LFG_MODEL_MAX_SECTIONS	20
+#define LFG_MODEL_MAX_SECTIONS	24
 #define LFG_MODEL_MAX_JSON		(1024 * 1024)
 /* bound on |mu| + max|b_u| + max|b_i| + k max|q| max(1, max|p|) */
 #define LFG_MODEL_MAX_SCORE		1e30
@@ -43,6 +43,7 @@
 #define LFG_SEC_RANK_THETA	LFG_TAG('R', 'N', 'K', 'G')
 #define LFG_SEC_RANK_RUNNING LFG_TAG('R', 'N', 'K', 'N')
 #define LFG_SEC_FOLDIN		LFG_TAG('F', 'O', 'L', 'D')
+#define LFG_SEC_FOLDIN_BASE LFG_TAG('F', 'B', 'A', 'S')
 #define LFG_SEC_EASE_B		LFG_TAG('E', 'A', 'S', 'B')
 #define LFG_SEC_EASE_POP	LFG_TAG('E', 'P', 'O', 'P')
 #define LFG_SEC_EASE_PTR	LFG_TAG('E', 'U', 'P', 'T')

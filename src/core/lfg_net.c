@@ -22,7 +22,8 @@
  *		ratings, evaluation mode) decides early stopping; the best weights
  *		are kept.
  *	 6. With a validation slice, the fold-in that serves new users (the
- *		generator's weight in its prior, per bucket of n) is chosen on
+ *		weights of the generator's output, the mean user and the pretrained
+ *		BiasSVD's fold-in in its prior, per bucket of n) is chosen on
  *		episodes of the training users scored on that slice (lfg_foldin.c).
  *	 7. Every training user's p_u and b_u are generated from all their
  *		ratings and stored, so known users are served without the network.
@@ -219,7 +220,7 @@ typedef struct Trainer
 	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
 	size_t		head_off;		/* rank_weight > 0: offset of R | c in params */
 	bool		ranking;		/* the second stage: the ranking term on, Q and b_i frozen */
-	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the fold-in episodes */
+	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the base prior */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -355,7 +356,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	}
 	lfg_free(a, svd.P);
 	lfg_free(a, svd.bu);
-	/* its item side stays for the fold-in episodes (select_foldin) */
+	/* its item side stays for the base prior of the fold-in (select_foldin) */
 	t->base = svd;
 	t->base.P = t->base.bu = NULL;
 	t->base.rating_min = t->mf->rating_min;
@@ -881,11 +882,15 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	LfgFoldinTable *table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
 	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
+	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k));
+	bool		base_ok,
+				offer;
+	int32_t		ni = t->d->n_items;
 	LfgFoldinLists l = {nu, t->tr_ptr, t->tr_item, t->tr_rating,
 	t->va_ptr, t->va_item, t->va_rating};
 	LfgStatus	st;
 
-	if (table == NULL || sum == NULL || mean == NULL)
+	if (table == NULL || sum == NULL || mean == NULL || base == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 	/* the mean user: the training users' generated vectors, averaged */
 	generate_users(t, t->tr_ptr, t->tr_item, t->tr_rating, NULL, NULL, NULL, t->mf->P, t->mf->bu, cb);
@@ -898,13 +903,31 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	}
 	for (int32_t f = 0; f <= k; f++)
 		mean[f] = (float) (sum[f] / nu);
+	/* the base prior: the pretrained BiasSVD's item side, mapped (lfg_foldin.h) */
+	if ((st = lfg_foldin_base_build(t->mf, &t->base, &l, a, base, &base_ok, err)) != LFG_OK)
+		return st;
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
-	if ((st = lfg_foldin_select(&m, t->u, &l, mean, &t->base, t->o->seed ^ UINT64_C(0x6666),
+	/*
+	 * offered only when the item side moved from the pretrained one: else
+	 * (train_items false, init svd: preset new_user) b is plain fold-in of
+	 * the model's own item side, which candidate 0 already is, and storing
+	 * it would copy Q
+	 */
+	offer = base_ok && (t->mf->mu != t->base.mu ||
+						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||
+						memcmp(t->mf->Q, t->base.Q, (size_t) ni * k * sizeof(float)) != 0);
+	if ((st = lfg_foldin_select(&m, t->u, &l, mean, base_ok ? base : NULL, offer,
+								t->o->seed ^ UINT64_C(0x6666),
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;
+	/* stored only when some bucket weighs it */
+	if (lfg_foldin_uses_base(table))
+		t->net->foldin_base = base;
+	else
+		lfg_free(a, base);
 	return LFG_OK;
 }
 

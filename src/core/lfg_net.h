@@ -103,6 +103,7 @@ typedef struct LfgNet
 	float	   *rank_theta;
 	float	   *rank_running;
 	const LfgFoldinTable *foldin;	/* the learned fold-in, or NULL (lfg_foldin.h) */
+	const LfgFoldinBase *foldin_base;	/* its base prior, or NULL (lfg_foldin.h) */
 } LfgNet;
 
 /*

@@ -36,7 +36,9 @@ lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
 	s->M = lfg_alloc_array(a, d * d, sizeof(float));	/* the system is at most d x d */
 	s->rhs = lfg_alloc_array(a, d, sizeof(float));
 	s->prior = lfg_alloc_array(a, d, sizeof(float));
-	if (!s->A || !s->y || !s->M || !s->rhs || !s->prior)
+	s->base = lfg_alloc_array(a, d, sizeof(float));
+	s->rhs0 = lfg_alloc_array(a, d, sizeof(float));
+	if (!s->A || !s->y || !s->M || !s->rhs || !s->prior || !s->base || !s->rhs0)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for serving");
 	if (m->mf.kind == LFG_KIND_LFG &&
 		(st = lfg_net_scratch_alloc(&m->net, cap, a, &s->net, err)) != LFG_OK)
@@ -151,6 +153,21 @@ check_reg(double reg, LfgError *err)
 	return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
 }
 
+/* See lfg_serve.h */
+LfgStatus
+lfg_base_prior(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s, float *b,
+			   LfgError *err)
+{
+	LfgMfParams view;
+	LfgStatus	st;
+
+	lfg_foldin_base_view(m->net.foldin_base, &m->mf, &view);
+	if ((st = fold_in(&view, u, LFG_FOLDIN_BASE_REG, NULL, s, s->rhs0, err)) != LFG_OK)
+		return st;
+	lfg_foldin_base_map(m->net.foldin_base, s->rhs0, b);
+	return LFG_OK;
+}
+
 /* See lfg_serve.h and lfg_foldin.h (which fold-in serves) */
 LfgStatus
 lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
@@ -159,6 +176,7 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 	int32_t		k = m->mf.k;
 	double		w,
 				c,
+				v,
 				r;
 	LfgStatus	st;
 
@@ -166,21 +184,24 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
 	if ((st = check_reg(reg, err)) != LFG_OK)
 		return st;
-	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &r);
+	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &v, &r);
 	if (m->mf.kind != LFG_KIND_LFG)
 		st = fold_in(&m->mf, u, r, NULL, s, x, err);
 	else
 	{
+		if (v != 0.0 && (st = lfg_base_prior(m, u, s, s->base, err)) != LFG_OK)
+			return st;
 		lfg_net_generate(&m->net, &m->mf, u, &s->net, s->prior, &s->prior[k]);
-		if (w != 1.0 || c != 0.0)
-			lfg_foldin_prior(m, w, c, s->prior);
+		if (w != 1.0 || c != 0.0 || v != 0.0)
+			lfg_foldin_prior(m, w, c, v, s->base, s->prior);
 		if (isinf(r) || u->n == 0)
 		{
 			memcpy(x, s->prior, ((size_t) k + 1) * sizeof(float));
 			st = LFG_OK;
 		}
 		else
-			st = fold_in(&m->mf, u, r, w != 0.0 || c != 0.0 ? s->prior : NULL, s, x, err);
+			st = fold_in(&m->mf, u, r, w != 0.0 || c != 0.0 || v != 0.0 ? s->prior : NULL, s, x,
+						 err);
 	}
 	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
 }

@@ -22,6 +22,8 @@ typedef struct LfgServeScratch
 	float	   *M;				/* (k + 1) x (k + 1) */
 	float	   *rhs;			/* k + 1 */
 	float	   *prior;			/* k + 1 */
+	float	   *base;			/* k + 1: the base prior (lfg_foldin.h) */
+	float	   *rhs0;			/* k + 1: the new user's vector on the base item side */
 } LfgServeScratch;
 
 extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
@@ -38,6 +40,15 @@ extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const L
  */
 extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg,
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
+
+/*
+ * The base prior of an LFG model with the section FBAS (lfg_foldin.h) into
+ * b (k + 1 values): plain fold-in of u (reg 5) on the item side of the
+ * BiasSVD it was pretrained from, mapped into the model's space. Uses the
+ * scratch's design buffers.
+ */
+extern LfgStatus lfg_base_prior(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s,
+								float *b, LfgError *err);
 
 /*
  * The vector lists are ordered by (0.2.0), into xo (k + 1 values): for a

@@ -18,7 +18,11 @@
 #                           every held-out user's revealed ratings)
 # with the median time per new user (for retraining: the aggregate run),
 # and precision@10 / recall@10 of lfg_recommend against each user's test
-# ratings of 4 and 5. With --check it exits non-zero unless the served LFG
+# ratings of 4 and 5, and each LFG model's learned fold-in (its metrics'
+# table: the choice per bucket of n and its episode RMSEs beside those of
+# plain fold-in on its own and on the pretrained BiasSVD's item side). It
+# states at which n the paper preset is above fold-in BiasSVD, and by how
+# much. With --check it exits non-zero unless the served LFG (new_user)
 # path is below fold-in BiasSVD at n = 5, 10, 20 and not above it at half.
 set -euo pipefail
 # shellcheck source=movielens.sh
@@ -174,13 +178,23 @@ SELECT round(((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM result
 SELECT method, setting AS n, round(prec::numeric, 4) AS precision_at_10, round(rec::numeric, 4) AS recall_at_10
   FROM topk ORDER BY ord, method;
 SELECT model, round(seconds::numeric, 2) AS fit_seconds FROM fits ORDER BY seconds;
+\echo 'The learned fold-in of each LFG model (metrics foldin: per bucket of n, the weights w, c, v of the'
+\echo 'generator, the mean user and the base prior, reg, and on the training episodes the RMSE of the choice,'
+\echo 'of plain fold-in of the model item side and of the pretrained BiasSVD), and the model size in bytes'
+SELECT m.name AS model, b->>'n_min' AS n_min, b->>'prior' AS w, b->>'center' AS c, b->>'base' AS v,
+       coalesce(b->>'reg', 'inf') AS reg, round((b->>'rmse')::numeric, 4) AS choice,
+       round((b->>'foldin_rmse')::numeric, 4) AS own_foldin, round((b->>'biassvd_rmse')::numeric, 4) AS biassvd_foldin,
+       octet_length(m.model) AS bytes
+  FROM lfg.models m, jsonb_array_elements(m.metrics->'foldin') WITH ORDINALITY AS t(b, ord)
+  WHERE m.name LIKE 'nu lfg %' ORDER BY m.name, ord;
 
 SELECT bool_and(CASE WHEN l.setting = 'half' THEN sqrt(l.sse / l.n) <= sqrt(f.sse / f.n)
                      ELSE sqrt(l.sse / l.n) < sqrt(f.sse / f.n) END) AS ok
   FROM results l JOIN results f USING (setting)
   WHERE l.method = 'LFG new_user, generator + fold-in (served)' AND f.method = 'fold-in BiasSVD' \gset
 -- the paper preset against fold-in BiasSVD (reported; not a --check target)
-SELECT coalesce(string_agg(l.setting, ', ' ORDER BY l.ord) FILTER (WHERE sqrt(l.sse / l.n) > sqrt(f.sse / f.n)), '') AS paper_worse
+SELECT coalesce(string_agg(format('%s (by %s)', l.setting, round((sqrt(l.sse / l.n) - sqrt(f.sse / f.n))::numeric, 4)),
+                           ', ' ORDER BY l.ord) FILTER (WHERE sqrt(l.sse / l.n) > sqrt(f.sse / f.n)), '') AS paper_worse
   FROM results l JOIN results f USING (setting)
   WHERE l.method = 'LFG paper, learned fold-in (served)' AND f.method = 'fold-in BiasSVD' \gset
 SELECT :'paper_worse' = '' AS paper_ok \gset

@@ -80,15 +80,35 @@ decode_and_touch(const uint8_t *data, size_t len)
 			/* the learned fold-in: in range, and what serving reads of it */
 			double		prior,
 						center,
+						vbase,
 						reg;
-			float		g[LFG_MAX_FACTORS + 1] = {0};
+			float		g[LFG_MAX_FACTORS + 1] = {0},
+						b[LFG_MAX_FACTORS + 1] = {0},
+						x0[LFG_MAX_FACTORS + 1] = {0};
 
-			CHECK(lfg_foldin_table_valid(m.net.foldin, m.mf.k), "an accepted table is valid");
+			CHECK(lfg_foldin_table_valid(m.net.foldin, m.mf.k, m.net.foldin_base != NULL),
+				  "an accepted table is valid");
+			if (m.net.foldin_base != NULL)
+			{
+				/* the base prior: in range, and what serving reads of it */
+				LfgMfParams view;
+
+				CHECK(lfg_foldin_base_valid(m.net.foldin_base, m.mf.n_items, m.mf.k),
+					  "an accepted base prior is valid");
+				lfg_foldin_base_view(m.net.foldin_base, &m.mf, &view);
+				x0[0] = 1.0f;
+				lfg_foldin_base_map(m.net.foldin_base, x0, b);
+				for (size_t j = 0; j < (size_t) view.n_items * k; j++)
+					sink += view.Q[j];
+				for (int32_t j = 0; j < view.n_items; j++)
+					sink += view.bi[j];
+				sink += b[m.mf.k] + view.mu;
+			}
 			for (int32_t n = 0; n < 200; n += 7)
 			{
-				lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
-				lfg_foldin_prior(&m, prior, center, g);
-				sink += prior + center + (isinf(reg) ? 1.0 : reg) + g[m.mf.k];
+				lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &vbase, &reg);
+				lfg_foldin_prior(&m, prior, center, vbase, b, g);
+				sink += prior + center + vbase + (isinf(reg) ? 1.0 : reg) + g[m.mf.k];
 			}
 		}
 	}
@@ -241,6 +261,32 @@ seed_lfg_model(size_t *size)
 	memset(&m, 0, sizeof(m));
 	if (lfg_net_train(&r, &u, &o, NULL, &arena, &m.mf, &m.net, &st, &err) != LFG_OK)
 		abort();
+	if (m.net.foldin != NULL && m.net.foldin_base == NULL)
+	{
+		/*
+		 * a base prior to mutate: the map from the model's own item side,
+		 * weighed by bucket 2 (the ratings are sorted by user: one list each)
+		 */
+		int32_t    *ptr = arena_alloc(NULL, 13 * sizeof(int32_t));
+		LfgFoldinLists l = {12, ptr, d.item, d.rating, ptr, d.item, d.rating};
+		LfgFoldinBase *b = arena_alloc(NULL, LFG_FOLDIN_BASE_SIZE(8, 2));
+		LfgFoldinTable *t = (LfgFoldinTable *) m.net.foldin;
+		bool		ok;
+		size_t		e = 0;
+
+		for (int32_t k = 0; k <= 12; k++)
+		{
+			while (e < d.n && d.user[e] < k)
+				e++;
+			ptr[k] = (int32_t) e;
+		}
+		if (lfg_foldin_base_build(&m.mf, &m.mf, &l, &arena, b, &ok, &err) != LFG_OK || !ok)
+			abort();
+		t->e[2].prior = 0.5f;
+		t->e[2].center = 0.0f;
+		t->e[2].base = 0.5f;
+		m.net.foldin_base = b;
+	}
 	vg = arena_alloc(NULL, lfg_vocab_size(genders, glen, 2));
 	vj = arena_alloc(NULL, lfg_vocab_size(jobs, jlen, 3));
 	lfg_vocab_write(genders, glen, 2, vg);
@@ -299,8 +345,9 @@ main(int argc, char **argv)
 		LfgError	err;
 
 		memcpy(b, seeds[1], sizes[1]);
-		CHECK(lfg_model_decode(b, sizes[1], crc32c_ref, &m, &err) == LFG_OK && m.net.foldin != NULL,
-			  "the lfg seed has a learned fold-in to mutate");
+		CHECK(lfg_model_decode(b, sizes[1], crc32c_ref, &m, &err) == LFG_OK && m.net.foldin != NULL &&
+			  m.net.foldin_base != NULL,
+			  "the lfg seed has a learned fold-in and its base prior to mutate");
 		free(b);
 	}
 	for (long it = 0; it < iterations; it++)

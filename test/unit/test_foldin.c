@@ -48,23 +48,28 @@ test_choose(void)
 	double		sse[LFG_FOLDIN_CANDIDATES + 1],
 				prior,
 				center,
+				vbase,
 				reg;
 	LfgFoldinEntry e;
 	bool		fold = false,
 				gen = false,
-				mean = false;
+				mean = false,
+				base = false;
 
-	lfg_foldin_candidate(0, &prior, &center, &reg);
-	CHECK(prior == 0.0 && center == 0.0 && reg == LFG_FOLDIN_BASE_REG, "candidate 0 is plain fold-in");
+	lfg_foldin_candidate(0, &prior, &center, &vbase, &reg);
+	CHECK(prior == 0.0 && center == 0.0 && vbase == 0.0 && reg == LFG_FOLDIN_BASE_REG,
+		  "candidate 0 is plain fold-in");
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 	{
-		lfg_foldin_candidate(c, &prior, &center, &reg);
-		fold = fold || (prior == 0.0 && center == 0.0 && reg == 5.0);
+		lfg_foldin_candidate(c, &prior, &center, &vbase, &reg);
+		fold = fold || (prior == 0.0 && center == 0.0 && vbase == 0.0 && reg == 5.0);
 		gen = gen || (prior == 1.0 && isinf(reg));
 		mean = mean || (center == 1.0 && isinf(reg));
-		CHECK(prior + center <= 1.0 && reg > 0.0, "candidate %d in range", c);
+		base = base || (vbase == 1.0 && isinf(reg));
+		CHECK(prior + center + vbase <= 1.0 && reg > 0.0, "candidate %d in range", c);
 	}
-	CHECK(fold && gen && mean, "plain fold-in, the generator alone and the mean user are candidates");
+	CHECK(fold && gen && mean && base,
+		  "plain fold-in, the generator alone, the mean user and the base prior are candidates");
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 		sse[c] = 100.0;
 	sse[LFG_FOLDIN_CANDIDATES] = NAN;	/* BiasSVD not measured */
@@ -77,9 +82,10 @@ test_choose(void)
 		  lfg_foldin_baseline(&e) == e.rmse_foldin, "ties choose plain fold-in");
 	sse[LFG_FOLDIN_CANDIDATES] = 16.0;	/* BiasSVD: recorded, never chosen */
 	sse[12] = 36.0;
-	lfg_foldin_candidate(12, &prior, &center, &reg);
+	lfg_foldin_candidate(12, &prior, &center, &vbase, &reg);
 	lfg_foldin_choose(sse, 400, 50, &e);
-	CHECK(e.prior == (float) prior && e.center == (float) center && e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
+	CHECK(e.prior == (float) prior && e.center == (float) center && e.base == (float) vbase &&
+		  e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
 		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f && fabsf(e.rmse_biassvd - 0.2f) < 1e-6f &&
 		  fabs(lfg_foldin_baseline(&e) - 0.2) < 1e-6, "the smallest error wins: prior %g reg %g",
 		  e.prior, e.reg);
@@ -105,14 +111,20 @@ test_valid(void)
 	t->n_buckets = LFG_FOLDIN_BUCKETS;
 	t->k1 = K + 1;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
-		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0, 10, 2};
+		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0.0f, 10, 2};
 	for (int j = 0; j <= K; j++)
 		t->mean[j] = j < K ? -0.5f : 0.3f;
 	CHECK(size == 8 + 8 * 48 + 4 * (K + 1), "%zu bytes", size);
-	CHECK(lfg_foldin_table_valid(t, K), "a good table is valid");
-	CHECK(!lfg_foldin_table_valid(t, K + 1), "refused: another k");
+	CHECK(lfg_foldin_table_valid(t, K, false) && lfg_foldin_table_valid(t, K, true),
+		  "a good table is valid");
+	CHECK(!lfg_foldin_table_valid(t, K + 1, false), "refused: another k");
+	memcpy(bad, t, size);
+	bad->e[6].center = 0.0f;
+	bad->e[6].base = 0.5f;
+	CHECK(lfg_foldin_table_valid(bad, K, true) && !lfg_foldin_table_valid(bad, K, false),
+		  "a base weight is valid with the section FBAS only");
 #define BAD(field, value, what) \
-	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K), "refused: %s", what)
+	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K, true), "refused: %s", what)
 	BAD(n_buckets, 7, "7 buckets");
 	BAD(e[2].prior, 1.5f, "prior above 1");
 	BAD(e[2].prior, NAN, "prior NaN");
@@ -125,7 +137,8 @@ test_valid(void)
 	BAD(e[5].rmse, -1.0f, "negative RMSE");
 	BAD(e[5].rmse_refine, INFINITY, "infinite RMSE");
 	BAD(e[5].rmse_biassvd, -0.5f, "negative BiasSVD RMSE");
-	BAD(e[6].reserved, 1, "reserved not zero");
+	BAD(e[6].base, 0.25f, "prior plus center plus base above 1");
+	BAD(e[6].base, NAN, "base NaN");
 	BAD(mean[1], 1.5f, "a mean factor above 1");
 	BAD(mean[K], NAN, "a NaN mean bias");
 #undef BAD
@@ -191,7 +204,9 @@ test_trained(void)
 	LfgRatings	d;
 	LfgFoldinLists l;
 	LfgFoldinTable *t1 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
-			   *t2 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8));
+			   *t2 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
+			   *t3 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8));
+	LfgFoldinBase *self = calloc(1, LFG_FOLDIN_BASE_SIZE(NI, 8));
 	LfgServeScratch sc;
 	int64_t		uids[NU],
 				iids[NI];
@@ -221,7 +236,10 @@ test_trained(void)
 	o.aux = false;
 	memset(&m, 0, sizeof(m));
 	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) == LFG_OK, "train: %s", err.msg);
-	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin, 8), "training stores a valid table");
+	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin, 8, m.net.foldin_base != NULL),
+		  "training stores a valid table");
+	CHECK((m.net.foldin_base != NULL) == lfg_foldin_uses_base(m.net.foldin),
+		  "the base prior is stored when a bucket weighs it, and only then");
 	if (m.net.foldin == NULL)
 		return;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
@@ -244,6 +262,37 @@ test_trained(void)
 	CHECK(chosen >= 2 && never_worse,
 		  "%d buckets chose, none worse than plain fold-in, BiasSVD's measured", chosen);
 
+	/*
+	 * the base prior's map from the model's own item side is the identity;
+	 * the model then serves bucket 4 (n 8 to 15) from it, so that the codec
+	 * and serving below see the section FBAS whatever training chose
+	 */
+	split_lists(&s, &l);
+	{
+		bool		ok;
+		double		off = 0.0;
+		const float *T = lfg_foldin_base_T(self),
+				   *tv = lfg_foldin_base_t(self);
+
+		CHECK(lfg_foldin_base_build(&m.mf, &m.mf, &l, &A, self, &ok, &err) == LFG_OK && ok,
+			  "base prior built");
+		for (int r = 0; r < 9; r++)
+		{
+			for (int c2 = 0; c2 < 9; c2++)
+				off = fmax(off, fabs(T[r * 9 + c2] - (r == c2 ? 1.0 : 0.0)));
+			off = fmax(off, fabs(tv[r]));
+		}
+		CHECK(off < 1e-3 && lfg_foldin_base_valid(self, NI, 8) && !lfg_foldin_base_valid(self, NI, 7),
+			  "the map from the model's own item side is the identity (off by %g)", off);
+		memcpy(t3, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8));
+		t3->e[4].prior = 0.5f;
+		t3->e[4].center = 0.0f;
+		t3->e[4].base = 0.5f;
+		t3->e[4].reg = 2.0f;
+		m.net.foldin = t3;
+		m.net.foldin_base = self;
+	}
+
 	/* the codec: a 14th section FOLD; a value out of range is refused */
 	for (int j = 0; j < NU; j++)
 		uids[j] = j;
@@ -262,10 +311,26 @@ test_trained(void)
 	buf = aligned_alloc(8, (size + 7) & ~(size_t) 7);
 	CHECK(lfg_model_encode(&m, crc32c_ref, buf, size, &err) == LFG_OK, "encode: %s", err.msg);
 	memcpy(&nsec, buf + 12, 4);
-	CHECK(nsec == 14, "%u sections", nsec);
+	CHECK(nsec == 15, "%u sections", nsec);
 	CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "decode: %s", err.msg);
 	CHECK(back.net.foldin != NULL && memcmp(back.net.foldin, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8)) == 0,
 		  "the table round-trips");
+	CHECK(back.net.foldin_base != NULL &&
+		  memcmp(back.net.foldin_base, self, LFG_FOLDIN_BASE_SIZE(NI, 8)) == 0,
+		  "the base prior round-trips");
+	{
+		LfgFoldinBase *bb = (LfgFoldinBase *) back.net.foldin_base;
+		float		keep = bb->data[3];
+
+		bb->data[3] = NAN;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
+			  "a NaN in the base prior is refused");
+		bb->data[3] = keep;
+		c = crc32c_ref(buf, size - 4);
+		memcpy(buf + size - 4, &c, 4);
+	}
 	{
 		LfgFoldinTable *tb = (LfgFoldinTable *) back.net.foldin;
 
@@ -284,8 +349,10 @@ test_trained(void)
 		LfgNetUser nu;
 		double		prior,
 					center,
+					vbase,
 					reg,
 					diff = 0.0;
+		float		b[9];
 		const LfgFoldinEntry *e = &m.net.foldin->e[lfg_foldin_bucket(n)];
 
 		for (int j = 0; j < n; j++)
@@ -294,12 +361,14 @@ test_trained(void)
 			ratings[j] = (float) (1 + j % 5);
 		}
 		nu = (LfgNetUser) {n, items, ratings, NAN, -1, -1};
-		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
-		CHECK(prior == e->prior && center == e->center && reg == e->reg, "n %d served from its bucket", n);
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, true, &prior, &center, &vbase, &reg);
+		CHECK(prior == e->prior && center == e->center && vbase == e->base && reg == e->reg,
+			  "n %d served from its bucket", n);
 		CHECK(lfg_user_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, &sc, x, &err) == LFG_OK, "learned: %s", err.msg);
 		CHECK(lfg_user_vector(&m, &nu, 5.0, false, &sc, g, &err) == LFG_OK, "generator: %s", err.msg);
+		CHECK(lfg_base_prior(&m, &nu, &sc, b, &err) == LFG_OK, "base prior: %s", err.msg);
 		for (int f = 0; f < 9; f++)
-			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f];
+			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f] + (float) vbase * b[f];
 		if (isinf(reg) || n == 0)
 			memcpy(y, g, sizeof(y));
 		else
@@ -308,31 +377,34 @@ test_trained(void)
 		for (int f = 0; f < 9; f++)
 			diff = fmax(diff, fabs(x[f] - y[f]));
 		CHECK(diff < 1e-5, "n %d: the served vector is the table's fold-in (diff %g)", n, diff);
-		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &reg);
-		CHECK(prior == 1.0 && center == 0.0 && reg == 2.0, "a set lfg.foldin_reg overrides the table");
-		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, false, &prior, &center, &reg);
-		CHECK(prior == 1.0 && center == 0.0 && isinf(reg), "refine off: the generator alone");
+		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &vbase, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && vbase == 0.0 && reg == 2.0,
+			  "a set lfg.foldin_reg overrides the table");
+		lfg_foldin_served(&m, n, LFG_FOLDIN_LEARNED, false, &prior, &center, &vbase, &reg);
+		CHECK(prior == 1.0 && center == 0.0 && vbase == 0.0 && isinf(reg),
+			  "refine off: the generator alone");
 	}
 	{
 		LfgModel	old = m;
 		double		prior,
 					center,
+					vbase,
 					reg;
 
 		old.net.foldin = NULL;
-		lfg_foldin_served(&old, 10, LFG_FOLDIN_LEARNED, true, &prior, &center, &reg);
+		old.net.foldin_base = NULL;
+		lfg_foldin_served(&old, 10, LFG_FOLDIN_LEARNED, true, &prior, &center, &vbase, &reg);
 		CHECK(prior == 1.0 && center == 0.0 && reg == LFG_DEFAULT_FOLDIN_REG,
 			  "a model without a table: refine with 5");
 	}
 
 	/* selection is deterministic; with a broken generator it gives it no weight */
-	split_lists(&s, &l);
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
-		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
 		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
 	for (int f = 0; f <= 8; f++)
 		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
 		  "select: %s", err.msg);
 	{
 		bool		zero = true;
