@@ -35,10 +35,10 @@
  * each mini-batch and evaluation pass the generator's layers, the losses
  * and the Adam step, cut into tasks that never depend on the thread count
  * (rows of the batch, features, item ranges, chunks of parameters), so
- * the model's bytes are the same for any "parallel". The team lives
- * between interrupt checks, about every LFG_PAR_CHECK_SECONDS; the
- * batches, the dropout masks and the fold-in episodes are made on the
- * calling thread.
+ * the model's bytes are the same for any "parallel". The team lives for
+ * an epoch or an evaluation pass, joined early only when the caller's
+ * pending callback reports an interrupt to check; the batches, the
+ * dropout masks and the fold-in episodes are made on the calling thread.
  */
 #include <math.h>
 #include <string.h>
@@ -52,7 +52,7 @@
 
 /* row tasks of a batch at most (batch_size is at most 65536) */
 #define MAX_ROW_TASKS		(65536 / LFG_PAR_ROWS)
-/* seconds between interrupt checks while threads run */
+/* seconds between interrupt checks while threads run, without cb->pending */
 #define LFG_PAR_CHECK_SECONDS 0.05
 
 /* Options of a preset (doc/lfg.md explains when to use which) */
@@ -831,8 +831,9 @@ adam_step_par(LfgAdam *opt, float *params, float *grad, LfgPar *par)
 
 /*
  * Let the callback check for interrupts between batches: after each with
- * one thread; with more, about every LFG_PAR_CHECK_SECONDS, the threads
- * joined for it (the callback may raise) and started again
+ * one thread; with more, when cb->pending says one is pending (or about
+ * every LFG_PAR_CHECK_SECONDS without it), the threads joined for it (the
+ * callback may raise) and started again
  */
 static void
 check_between(Trainer *t, const LfgNetCallbacks *cb)
@@ -841,7 +842,8 @@ check_between(Trainer *t, const LfgNetCallbacks *cb)
 		return;
 	if (t->par.started > 0)
 	{
-		if (lfg_clock_seconds() - t->checked < LFG_PAR_CHECK_SECONDS)
+		if (cb->pending != NULL ? !cb->pending(cb->ctx) :
+			lfg_clock_seconds() - t->checked < LFG_PAR_CHECK_SECONDS)
 			return;
 		lfg_par_end(&t->par);
 	}

@@ -135,6 +135,12 @@ typedef struct LfgNetCallbacks
 	LfgCheckFn	check;
 	void	   *ctx;
 	LfgEpochFn	on_pretrain_epoch;	/* each epoch of the BiasSVD pretraining, or NULL */
+	/*
+	 * Whether check would act (an interrupt is pending), without acting: the
+	 * training threads are joined for check only then. NULL: they are
+	 * joined for check about every LFG_PAR_CHECK_SECONDS.
+	 */
+	bool		(*pending) (void *ctx);
 } LfgNetCallbacks;
 
 /*
