@@ -393,7 +393,7 @@ lfg_gemm_mt(int ta, int tb, int m, int n, int k, float alpha, const float *A, in
 
 					for (int r = 0; r < 4; r++)
 						a[r] = A + (size_t) (r0 + (r < nr ? r : 0)) * lda + p0;
-					block_nn(a, 1, nr, nc, j0, kp, alpha, Bp - j0, 16, C, ldc, r0);
+					block_nn(a, 1, nr, nc, 0, kp, alpha, Bp, 16, C + j0, ldc, r0);
 				}
 			}
 		}
