@@ -7,7 +7,10 @@
  * mini-batch (a layer's rows, a gradient's columns, the optimizer's
  * chunks), so lfg_net.c keeps a team between checks of the callback: the
  * workers wait on a condition variable for the next run, take its tasks
- * one at a time under the team's mutex, and the caller takes tasks too,
+ * one at a time under the team's mutex, and the caller takes tasks too.
+ * Each thread has a share of every run (a contiguous part of its tasks:
+ * the same rows of the batch, the same chunks of Adam's state), which it
+ * takes first; then it takes what is left of the others' from their end,
  * so a worker the scheduler has not woken yet only slows a run down.
  */
 #include <signal.h>
@@ -60,14 +63,32 @@ lfg_par_destroy(LfgPar *p)
 	pthread_cond_destroy(&p->done);
 }
 
+/* The next task for thread me (its share, then another's last), or -1 (mutex held) */
+static int
+next_task(LfgPar *p, int me)
+{
+	int			threads = p->started + 1;
+
+	if (p->next[me] < p->end[me])
+		return p->next[me]++;
+	for (int o = 1; o < threads; o++)
+	{
+		int			t = (me + o) % threads;
+
+		if (p->next[t] < p->end[t])
+			return --p->end[t];
+	}
+	return -1;
+}
+
 /* Take and run the current run's tasks until none is left (mutex held) */
 static void
-take_tasks(LfgPar *p)
+take_tasks(LfgPar *p, int me)
 {
-	while (p->next < p->ntasks)
-	{
-		int			j = p->next++;
+	int			j;
 
+	while ((j = next_task(p, me)) >= 0)
+	{
 		pthread_mutex_unlock(&p->mu);
 		p->fn(p->arg, j);
 		pthread_mutex_lock(&p->mu);
@@ -82,8 +103,10 @@ par_worker(void *arg)
 {
 	LfgPar	   *p = arg;
 	uint64_t	seen = 0;
+	int			me;
 
 	pthread_mutex_lock(&p->mu);
+	me = ++p->joined;
 	for (;;)
 	{
 		while (!p->quit && p->generation == seen)
@@ -91,7 +114,7 @@ par_worker(void *arg)
 		if (p->quit)
 			break;
 		seen = p->generation;
-		take_tasks(p);
+		take_tasks(p, me);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -104,7 +127,9 @@ lfg_par_begin(LfgPar *p)
 	if (p == NULL || p->nthreads == 1 || p->started > 0)
 		return;
 	p->quit = false;
-	p->ntasks = p->next = p->finished = 0;
+	p->ntasks = p->finished = p->joined = 0;
+	memset(p->next, 0, sizeof(p->next));
+	memset(p->end, 0, sizeof(p->end));
 	p->started = lfg_threads_start(p->tid, p->nthreads, par_worker, p);
 }
 
@@ -122,10 +147,15 @@ lfg_par_run(LfgPar *p, int n, LfgParFn fn, void *arg)
 	p->fn = fn;
 	p->arg = arg;
 	p->ntasks = n;
-	p->next = p->finished = 0;
+	p->finished = 0;
+	for (int t = 0; t <= p->started; t++)
+	{
+		p->next[t] = (int) ((int64_t) n * t / (p->started + 1));
+		p->end[t] = (int) ((int64_t) n * (t + 1) / (p->started + 1));
+	}
 	p->generation++;
 	pthread_cond_broadcast(&p->work);
-	take_tasks(p);
+	take_tasks(p, 0);
 	while (p->finished < p->ntasks)
 		pthread_cond_wait(&p->done, &p->mu);
 	pthread_mutex_unlock(&p->mu);

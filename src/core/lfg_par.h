@@ -47,8 +47,16 @@ typedef struct LfgPar
 	LfgParFn	fn;
 	void	   *arg;
 	int			ntasks;
-	int			next;			/* the next task to take */
 	int			finished;		/* tasks done */
+	int			joined;			/* workers that took an id (1 .. started) */
+	/*
+	 * The tasks left of each thread's share (the caller's is 0): a thread
+	 * takes its own from the front, then others' from the back, so that the
+	 * same rows and parameters stay with the same core from one run to the
+	 * next when every thread keeps up
+	 */
+	int			next[LFG_MAX_PARALLEL];
+	int			end[LFG_MAX_PARALLEL];
 } LfgPar;
 
 /* Set up a team of nthreads (no thread started yet) */
