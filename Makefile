@@ -14,7 +14,7 @@ DATA_built = lfg--0.2.0.sql
 CORE_SRCS = src/core/lfg_util.c src/core/lfg_rng.c src/core/lfg_blas.c \
 	src/core/lfg_mf.c src/core/lfg_model.c src/core/lfg_synth.c src/core/lfg_gen.c \
 	src/core/lfg_optim.c src/core/lfg_net.c src/core/lfg_serve.c src/core/lfg_known.c \
-	src/core/lfg_rank.c src/core/lfg_ease.c src/core/lfg_foldin.c
+	src/core/lfg_rank.c src/core/lfg_ease.c src/core/lfg_foldin.c src/core/lfg_par.c
 OBJS = src/lfg.o src/lfg_options.o src/lfg_train.o src/lfg_users.o src/lfg_store.o src/lfg_data.o src/lfg_recommend.o \
 	src/lfg_known.o src/lfg_shmem.o src/lfg_preload.o src/lfg_metrics.o \
 	$(CORE_SRCS:.c=.o)

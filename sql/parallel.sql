@@ -41,3 +41,29 @@ SELECT lfg_fit(user_id, item_id, rating, age, gender, job, '{"hidden": [8, 8], "
   FROM par_demo;
 \set VERBOSITY default
 RESET ALL;
+-- LFG's threads ("parallel"): the same bytes for 1 and 2, both presets
+-- (new_user with its ranking head); a batch of 128 users is cut into rows
+SELECT md5(lfg_fit(user_id, item_id, rating, age, gender, job,
+         '{"hidden": [48, 40], "factors": 8, "epochs": 3, "parallel": 1}')) =
+       md5(lfg_fit(user_id, item_id, rating, age, gender, job,
+         '{"hidden": [48, 40], "factors": 8, "epochs": 3, "parallel": 2}')) AS lfg_p1_p2_same,
+       md5(lfg_fit(user_id, item_id, rating, age, gender, job,
+         '{"preset": "new_user", "hidden": [48, 40], "factors": 8, "epochs": 3, "rank_epochs": 2, "parallel": 1}')) =
+       md5(lfg_fit(user_id, item_id, rating, age, gender, job,
+         '{"preset": "new_user", "hidden": [48, 40], "factors": 8, "epochs": 3, "rank_epochs": 2, "parallel": 2}')) AS new_user_p1_p2_same
+  FROM par_demo WHERE age <> 99;
+-- a cancel during an LFG fit on 2 threads takes effect within 1 s (here a
+-- statement_timeout of 300 ms, caught to time it)
+SET statement_timeout = '300ms';
+DO $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  PERFORM lfg_fit(user_id, item_id, rating, age, gender, job,
+                  '{"epochs": 10000, "patience": 0, "parallel": 2}') FROM par_demo WHERE age <> 99;
+  RAISE NOTICE 'not cancelled';
+EXCEPTION WHEN query_canceled THEN
+  RAISE NOTICE 'stopped within 1 s of the timeout: %',
+    clock_timestamp() - t0 < interval '300 ms' + interval '1 s';
+END $$;
+RESET statement_timeout;

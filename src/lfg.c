@@ -215,6 +215,16 @@ LfgCheckInterrupts(void *ctx)
 }
 
 /*
+ * Whether LfgCheckInterrupts would act: the training threads are joined
+ * for it only then (lfg_net.c). Reads a flag the signal handlers set.
+ */
+bool
+LfgInterruptsPending(void *ctx)
+{
+	return INTERRUPTS_PENDING_CONDITION();
+}
+
+/*
  * Set up a set-returning function's materialized result: check that the
  * caller accepts one (fname names the function in the error), use the
  * executor's row type when it has natts columns (no catalog work per call),

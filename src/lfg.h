@@ -22,6 +22,7 @@ extern void LfgRaise(const LfgError *err) pg_attribute_noreturn();
 extern LfgAllocator LfgPallocAllocator(MemoryContext cxt);
 extern uint32_t LfgCrc32c(const void *data, size_t len);
 extern void LfgCheckInterrupts(void *ctx);
+extern bool LfgInterruptsPending(void *ctx);
 extern struct Tuplestorestate *LfgBeginSRF(FunctionCallInfo fcinfo, const char *fname,
 										   int natts, TupleDesc *tupdesc);
 

@@ -1164,7 +1164,8 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		 StringInfo metrics, TrainBudget *budget, WarmSetup *warm)
 {
 	LfgAllocator alloc = {BudgetAlloc, BudgetFree, budget};
-	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net, ReportPretrainEpoch};
+	LfgNetCallbacks cb = {ReportNetEpoch, LfgCheckInterrupts, &opts->net, ReportPretrainEpoch,
+	LfgInterruptsPending};
 	LfgUsers	users = {d->r.n_users, NULL, NULL, NULL, 0, 0};
 	LfgVocab	genders = {0},
 				jobs = {0};

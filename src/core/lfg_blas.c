@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <lapacke.h>
+#include <string.h>
 
 #include "lfg_core.h"
 #include "lfg_blas.h"
@@ -273,4 +274,154 @@ const char *
 lfg_blas_core(void)
 {
 	return openblas_get_corename();
+}
+
+/*
+ * The matrix products of the training threads (lfg_gemm_mt). OpenBLAS's
+ * serial build shares its packing buffers between the threads that call
+ * it: two sgemm calls at once on this machine's Debian build gave wrong
+ * bits about one time in 200 (a 32 x 256 x 256 product from two threads),
+ * so these compute without it. Blocks of 4 rows by 16 columns of C are
+ * summed over k in registers (8-float vectors), in the order of k; a
+ * transposed B (C = A B^T) is copied first, by panels. The fused multiply-add clone and the baseline one give different
+ * bits, but a process always runs the same one.
+ */
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LFG_NO_SIMD)
+#define LFG_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define LFG_FMA_CLONES
+#endif
+
+/*
+ * C[r0 .. r0 + 4, j0 .. j0 + 16) += alpha op(A) B, B not transposed: row r
+ * of op(A) is a[r][p * as] (as 1, or lda when A is transposed); a row past
+ * m points at a real row and its sums are dropped. 8 accumulators, 2 rows
+ * of B and a broadcast fit AVX2's 16 registers.
+ */
+static inline __attribute__((always_inline)) void
+block_nn(const float *a[4], size_t as, int nr, int nc, int j0, int k, float alpha,
+		 const float *B, int ldb, float *C, int ldc, int r0)
+{
+	v8f			c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0},
+				c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+	const float *a0 = a[0],
+			   *a1 = a[1],
+			   *a2 = a[2],
+			   *a3 = a[3];
+	const float *b = B + j0;
+
+	for (int p = 0; p < k; p++, b += ldb)
+	{
+		v8f			b0,
+					b1;
+		size_t		o = (size_t) p * as;
+		float		x0 = a0[o],
+					x1 = a1[o],
+					x2 = a2[o],
+					x3 = a3[o];
+
+		memcpy(&b0, b, 32);
+		memcpy(&b1, b + 8, 32);
+		c00 += x0 * b0; c01 += x0 * b1;
+		c10 += x1 * b0; c11 += x1 * b1;
+		c20 += x2 * b0; c21 += x2 * b1;
+		c30 += x3 * b0; c31 += x3 * b1;
+	}
+	{
+		v8f			acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+
+		for (int r = 0; r < nr; r++)
+		{
+			float	   *crow = C + (size_t) (r0 + r) * ldc + j0;
+
+			for (int q = 0; q < 2; q++)
+			{
+				v8f			cv;
+
+				if (nc < 16)
+				{
+					for (int j = 0; j < 8 && 8 * q + j < nc; j++)
+						crow[8 * q + j] += alpha * acc[r][q][j];
+					continue;
+				}
+				memcpy(&cv, crow + 8 * q, 32);
+				cv += alpha * acc[r][q];
+				memcpy(crow + 8 * q, &cv, 32);
+			}
+		}
+	}
+}
+
+/* the part of k of a transposed B's panel */
+#define GEMM_MT_K 256
+
+/* See lfg_blas.h */
+LFG_FMA_CLONES
+void
+lfg_gemm_mt(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda,
+			const float *B, int ldb, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < m; i++)
+		for (int j = 0; j < n; j++)
+			C[(size_t) i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t) i * ldc + j];
+	if (tb)
+	{
+		/*
+		 * B transposed: its panels of 16 rows by up to GEMM_MT_K of k are
+		 * copied into Bp as the plain kernel reads B (columns past n are
+		 * zero), and C gets one sum per part of k, in order
+		 */
+		float		Bp[GEMM_MT_K * 16];
+
+		for (int j0 = 0; j0 < n; j0 += 16)
+		{
+			int			nc = n - j0 < 16 ? n - j0 : 16;
+
+			for (int p0 = 0; p0 < k; p0 += GEMM_MT_K)
+			{
+				int			kp = k - p0 < GEMM_MT_K ? k - p0 : GEMM_MT_K;
+
+				for (int p = 0; p < kp; p++)
+					for (int j = 0; j < 16; j++)
+						Bp[p * 16 + j] = j < nc ? B[(size_t) (j0 + j) * ldb + p0 + p] : 0.0f;
+				for (int r0 = 0; r0 < m; r0 += 4)
+				{
+					int			nr = m - r0 < 4 ? m - r0 : 4;
+					const float *a[4];
+
+					for (int r = 0; r < 4; r++)
+						a[r] = A + (size_t) (r0 + (r < nr ? r : 0)) * lda + p0;
+					block_nn(a, 1, nr, nc, 0, kp, alpha, Bp, 16, C + j0, ldc, r0);
+				}
+			}
+		}
+		return;
+	}
+	for (int r0 = 0; r0 < m; r0 += 4)
+	{
+		int			nr = m - r0 < 4 ? m - r0 : 4,
+					j0 = 0;
+		size_t		as = ta ? (size_t) lda : 1;
+		const float *a[4];
+
+		for (int r = 0; r < 4; r++)
+		{
+			int			row = r0 + (r < nr ? r : 0);
+
+			a[r] = ta ? A + row : A + (size_t) row * lda;
+		}
+		for (; j0 + 16 <= n; j0 += 16)
+			block_nn(a, as, nr, 16, j0, k, alpha, B, ldb, C, ldc, r0);
+		for (int r = 0; r < nr; r++)
+			for (int j = j0; j < n; j++)
+			{
+				float		s = 0.0f;
+
+				for (int p = 0; p < k; p++)
+					s += a[r][(size_t) p * as] * B[(size_t) p * ldb + j];
+				C[(size_t) (r0 + r) * ldc + j] += alpha * s;
+			}
+	}
 }

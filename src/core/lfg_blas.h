@@ -25,6 +25,18 @@ extern float lfg_sgd_dot(const float *restrict x, const float *restrict y, int n
 extern void lfg_gemm(int ta, int tb, int m, int n, int k, float alpha,
 					 const float *A, int lda, const float *B, int ldb,
 					 float beta, float *C, int ldc);
+/*
+ * lfg_gemm without BLAS, for the training threads (OpenBLAS's serial build
+ * is not safe to call from two at once); not both transposed. Its bits
+ * depend only on its arguments (and the CPU's kernels), not on the thread.
+ */
+extern void lfg_gemm_mt(int ta, int tb, int m, int n, int k, float alpha,
+						const float *A, int lda, const float *B, int ldb,
+						float beta, float *C, int ldc);
+/* lfg_gemm or lfg_gemm_mt */
+typedef void (*LfgGemmFn) (int ta, int tb, int m, int n, int k, float alpha,
+						   const float *A, int lda, const float *B, int ldb,
+						   float beta, float *C, int ldc);
 /* y = alpha op(A) x + beta y, row-major A (m x n) */
 extern void lfg_gemv(int ta, int m, int n, float alpha, const float *A, int lda,
 					 const float *x, float beta, float *y);

@@ -13,6 +13,7 @@
 #define LFG_GEN_H
 
 #include "lfg_core.h"
+#include "lfg_par.h"
 #include "lfg_rng.h"
 
 #define LFG_BN_EPS		1e-5f
@@ -109,6 +110,20 @@ extern void lfg_gen_forward(const LfgGenConfig *c, const LfgGenLayout *l,
 extern void lfg_gen_backward(const LfgGenConfig *c, const LfgGenLayout *l,
 							 const float *theta, const LfgGenInput *in,
 							 LfgGenWork *w, const float *dout, float *grad);
+
+/*
+ * The same passes with their work cut into tasks for par's threads (NULL:
+ * the same tasks in order); the result does not depend on the threads.
+ * lfg_gen_forward and lfg_gen_backward are these with par NULL.
+ */
+extern void lfg_gen_forward_par(const LfgGenConfig *c, const LfgGenLayout *l,
+								const float *theta, float *running,
+								const LfgGenInput *in, LfgGenWork *w, int training,
+								LfgRng *rng, LfgPar *par);
+extern void lfg_gen_backward_par(const LfgGenConfig *c, const LfgGenLayout *l,
+								 const float *theta, const LfgGenInput *in,
+								 LfgGenWork *w, const float *dout, float *grad,
+								 LfgPar *par);
 
 /* FLOPs of a forward (and backward) pass over a batch with nnz sparse entries */
 extern double lfg_gen_flops(const LfgGenConfig *c, int32_t batch, size_t nnz, bool backward);

@@ -30,12 +30,12 @@
  */
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lfg_blas.h"
 #include "lfg_mf.h"
+#include "lfg_par.h"
 #include "lfg_rng.h"
 
 /* ratings between interrupt checks with one thread */
@@ -519,9 +519,7 @@ static void
 run_strata(Schedule *s, int t0, int t1, int nthreads, pthread_t *tid)
 {
 	size_t		g = (size_t) s->grid->g;
-	int			started = 0;
-	sigset_t	all,
-				old;
+	int			started;
 
 	if (nthreads == 1)
 	{
@@ -546,15 +544,9 @@ run_strata(Schedule *s, int t0, int t1, int nthreads, pthread_t *tid)
 			else
 				s->deps[id] = s->inv[(t - 1) * g + s->col[id]] == b ? 1 : 2;
 		}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (int j = 0; j < nthreads - 1; j++)
-		if (pthread_create(&tid[started], NULL, schedule_worker, s) == 0)
-			started++;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	started = lfg_threads_start(tid, nthreads, schedule_worker, s);
 	schedule_worker(s);
-	for (int j = 0; j < started; j++)
-		pthread_join(tid[j], NULL);
+	lfg_threads_join(tid, started);
 }
 
 /*

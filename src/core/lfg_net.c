@@ -31,6 +31,15 @@
  *		the generator and a ranking head (R, c) trained with the
  *		multinomial ranking term; lists are ordered by the head, ratings
  *		still predicted by steps 1 to 7's model, which it does not change.
+ *
+ * "parallel" threads train (lfg_par.h): the pretraining's blocks, and in
+ * each mini-batch and evaluation pass the generator's layers, the losses
+ * and the Adam step, cut into tasks that never depend on the thread count
+ * (rows of the batch, features, item ranges, chunks of parameters), so
+ * the model's bytes are the same for any "parallel". The team lives for
+ * an epoch or an evaluation pass, joined early only when the caller's
+ * pending callback reports an interrupt to check; the batches, the
+ * dropout masks and the fold-in episodes are made on the calling thread.
  */
 #include <math.h>
 #include <string.h>
@@ -39,7 +48,13 @@
 #include "lfg_model.h"
 #include "lfg_net.h"
 #include "lfg_optim.h"
+#include "lfg_par.h"
 #include "lfg_rng.h"
+
+/* row tasks of a batch at most (batch_size is at most 65536) */
+#define MAX_ROW_TASKS		(65536 / LFG_PAR_ROWS)
+/* seconds between interrupt checks while threads run, without cb->pending */
+#define LFG_PAR_CHECK_SECONDS 0.05
 
 /* Options of a preset (doc/lfg.md explains when to use which) */
 void
@@ -225,6 +240,8 @@ typedef struct Trainer
 	LfgRng		rng_order,
 				rng_drop;
 	double		flops;
+	LfgPar		par;			/* the threads ("parallel") */
+	double		checked;		/* when the callback last checked */
 } Trainer;
 
 /* Split ratings (sorted by user) into per-user training and validation lists */
@@ -501,77 +518,192 @@ add_eval_user(Trainer *t, int32_t b, int32_t u, const int32_t *items, const floa
 	*nnz += (size_t) n;
 }
 
+/*
+ * A batch's loss cut into tasks (lfg_par.h): rows of dout and of the
+ * squared error by LFG_PAR_ROWS, then Q's and b_i's gradients by item
+ * ranges, each going through the targets in order and computing each
+ * target's g as the row task did.
+ */
+typedef struct LossPass
+{
+	const LfgMfParams *mf;
+	const float *out;
+	int32_t		B;
+	const int32_t *t_ptr;
+	const int32_t *t_item;
+	const float *t_rating;
+	const float *t_weight;
+	double		wsum;
+	float	   *dout;
+	float	   *dQ;
+	float	   *dbi;
+	double	   *sse;			/* one per row task */
+} LossPass;
+
+/* g = 2 w err / wsum of target e of a row with output p; *err_out its error */
+static inline float
+target_grad(const LossPass *l, const float *p, int32_t e, float *err_out)
+{
+	int32_t		k = l->mf->k,
+				j = l->t_item[e];
+	float		err = l->mf->mu + p[k] + l->mf->bi[j] +
+		lfg_dot(p, l->mf->Q + (size_t) j * k, k) - l->t_rating[e];
+
+	*err_out = err;
+	return (float) (2.0 * l->t_weight[e] * err / l->wsum);
+}
+
+/* Rows of dout, and their weighted squared error */
+static void
+loss_rows_task(void *arg, int task)
+{
+	LossPass   *l = arg;
+	int32_t		k = l->mf->k,
+				r0 = task * LFG_PAR_ROWS,
+				r1 = r0 + LFG_PAR_ROWS < l->B ? r0 + LFG_PAR_ROWS : l->B;
+	double		sse = 0.0;
+
+	memset(l->dout + (size_t) r0 * (k + 1), 0, (size_t) (r1 - r0) * (k + 1) * sizeof(float));
+	for (int32_t b = r0; b < r1; b++)
+	{
+		const float *p = l->out + (size_t) b * (k + 1);
+		float	   *dp = l->dout + (size_t) b * (k + 1);
+
+		for (int32_t e = l->t_ptr[b]; e < l->t_ptr[b + 1]; e++)
+		{
+			float		err,
+						g = target_grad(l, p, e, &err);
+
+			sse += l->t_weight[e] * (double) err * err;
+			lfg_axpy(k, g, l->mf->Q + (size_t) l->t_item[e] * k, dp);
+			dp[k] += g;
+		}
+	}
+	l->sse[task] = sse;
+}
+
+/* Q's and b_i's gradients of an item range */
+static void
+loss_items_task(void *arg, int task)
+{
+	LossPass   *l = arg;
+	int32_t		k = l->mf->k,
+				per = (l->mf->n_items + LFG_PAR_ITEM_RANGES - 1) / LFG_PAR_ITEM_RANGES,
+				i0 = task * per,
+				i1 = i0 + per;
+
+	for (int32_t b = 0; b < l->B; b++)
+	{
+		const float *p = l->out + (size_t) b * (k + 1);
+
+		for (int32_t e = l->t_ptr[b]; e < l->t_ptr[b + 1]; e++)
+		{
+			int32_t		j = l->t_item[e];
+			float		err,
+						g;
+
+			if (j < i0 || j >= i1)
+				continue;
+			g = target_grad(l, p, e, &err);
+			lfg_axpy(k, g, p, l->dQ + (size_t) j * k);
+			l->dbi[j] += g;
+		}
+	}
+}
+
+/* lfg_net_loss on par's threads (NULL: the same tasks in order) */
+static double
+net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *t_ptr,
+		 const int32_t *t_item, const float *t_rating, const float *t_weight, float *dout,
+		 float *dQ, float *dbi, double *wsum_out, LfgPar *par)
+{
+	int			rows = lfg_par_chunks((size_t) B, LFG_PAR_ROWS);
+	double		sse[MAX_ROW_TASKS],
+				total = 0.0,
+				wsum = 0.0;
+	LossPass	l = {mf, out, B, t_ptr, t_item, t_rating, t_weight, 0.0, dout, dQ, dbi, sse};
+
+	for (int32_t e = t_ptr[0]; e < t_ptr[B]; e++)
+		wsum += t_weight[e];
+	l.wsum = wsum > 0.0 ? wsum : 1.0;
+	lfg_par_run(par, rows, loss_rows_task, &l);
+	if (dQ != NULL)
+		lfg_par_run(par, LFG_PAR_ITEM_RANGES, loss_items_task, &l);
+	for (int j = 0; j < rows; j++)
+		total += sse[j];
+	*wsum_out = l.wsum;
+	return total / l.wsum;
+}
+
 /* See lfg_net.h */
 double
 lfg_net_loss(const LfgMfParams *mf, const float *out, int32_t B, const int32_t *t_ptr,
 			 const int32_t *t_item, const float *t_rating, const float *t_weight,
 			 float *dout, float *dQ, float *dbi, double *wsum_out)
 {
-	int32_t		k = mf->k;
-	double		sse = 0.0,
-				wsum = 0.0;
-
-	for (int32_t e = t_ptr[0]; e < t_ptr[B]; e++)
-		wsum += t_weight[e];
-	if (wsum <= 0.0)
-		wsum = 1.0;
-	memset(dout, 0, (size_t) B * (k + 1) * sizeof(float));
-	for (int32_t b = 0; b < B; b++)
-	{
-		const float *p = out + (size_t) b * (k + 1);
-		float	   *dp = dout + (size_t) b * (k + 1);
-
-		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
-		{
-			int32_t		j = t_item[e];
-			const float *q = mf->Q + (size_t) j * k;
-			float		err = mf->mu + p[k] + mf->bi[j] + lfg_dot(p, q, k) - t_rating[e];
-			float		g = (float) (2.0 * t_weight[e] * err / wsum);
-
-			sse += t_weight[e] * (double) err * err;
-			lfg_axpy(k, g, q, dp);
-			dp[k] += g;
-			if (dQ != NULL)
-			{
-				lfg_axpy(k, g, p, dQ + (size_t) j * k);
-				dbi[j] += g;
-			}
-		}
-	}
-	*wsum_out = wsum;
-	return sse / wsum;
+	return net_loss(mf, out, B, t_ptr, t_item, t_rating, t_weight, dout, dQ, dbi, wsum_out,
+					NULL);
 }
 
-/* See lfg_net.h */
-double
-lfg_net_rank_loss(int32_t k, int32_t n, const float *R, const float *c, const float *out,
-				  int32_t B, const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
-				  const int32_t *t_item, double weight, float *S, float *dout, float *dR,
-				  float *dc)
+/*
+ * The ranking term cut into tasks: rows of S (its product and softmax) by
+ * LFG_PAR_ROWS, then the rows of dout and the items of dR and dc by
+ * LFG_PAR_ITEMS (dc summed over the rows in order)
+ */
+typedef struct RankPass
 {
-	int32_t		rows = 0;
-	double		loss = 0.0;
+	int32_t		k;
+	int32_t		n;
+	const float *R;
+	const float *c;
+	const float *out;
+	int32_t		B;
+	const int32_t *in_ptr;
+	const int32_t *in_idx;
+	const int32_t *t_ptr;
+	const int32_t *t_item;
+	float	   *S;
+	float	   *dout;
+	float	   *dR;
+	float	   *dc;
 	float		scale;
+	int			split;			/* tasks of the second run below it: rows of dout */
+	double	   *loss;			/* one per row task */
+	int32_t    *rows;			/* rows with targets, one per row task */
+	LfgGemmFn	gemm;			/* lfg_gemm_mt on threads (training), else lfg_gemm */
+} RankPass;
+
+/* Rows of S = P R^T + c, turned into the gradient with respect to S */
+static void
+rank_rows_task(void *arg, int task)
+{
+	RankPass   *r = arg;
+	int32_t		n = r->n,
+				r0 = task * LFG_PAR_ROWS,
+				r1 = r0 + LFG_PAR_ROWS < r->B ? r0 + LFG_PAR_ROWS : r->B,
+				rows = 0;
+	double		loss = 0.0;
 
 	/* S = P R^T, P the first k columns of out (row stride k + 1) */
-	lfg_gemm(0, 1, B, n, k, 1.0f, out, k + 1, R, k, 0.0f, S, n);
-	for (int32_t b = 0; b < B; b++)
+	r->gemm(0, 1, r1 - r0, n, r->k, 1.0f, r->out + (size_t) r0 * (r->k + 1), r->k + 1,
+			 r->R, r->k, 0.0f, r->S + (size_t) r0 * n, n);
+	for (int32_t b = r0; b < r1; b++)
 	{
-		float	   *s = S + (size_t) b * n;
+		float	   *s = r->S + (size_t) b * n;
 		double		mx = -INFINITY,
 					z = 0.0,
 					tsum = 0.0;
 		int32_t		h = 0;
 
 		for (int32_t i = 0; i < n; i++)
-			s[i] += c[i];
-		for (int32_t e = in_ptr[b]; e < in_ptr[b + 1]; e++)
-			s[in_idx[e]] = -INFINITY;
-		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
-			if (s[t_item[e]] != -INFINITY)
+			s[i] += r->c[i];
+		for (int32_t e = r->in_ptr[b]; e < r->in_ptr[b + 1]; e++)
+			s[r->in_idx[e]] = -INFINITY;
+		for (int32_t e = r->t_ptr[b]; e < r->t_ptr[b + 1]; e++)
+			if (s[r->t_item[e]] != -INFINITY)
 			{
 				h++;
-				tsum += s[t_item[e]];
+				tsum += s[r->t_item[e]];
 			}
 		if (h == 0)
 		{
@@ -588,26 +720,137 @@ lfg_net_rank_loss(int32_t k, int32_t n, const float *R, const float *c, const fl
 		for (int32_t i = 0; i < n; i++)
 			if (s[i] != -INFINITY)
 				s[i] = (float) (exp((double) s[i] - mx) / z);
-		for (int32_t e = t_ptr[b]; e < t_ptr[b + 1]; e++)
-			if (s[t_item[e]] != -INFINITY)
-				s[t_item[e]] -= 1.0f / (float) h;
+		for (int32_t e = r->t_ptr[b]; e < r->t_ptr[b + 1]; e++)
+			if (s[r->t_item[e]] != -INFINITY)
+				s[r->t_item[e]] -= 1.0f / (float) h;
 		for (int32_t i = 0; i < n; i++)
 			if (s[i] == -INFINITY)
 				s[i] = 0.0f;
 	}
-	if (rows == 0)
+	r->loss[task] = loss;
+	r->rows[task] = rows;
+}
+
+/* Rows of dout += scale S R, or items of dR += scale S^T P and dc += scale colsum S */
+static void
+rank_grad_task(void *arg, int task)
+{
+	RankPass   *r = arg;
+	int32_t		k = r->k,
+				n = r->n,
+				lo,
+				hi;
+
+	if (task < r->split)
+	{
+		lo = task * LFG_PAR_ROWS;
+		hi = lo + LFG_PAR_ROWS < r->B ? lo + LFG_PAR_ROWS : r->B;
+		r->gemm(0, 0, hi - lo, k, n, r->scale, r->S + (size_t) lo * n, n, r->R, k, 1.0f,
+				 r->dout + (size_t) lo * (k + 1), k + 1);
+		return;
+	}
+	lo = (task - r->split) * LFG_PAR_ITEMS;
+	hi = lo + LFG_PAR_ITEMS < n ? lo + LFG_PAR_ITEMS : n;
+	if (r->dR != NULL)
+		r->gemm(1, 0, hi - lo, k, r->B, r->scale, r->S + lo, n, r->out, k + 1, 1.0f,
+				 r->dR + (size_t) lo * k, k);
+	for (int32_t b = 0; r->dc != NULL && b < r->B; b++)
+		lfg_axpy(hi - lo, r->scale, r->S + (size_t) b * n + lo, r->dc + lo);
+}
+
+/* lfg_net_rank_loss on par's threads (NULL: the same tasks in order) */
+static double
+net_rank_loss(int32_t k, int32_t n, const float *R, const float *c, const float *out,
+			  int32_t B, const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
+			  const int32_t *t_item, double weight, float *S, float *dout, float *dR,
+			  float *dc, LfgPar *par)
+{
+	int			row_tasks = lfg_par_chunks((size_t) B, LFG_PAR_ROWS);
+	double		loss[MAX_ROW_TASKS],
+				total = 0.0;
+	int32_t		rows[MAX_ROW_TASKS],
+				nrows = 0;
+	RankPass	r = {k, n, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, S, dout, dR, dc,
+	0.0f, 0, loss, rows, par != NULL ? lfg_gemm_mt : lfg_gemm};
+
+	lfg_par_run(par, row_tasks, rank_rows_task, &r);
+	for (int j = 0; j < row_tasks; j++)
+	{
+		total += loss[j];
+		nrows += rows[j];
+	}
+	if (nrows == 0)
 		return 0.0;
-	scale = (float) (weight / rows);
-	/* dout[:, 0..k) += scale S R */
-	if (dout != NULL)
-		lfg_gemm(0, 0, B, k, n, scale, S, n, R, k, 1.0f, dout, k + 1);
-	/* dR += scale S^T P */
-	if (dR != NULL)
-		lfg_gemm(1, 0, n, k, B, scale, S, n, out, k + 1, 1.0f, dR, k);
-	/* dc += scale (column sums of S) */
-	for (int32_t b = 0; dc != NULL && b < B; b++)
-		lfg_axpy(n, scale, S + (size_t) b * n, dc);
-	return loss * weight / rows;
+	r.scale = (float) (weight / nrows);
+	r.split = dout != NULL ? row_tasks : 0;
+	if (dout != NULL || dR != NULL || dc != NULL)
+		lfg_par_run(par, r.split + (dR != NULL || dc != NULL ?
+									lfg_par_chunks((size_t) n, LFG_PAR_ITEMS) : 0),
+					rank_grad_task, &r);
+	return total * weight / nrows;
+}
+
+/* See lfg_net.h */
+double
+lfg_net_rank_loss(int32_t k, int32_t n, const float *R, const float *c, const float *out,
+				  int32_t B, const int32_t *in_ptr, const int32_t *in_idx, const int32_t *t_ptr,
+				  const int32_t *t_item, double weight, float *S, float *dout, float *dR,
+				  float *dc)
+{
+	return net_rank_loss(k, n, R, c, out, B, in_ptr, in_idx, t_ptr, t_item, weight, S, dout,
+						 dR, dc, NULL);
+}
+
+/* The optimizer's step of params[0, n) cut into tasks, the gradient zeroed after it */
+typedef struct AdamPass
+{
+	LfgAdam    *opt;
+	float	   *params;
+	float	   *grad;
+} AdamPass;
+
+static void
+adam_task(void *arg, int task)
+{
+	AdamPass   *p = arg;
+	size_t		lo = (size_t) task * LFG_PAR_PARAMS,
+				hi = lo + LFG_PAR_PARAMS < p->opt->n ? lo + LFG_PAR_PARAMS : p->opt->n;
+
+	lfg_adam_update(p->opt, p->params, p->grad, lo, hi);
+	memset(p->grad + lo, 0, (hi - lo) * sizeof(float));
+}
+
+/* An Adam step on par's threads; the gradient is zero after it */
+static void
+adam_step_par(LfgAdam *opt, float *params, float *grad, LfgPar *par)
+{
+	AdamPass	p = {opt, params, grad};
+
+	lfg_adam_tick(opt);
+	lfg_par_run(par, lfg_par_chunks(opt->n, LFG_PAR_PARAMS), adam_task, &p);
+}
+
+/*
+ * Let the callback check for interrupts between batches: after each with
+ * one thread; with more, when cb->pending says one is pending (or about
+ * every LFG_PAR_CHECK_SECONDS without it), the threads joined for it (the
+ * callback may raise) and started again
+ */
+static void
+check_between(Trainer *t, const LfgNetCallbacks *cb)
+{
+	if (cb == NULL || cb->check == NULL)
+		return;
+	if (t->par.started > 0)
+	{
+		if (cb->pending != NULL ? !cb->pending(cb->ctx) :
+			lfg_clock_seconds() - t->checked < LFG_PAR_CHECK_SECONDS)
+			return;
+		lfg_par_end(&t->par);
+	}
+	cb->check(cb->ctx);
+	t->checked = lfg_clock_seconds();
+	lfg_par_begin(&t->par);
 }
 
 /* One epoch of mini-batches; returns the weighted training RMSE */
@@ -622,6 +865,9 @@ train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgN
 	LfgGenInput in;
 
 	lfg_rng_shuffle_u32(&t->rng_order, order, (size_t) nu);
+	/* adam_step_par zeroes the gradient after each step */
+	memset(t->grad, 0, t->n_params * sizeof(float));
+	lfg_par_begin(&t->par);
 	for (int32_t start = 0; start < nu; start += B)
 	{
 		int32_t		nb = nu - start < B ? nu - start : B;
@@ -636,12 +882,10 @@ train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgN
 		t->b_ptr[nb] = (int32_t) nnz;
 		t->t_ptr[nb] = (int32_t) ntg;
 		in = (LfgGenInput) {nb, t->b_ptr, t->b_idx, t->b_val, t->b_dense};
-		lfg_gen_forward(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
-						&t->work, 1, &t->rng_drop);
-		memset(t->grad, 0, t->n_params * sizeof(float));
-		mse = lfg_net_loss(t->mf, t->work.out, nb, t->t_ptr, t->t_item, t->t_rating,
-						   t->t_weight, t->dout, dQ, dQ ? dQ + (size_t) t->d->n_items * k : NULL,
-						   &w);
+		lfg_gen_forward_par(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
+							&t->work, 1, &t->rng_drop, &t->par);
+		mse = net_loss(t->mf, t->work.out, nb, t->t_ptr, t->t_item, t->t_rating, t->t_weight,
+					   t->dout, dQ, dQ ? dQ + (size_t) t->d->n_items * k : NULL, &w, &t->par);
 		sse += mse * w;
 		wsum += w;
 		if (t->ranking)
@@ -649,21 +893,21 @@ train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgN
 			int32_t		ni = t->d->n_items;
 			float	   *dR = t->grad + t->head_off;
 
-			lfg_net_rank_loss(k, ni, t->mf->rank_R, t->mf->rank_c, t->work.out, nb, t->b_ptr,
-							  t->b_idx, t->t_ptr, t->t_item, t->o->rank_weight, t->rank_S,
-							  t->dout, dR, dR + (size_t) ni * k);
+			net_rank_loss(k, ni, t->mf->rank_R, t->mf->rank_c, t->work.out, nb, t->b_ptr,
+						  t->b_idx, t->t_ptr, t->t_item, t->o->rank_weight, t->rank_S,
+						  t->dout, dR, dR + (size_t) ni * k, &t->par);
 			t->flops += 6.0 * nb * (double) ni * k;
 		}
-		lfg_gen_backward(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
-						 t->dout, t->grad);
-		lfg_adam_step(opt, t->params, t->grad);
+		lfg_gen_backward_par(&t->net->gen, &t->net->layout, t->params, &in, &t->work,
+							 t->dout, t->grad, &t->par);
+		adam_step_par(opt, t->params, t->grad, &t->par);
 		if (head != NULL)
-			lfg_adam_step(head, t->params + t->head_off, t->grad + t->head_off);
+			adam_step_par(head, t->params + t->head_off, t->grad + t->head_off, &t->par);
 		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz, true) +
 			(dQ != NULL ? 6.0 : 4.0) * k * (double) ntg + 12.0 * (double) opt->n;
-		if (cb && cb->check)
-			cb->check(cb->ctx);
+		check_between(t, cb);
 	}
+	lfg_par_end(&t->par);
 	return sqrt(sse / (wsum > 0 ? wsum : 1.0));
 }
 
@@ -681,6 +925,7 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 				k = t->k;
 	LfgGenInput in;
 
+	lfg_par_begin(&t->par);
 	for (int32_t start = 0; start < nu; start += B)
 	{
 		int32_t		nb = nu - start < B ? nu - start : B;
@@ -705,8 +950,8 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 		}
 		t->b_ptr[nb] = (int32_t) nnz;
 		in = (LfgGenInput) {nb, t->b_ptr, t->b_idx, t->b_val, t->b_dense};
-		lfg_gen_forward(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
-						&t->work, 0, NULL);
+		lfg_gen_forward_par(&t->net->gen, &t->net->layout, t->params, t->net->running, &in,
+							&t->work, 0, NULL, &t->par);
 		t->flops += lfg_gen_flops(&t->net->gen, nb, nnz, false);
 		for (int32_t b = 0; b < nb; b++)
 		{
@@ -714,9 +959,9 @@ generate_users(Trainer *t, const int32_t *ptr, const int32_t *item, const float 
 				   (size_t) k * sizeof(float));
 			bu[start + b] = t->work.out[(size_t) b * (k + 1) + k];
 		}
-		if (cb && cb->check)
-			cb->check(cb->ctx);
+		check_between(t, cb);
 	}
+	lfg_par_end(&t->par);
 }
 
 /*
@@ -969,6 +1214,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	t.mf = mf;
 	t.net = net;
 	t.k = k;
+	lfg_par_init(&t.par, o->parallel);
 	mf->kind = LFG_KIND_LFG;
 	mf->n_users = nu;
 	mf->n_items = d->n_items;
@@ -1088,6 +1334,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 			return st;
 		stats->rank_seconds = lfg_clock_seconds() - t_rank;
 	}
+	lfg_par_destroy(&t.par);
 	return LFG_OK;
 }
 

@@ -62,7 +62,7 @@ typedef struct LfgNetOptions
 	bool		episodes;		/* reveal a random subset, loss on the rest */
 	double		revealed_weight;	/* loss weight of revealed ratings */
 	int			pretrain_epochs;	/* BiasSVD pretraining */
-	int			parallel;		/* threads of the pretraining; not stored */
+	int			parallel;		/* threads of the training; not stored */
 	double		popularity_prior;	/* ranking prior weight on ln(1 + raters); 0: none */
 	double		rank_weight;	/* weight of the multinomial ranking term; 0: none */
 	int			rank_epochs;	/* epochs of the ranking stage (rank_weight > 0) */
@@ -136,6 +136,12 @@ typedef struct LfgNetCallbacks
 	LfgCheckFn	check;
 	void	   *ctx;
 	LfgEpochFn	on_pretrain_epoch;	/* each epoch of the BiasSVD pretraining, or NULL */
+	/*
+	 * Whether check would act (an interrupt is pending), without acting: the
+	 * training threads are joined for check only then. NULL: they are
+	 * joined for check about every LFG_PAR_CHECK_SECONDS.
+	 */
+	bool		(*pending) (void *ctx);
 } LfgNetCallbacks;
 
 /*

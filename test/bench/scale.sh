@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Training at scale: BiasSVD (100 factors, Surprise's defaults) on 1M, 10M
-# and 25M synthetic ratings shaped like MovieLens-25m (162,541 users and
-# 59,047 items at 25M, both scaled down in proportion), with 1 and 2
-# threads ("parallel"), in one run.
+# Training at scale: BiasSVD (100 factors, Surprise's defaults) and LFG
+# (the paper preset without demographics, which synthetic ratings lack) on
+# 1M, 10M and 25M synthetic ratings shaped like MovieLens-25m (162,541
+# users and 59,047 items at 25M, both scaled down in proportion), with 1
+# and 2 threads ("parallel"), in one run.
 #
 #   test/bench/scale.sh [--check]
 #
@@ -15,7 +16,10 @@
 # median wall time of an epoch per rating (from the model's epoch_seconds),
 # the peak memory the fit added to the backend (VmHWM after the fit minus
 # VmRSS before it, the backend having scanned the table and loaded lfg
-# first) per rating, and the model's md5. The aggregate runs on a serial
+# first) per rating, and the model's md5; for LFG the epoch is the mean of
+# its generator's epochs (seconds_per_epoch), after 2 epochs of BiasSVD
+# pretraining and without a validation slice (val_fraction 0: no
+# validation pass, no learned fold-in). The aggregate runs on a serial
 # plan (max_parallel_workers_per_gather = 0): a parallel plan copies the
 # collected ratings through its workers' serialized states (doc/operations.md).
 #
@@ -27,18 +31,22 @@
 # 10M and 25M (at 1M the fixed costs, P and Q, weigh more); and 2 threads
 # train an epoch at least SCALE_MIN_SPEEDUP (default 1.6) times as fast as
 # 1 at 10M. On a shared machine the speedup is depressed by other load:
-# SCALE_MIN_SPEEDUP=0 skips that check. Its own cluster preloads lfg, and
+# SCALE_MIN_SPEEDUP=0 skips that check. LFG's models of 1 and 2 threads
+# must be byte-identical at every size too; its speedup is printed. Its own cluster preloads lfg, and
 # another session polls lfg_progress() during the 10M fit (1 thread): the
 # row it saw is printed, and --check fails if it saw none.
 #
 # SCALE_SKIP_25M=1 skips 25M (CI runs 1M and 10M); SCALE_EPOCHS (default
-# 20) sets the epochs. The backend must run on this machine (its /proc is
+# 20) sets BiasSVD's epochs, SCALE_LFG_EPOCHS (default 1: LFG's epoch at
+# 10M takes about 45 s on 2 threads, its Adam step visiting every weight of
+# the sparse layer in each batch) LFG's. The backend must run on this machine (its /proc is
 # read). When PGHOST is unset it starts a throwaway cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 check=0
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 epochs=${SCALE_EPOCHS:-20}
+lfg_epochs=${SCALE_LFG_EPOCHS:-1}
 min_speedup=${SCALE_MIN_SPEEDUP:-1.6}
 sizes="1000000 10000000"
 [ "${SCALE_SKIP_25M:-0}" = 1 ] || sizes="$sizes 25000000"
@@ -65,7 +73,12 @@ done
 
 # One fit in a fresh backend; prints "key value" lines
 fit() {
-  local n=$1 par=$2
+  local n=$1 par=$2 kind=$3 opts
+  if [ "$kind" = lfg ]; then
+    opts="{\"kind\": \"lfg\", \"preset\": \"paper\", \"aux\": false, \"epochs\": $lfg_epochs, \"patience\": 0, \"pretrain_epochs\": 2, \"val_fraction\": 0, \"parallel\": $par}"
+  else
+    opts="{\"kind\": \"biassvd\", \"epochs\": $epochs, \"parallel\": $par}"
+  fi
   psql -X -q -At -v ON_ERROR_STOP=1 <<SQL
 SET lfg.train_memory_limit = '16GB';
 SET max_parallel_workers_per_gather = 0;
@@ -78,9 +91,10 @@ SELECT count(*), sum(user_id), sum(item_id), sum(rating) FROM scale.r$n \g /dev/
 SELECT length(lfg_fit(user_id, item_id, rating, '{"factors": 2, "epochs": 1}')) FROM scale.r$n WHERE user_id < 10 \g /dev/null
 \! awk '{print "cpu0", \$14 + \$15}' /proc/\$P/stat; awk '/VmRSS/ {print "rss0", \$2}' /proc/\$P/status; echo "t0 \$(date +%s.%N)"
 SELECT 'md5 ' || md5(m) AS md5, 'rmse ' || ((lfg_model_info(m)).metrics->>'train_rmse') AS rmse,
-       'epoch ' || (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY e::float8)
-                      FROM jsonb_array_elements_text(lfg_fit_timing(m)->'epoch_seconds') e) AS epoch
-  FROM (SELECT lfg_fit(user_id, item_id, rating, '{"kind": "biassvd", "epochs": $epochs, "parallel": $par}') AS m
+       'epoch ' || coalesce((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY e::float8)
+                               FROM jsonb_array_elements_text(lfg_fit_timing(m)->'epoch_seconds') e),
+                             (lfg_fit_timing(m)->>'seconds_per_epoch')::float8) AS epoch
+  FROM (SELECT lfg_fit(user_id, item_id, rating, '$opts') AS m
           FROM scale.r$n) f \gset res_
 \! awk '{print "cpu1", \$14 + \$15}' /proc/\$P/stat; awk '/VmHWM/ {print "hwm1", \$2}' /proc/\$P/status; echo "t1 \$(date +%s.%N)"
 \echo :res_md5
@@ -107,25 +121,28 @@ watch_progress() {
   done
 }
 
-printf '%-9s %-8s %7s %12s %14s %10s %8s %8s  %s\n' ratings parallel fit_s cpu_ns/rating epoch_ns/rating peak_MB B/rating train_rmse md5
+printf '%-8s %-9s %-8s %7s %12s %14s %10s %8s %8s  %s\n' kind ratings parallel fit_s cpu_ns/rating epoch_ns/rating peak_MB B/rating train_rmse md5
 # cpu_ns/rating: the fit's CPU less the scan's, per rating
-for n in $sizes; do
-  for par in 1 2; do
-    watcher=
-    if [ "$preloaded" = t ] && [ "$n" = 10000000 ] && [ "$par" = 1 ]; then
-      watch_progress & watcher=$!
-    fi
-    out=$(fit "$n" "$par" 2>&1) || { echo "$out" >&2; exit 1; }
-    [ -z "$watcher" ] || { kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; }
-    echo "$out" | awk -v n="$n" -v par="$par" -v hz="$hz" '
-      { v[$1] = $2 }
-      END {
-        fit = v["t1"] - v["t0"]; cpu = (v["cpu1"] - v["cpu0"] - (v["scan1"] - v["scan0"])) / hz;
-        peak = (v["hwm1"] - v["rss0"]) * 1024;
-        printf "%-9d %-8d %7.1f %12.1f %14.1f %10.0f %8.1f %8.4f  %s\n", n, par, fit, cpu / n * 1e9,
-               v["epoch"] / n * 1e9, peak / 1048576, peak / n, v["rmse"], substr(v["md5"], 1, 12);
-        printf "R %d %d %f %f %f %f %s\n", n, par, fit, cpu / n * 1e9, v["epoch"] / n * 1e9, peak / n, v["md5"] > "/dev/stderr"
-      }' 2>>"$results"
+for kind in biassvd lfg; do
+  for n in $sizes; do
+    for par in 1 2; do
+      watcher=
+      if [ "$preloaded" = t ] && [ "$kind" = biassvd ] && [ "$n" = 10000000 ] && [ "$par" = 1 ]; then
+        watch_progress & watcher=$!
+      fi
+      out=$(fit "$n" "$par" "$kind" 2>&1) || { echo "$out" >&2; exit 1; }
+      [ -z "$watcher" ] || { kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; }
+      echo "$out" | awk -v kind="$kind" -v n="$n" -v par="$par" -v hz="$hz" '
+        { v[$1] = $2 }
+        END {
+          fit = v["t1"] - v["t0"]; cpu = (v["cpu1"] - v["cpu0"] - (v["scan1"] - v["scan0"])) / hz;
+          peak = (v["hwm1"] - v["rss0"]) * 1024;
+          printf "%-8s %-9d %-8d %7.1f %12.1f %14.1f %10.0f %8.1f %8.4f  %s\n", kind, n, par, fit, cpu / n * 1e9,
+                 v["epoch"] / n * 1e9, peak / 1048576, peak / n, v["rmse"], substr(v["md5"], 1, 12);
+          printf "%s %d %d %f %f %f %f %s\n", (kind == "lfg" ? "L" : "R"), n, par, fit, cpu / n * 1e9,
+                 v["epoch"] / n * 1e9, peak / n, v["md5"] > "/dev/stderr"
+        }' 2>>"$results"
+    done
   done
 done
 psql -X -q -c "DROP SCHEMA scale CASCADE;"
@@ -141,6 +158,7 @@ fi
 awk -v check=$check -v min_speedup="$min_speedup" '
   $1 == "R" && $2 == "progress-missing" { progress_missing = 1; next }
   $1 == "R" { cpu[$2, $3] = $5; ep[$2, $3] = $6; bpr[$2, $3] = $7; md5[$2, $3] = $8; sizes[$2] = 1 }
+  $1 == "L" { lep[$2, $3] = $6; lbpr[$2, $3] = $7; lmd5[$2, $3] = $8; lsizes[$2] = 1 }
   END {
     failed = 0;
     r = cpu[10000000, 1] / cpu[1000000, 1];
@@ -161,6 +179,12 @@ awk -v check=$check -v min_speedup="$min_speedup" '
              same ? "byte-identical" : "DIFFER", bpr[n, 1], (n >= 10000000 ? " (at most 32)" : "");
       if (!same) failed++;
       if (n >= 10000000 && bpr[n, 1] > 32) failed++;
+    }
+    for (n in lsizes) {
+      same = (lmd5[n, 1] == lmd5[n, 2]);
+      printf "LFG, %d ratings: models of 1 and 2 threads %s; epoch speedup of 2 threads %.2f; peak %.1f bytes a rating\n",
+             n, same ? "byte-identical" : "DIFFER", lep[n, 1] / lep[n, 2], lbpr[n, 1];
+      if (!same) failed++;
     }
     if (progress_missing) failed++;
     if (check && failed) { print "scale: " failed " check(s) failed"; exit 1 }

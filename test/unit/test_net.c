@@ -887,6 +887,125 @@ test_warm_start(void)
 	}
 }
 
+/* lfg_gemm_mt against OpenBLAS in its three forms, with ragged edges */
+static void
+test_gemm_mt(void)
+{
+	static const int shapes[][3] = {{37, 70, 29}, {4, 16, 8}, {1, 3, 300}, {66, 17, 5}};
+	LfgRng		rng;
+
+	lfg_rng_seed(&rng, 7);
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+		for (int form = 0; form < 3; form++)
+		{
+			int			m = shapes[s][0],
+						n = shapes[s][1],
+						k = shapes[s][2],
+						ta = form == 1,
+						tb = form == 2;
+			float	   *A = malloc(sizeof(float) * m * k),
+					   *B = malloc(sizeof(float) * k * n),
+					   *C1 = malloc(sizeof(float) * m * n),
+					   *C2 = malloc(sizeof(float) * m * n);
+			double		diff = 0.0;
+
+			for (int j = 0; j < m * k; j++)
+				A[j] = (float) lfg_rng_normal(&rng);
+			for (int j = 0; j < k * n; j++)
+				B[j] = (float) lfg_rng_normal(&rng);
+			for (int j = 0; j < m * n; j++)
+				C1[j] = C2[j] = (float) lfg_rng_normal(&rng);
+			lfg_gemm(ta, tb, m, n, k, 0.5f, A, ta ? m : k, B, tb ? k : n, 1.0f, C1, n);
+			lfg_gemm_mt(ta, tb, m, n, k, 0.5f, A, ta ? m : k, B, tb ? k : n, 1.0f, C2, n);
+			for (int j = 0; j < m * n; j++)
+				diff = fmax(diff, fabs(C1[j] - C2[j]));
+			CHECK(diff < 1e-4 * sqrt((double) k), "gemm_mt %dx%dx%d ta %d tb %d: diff %g", m, n, k,
+				  ta, tb, diff);
+			free(A);
+			free(B);
+			free(C1);
+			free(C2);
+		}
+}
+
+/* Train a small LFG (preset, rank head with new_user) on threads; its hash */
+static uint32_t
+train_lfg_threads(const LfgSynthData *s, int nu, int ni, int preset, int parallel)
+{
+	LfgNetOptions o;
+	LfgMfParams mf;
+	LfgNet		net;
+	LfgNetStats st;
+	LfgError	err;
+	float	   *age = malloc(sizeof(float) * nu);
+	int32_t    *gender = malloc(sizeof(int32_t) * nu),
+			   *job = malloc(sizeof(int32_t) * nu);
+	LfgUsers	u = {nu, age, gender, job, 2, 3};
+	LfgRatings	d = {s->n, nu, ni, s->user, s->item, s->rating};
+	size_t		k;
+	uint32_t	h = 0;
+
+	for (int j = 0; j < nu; j++)
+	{
+		age[j] = (float) (18 + j % 50);
+		gender[j] = j % 2;
+		job[j] = j % 3;
+	}
+	lfg_net_options_preset(&o, preset);
+	/* more than one task of rows (100), features (40) and items (700) */
+	o.h1 = o.h2 = 40;
+	o.factors = 8;
+	o.epochs = 3;
+	o.rank_epochs = 2;
+	o.pretrain_epochs = 2;
+	o.batch_size = 100;
+	o.parallel = parallel;
+	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &mf, &net, &st, &err) == LFG_OK,
+		  "train preset %d on %d threads: %s", preset, parallel, err.msg);
+	k = (size_t) mf.k;
+	h = h * 31 + crc32c_ref(net.theta, net.layout.total * sizeof(float));
+	h = h * 31 + crc32c_ref(net.running, net.layout.n_running * sizeof(float));
+	h = h * 31 + crc32c_ref(mf.Q, ni * k * sizeof(float));
+	h = h * 31 + crc32c_ref(mf.bi, ni * sizeof(float));
+	h = h * 31 + crc32c_ref(mf.P, nu * k * sizeof(float));
+	h = h * 31 + crc32c_ref(mf.bu, nu * sizeof(float));
+	if (net.rank_theta != NULL)
+	{
+		h = h * 31 + crc32c_ref(net.rank_theta, net.layout.total * sizeof(float));
+		h = h * 31 + crc32c_ref(mf.rank_P, nu * k * sizeof(float));
+		h = h * 31 + crc32c_ref(mf.rank_R, ni * k * sizeof(float));
+		h = h * 31 + crc32c_ref(mf.rank_c, ni * sizeof(float));
+	}
+	free(age);
+	free(gender);
+	free(job);
+	return h;
+}
+
+/*
+ * LFG's training gives the same bits on 1, 2 and 5 threads, with both
+ * presets (new_user with its ranking head)
+ */
+static void
+test_lfg_parallel_identical(void)
+{
+	int			nu = 400,
+				ni = 700;
+	LfgSynthData s;
+	LfgError	err;
+
+	CHECK(lfg_synth_generate(nu, ni, 20000, 4, &A, &s, &err) == LFG_OK, "synth: %s", err.msg);
+	for (int preset = 0; preset <= 1; preset++)
+	{
+		uint32_t	h1 = train_lfg_threads(&s, nu, ni, preset, 1),
+					h2 = train_lfg_threads(&s, nu, ni, preset, 2),
+					h5 = train_lfg_threads(&s, nu, ni, preset, 5);
+
+		CHECK(h1 == h2 && h1 == h5, "preset %d: identical models on 1, 2 and 5 threads (%08x %08x %08x)",
+			  preset, h1, h2, h5);
+	}
+}
+
 int
 main(void)
 {
@@ -899,5 +1018,7 @@ main(void)
 	test_recommend_top_k();
 	test_tiny_training();
 	test_warm_start();
+	test_gemm_mt();
+	test_lfg_parallel_identical();
 	return report_results();
 }
