@@ -97,10 +97,14 @@ SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"input": "onehot"}') FR
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batch_size": 0}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batchnorm": 1}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"weight_decay": "strong"}') FROM lr_train;
--- "auto" weight decay is stored as the value used: min(0.003, 240 / training ratings)
-SELECT (lfg_model_info(lfg_fit(user_id, item_id, rating, 40, 'M', 'x',
-          '{"weight_decay": "auto", "hidden": [8, 8], "factors": 4, "epochs": 1}'))).options->'weight_decay' AS auto_weight_decay
-  FROM lr_train;
+SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"dropout": "strong"}') FROM lr_train;
+-- "auto" weight decay and dropout are stored as the values used: 240 / training
+-- ratings, at most 0.012, and 0.5 + 0.2 log2(40,000 / training ratings) within
+-- 0.5 .. 0.7 (this tiny set: both at their most)
+SELECT o->'weight_decay' AS auto_weight_decay, o->'dropout' AS auto_dropout
+  FROM (SELECT (lfg_model_info(lfg_fit(user_id, item_id, rating, 40, 'M', 'x',
+          '{"weight_decay": "auto", "dropout": "auto", "hidden": [8, 8], "factors": 4, "epochs": 1}'))).options AS o
+        FROM lr_train) m;
 SELECT lfg_fit(user_id, item_id, rating, '{"preset": "paper"}') FROM lr_train;
 
 -- a cancel (here statement_timeout) stops training and stores nothing

@@ -219,7 +219,14 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 	else if (strcmp(key, "mask_prob") == 0)
 		o->mask_prob = NumberValue(key, v);
 	else if (strcmp(key, "dropout") == 0)
-		o->dropout = NumberValue(key, v);
+	{
+		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
+			o->dropout = LFG_DROPOUT_AUTO;
+		else if (v->type != jbvNumeric)
+			WrongType(key, OPT_NUMBER_OR_AUTO);
+		else
+			o->dropout = NumberValue(key, v);
+	}
 	else if (strcmp(key, "weight_decay") == 0)
 	{
 		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)

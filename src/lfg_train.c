@@ -1185,6 +1185,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	if (lfg_net_train(&d->r, &users, &opts->net, &cb, &alloc, &m->mf, &m->net, &st, &err) != LFG_OK)
 		RaiseTrainError(budget, &err);
 	opts->net.weight_decay = st.weight_decay;	/* store "auto" as the value used */
+	opts->net.dropout = st.dropout;
 	if (!opts->net.aux)
 		genders.n = jobs.n = 0; /* demographics unused: empty vocabularies */
 	m->vocab_gender = VocabTable(&genders, &m->vocab_gender_len);

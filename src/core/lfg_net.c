@@ -109,7 +109,7 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	{
 		o->lr = 1e-3;
 		o->mask_prob = 0.25;
-		o->dropout = 0.5;
+		o->dropout = LFG_DROPOUT_AUTO;
 		o->weight_decay = LFG_WEIGHT_DECAY_AUTO;
 		o->batchnorm = true;
 		o->train_items = true;
@@ -133,7 +133,8 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr > 0.0 && o->lr <= 1.0, "lr", "greater than 0 and at most 1");
 	RANGE(o->batch_size >= 1 && o->batch_size <= 65536, "batch_size", "between 1 and 65536");
 	RANGE(o->mask_prob >= 0.0 && o->mask_prob < 1.0, "mask_prob", "at least 0 and less than 1");
-	RANGE(o->dropout >= 0.0 && o->dropout < 1.0, "dropout", "at least 0 and less than 1");
+	RANGE(o->dropout == LFG_DROPOUT_AUTO ||
+		  (o->dropout >= 0.0 && o->dropout < 1.0), "dropout", "at least 0 and less than 1");
 	RANGE(o->weight_decay == LFG_WEIGHT_DECAY_AUTO ||
 		  (o->weight_decay >= 0.0 && o->weight_decay <= 1.0), "weight_decay", "between 0 and 1");
 	RANGE(o->leaky_slope >= 0.0 && o->leaky_slope < 1.0, "leaky_slope", "at least 0 and less than 1");
@@ -1176,6 +1177,47 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	return LFG_OK;
 }
 
+/*
+ * The first epoch at which early stopping may act: the one that completes
+ * LFG_MIN_TRAVEL / lr Adam steps. An Adam step moves a weight by about lr at
+ * most, so this is the least training in which the weights can have moved
+ * LFG_MIN_TRAVEL; before it the validation curve can rise and fall again (the
+ * new_user preset on ml-100k u1 rose between epochs 20 and 45 to 65 and was
+ * best at 104 to 207), and a plateau there stopped four seeds of five early
+ * (doc/lfg.md, "Seeds"). It counts steps, not epochs, so it is the same
+ * amount of training whatever the number of users.
+ */
+static int
+first_plateau_epoch(int32_t n_users, int batch_size, double lr)
+{
+	double		steps_per_epoch = ceil((double) n_users / batch_size);
+
+	return (int) fmin(ceil(ceil(LFG_MIN_TRAVEL / lr) / steps_per_epoch), (double) LFG_MAX_EPOCHS);
+}
+
+/*
+ * "auto" weight decay: 240 / N for N training ratings, at most 0.012 (N
+ * below 20,000): with a mean loss the prior must weaken as the data grows
+ * (3.2e-3 on the ml-100k folds, 2.7e-4 on ml-1m) and strengthen as it thins
+ * (doc/lfg.md, "Sparse data")
+ */
+static double
+auto_weight_decay(int32_t n)
+{
+	return 240.0 / fmax((double) n, 20000.0);
+}
+
+/*
+ * "auto" dropout: 0.5 from 40,000 training ratings up (what the ml-100k
+ * folds chose), rising by 0.2 per halving of N below that, to 0.7 at 20,000
+ * and fewer (doc/lfg.md, "Sparse data")
+ */
+static double
+auto_dropout(int32_t n)
+{
+	return 0.5 + 0.2 * log2(40000.0 / fmin(fmax((double) n, 20000.0), 40000.0));
+}
+
 /* See lfg_net.h and the file header */
 LfgStatus
 lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
@@ -1189,7 +1231,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	float	   *best,
 			   *best_running;
 	int			bad = 0,
-				decays = 0;
+				decays = 0,
+				first_plateau;
 	double		t0 = lfg_clock_seconds(),
 				t_train,
 				t_foldin;
@@ -1225,16 +1268,21 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	net->n_genders = o->aux ? u->n_genders : 0;
 	net->n_jobs = o->aux ? u->n_jobs : 0;
 	age_stats(u, &net->age_mean, &net->age_std);
+	if ((st = split_ratings(&t, a, err)) != LFG_OK)
+		return st;
+	/* "auto" regularisation: from the training ratings (lfg_net.h) */
+	stats->dropout = o->dropout == LFG_DROPOUT_AUTO ? auto_dropout(t.tr_ptr[nu]) : o->dropout;
+	stats->weight_decay = o->weight_decay == LFG_WEIGHT_DECAY_AUTO ?
+		auto_weight_decay(t.tr_ptr[nu]) : o->weight_decay;
 	net->gen = (LfgGenConfig) {d->n_items,
 		lfg_net_dense_width(o->aux, o->input, net->n_genders, net->n_jobs),
 		o->h1, o->h2, k, o->input == LFG_INPUT_CENTERED ? 2 : 1, o->batchnorm ? 1 : 0,
-	(float) o->leaky_slope, (float) o->dropout};
+	(float) o->leaky_slope, (float) stats->dropout};
 	if ((st = lfg_gen_config_check(&net->gen, err)) != LFG_OK)
 		return st;
 	lfg_gen_layout(&net->gen, &net->layout);
 
-	if ((st = split_ratings(&t, a, err)) != LFG_OK ||
-		(st = alloc_trainer(&t, a, err)) != LFG_OK ||
+	if ((st = alloc_trainer(&t, a, err)) != LFG_OK ||
 		(st = pretrain(&t, cb, a, err)) != LFG_OK)
 		return st;
 	stats->pretrain_seconds = lfg_clock_seconds() - t0;
@@ -1243,13 +1291,6 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	lfg_gen_init(&net->gen, &net->layout, t.params, net->running, o->seed ^ UINT64_C(0x4444));
 	if (o->warm != NULL && o->warm->net != NULL && lfg_net_warm_compatible(o->warm->net, o))
 		warm_generator(&net->gen, &net->layout, t.params, net->running, o->warm);
-	/*
-	 * "auto" weight decay: 3e-3 up to 80,000 training ratings (tuned on the
-	 * ml-100k folds), then scaled by 80,000 / N: with a mean loss the prior
-	 * must weaken as the data grows (ml-1m: 2.7e-4).
-	 */
-	stats->weight_decay = o->weight_decay == LFG_WEIGHT_DECAY_AUTO ?
-		fmin(240.0 / (double) t.tr_ptr[nu], 3e-3) : o->weight_decay;
 	if ((st = lfg_adam_init(&opt, t.n_opt, (float) o->lr, (float) stats->weight_decay, a, err)) != LFG_OK)
 		return st;
 
@@ -1265,6 +1306,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	lfg_rng_seed(&t.rng_order, o->seed ^ UINT64_C(0x2222));
 	lfg_rng_seed(&t.rng_drop, o->seed ^ UINT64_C(0x3333));
 
+	first_plateau = first_plateau_epoch(nu, o->batch_size, o->lr);
 	t_train = lfg_clock_seconds();
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
@@ -1295,7 +1337,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 			memcpy(best_running, net->running, net->layout.n_running * sizeof(float));
 			bad = 0;
 		}
-		else if (o->patience > 0 && ++bad >= o->patience)
+		else if (o->patience > 0 && ++bad >= o->patience && epoch >= first_plateau)
 		{
 			/* plateau: go back to the best weights with a smaller step, or stop */
 			if (decays >= o->lr_decays)

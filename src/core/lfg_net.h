@@ -17,7 +17,16 @@
 #define LFG_INIT_SVD		0
 #define LFG_INIT_RANDOM		1
 
-#define LFG_WEIGHT_DECAY_AUTO (-1.0)	/* min(3e-3, 240 / training ratings) */
+#define LFG_WEIGHT_DECAY_AUTO (-1.0)	/* 240 / max(training ratings, 20,000) */
+/* 0.5 + 0.2 log2(40,000 / training ratings), within 0.5 .. 0.7 */
+#define LFG_DROPOUT_AUTO	(-1.0)
+
+/*
+ * Early stopping waits for LFG_MIN_TRAVEL / lr Adam steps before it may cut
+ * lr or stop: 1,000 steps (125 epochs on ml-100k, 21 on ml-1m) at the
+ * new_user preset's lr, 300 at paper's (lfg_net.c, first_plateau_epoch)
+ */
+#define LFG_MIN_TRAVEL		0.3
 
 /*
  * The new_user preset's popularity_prior: on MovieLens-100k's ranking split
@@ -122,6 +131,7 @@ typedef struct LfgNetStats
 	double		flops_per_epoch;
 	double		pretrain_seconds;
 	double		weight_decay;	/* the value used ("auto" resolved) */
+	double		dropout;		/* the value used ("auto" resolved) */
 	double		rank_seconds;	/* the ranking stage, 0 without one */
 	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
 } LfgNetStats;
