@@ -1178,24 +1178,6 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 }
 
 /*
- * The first epoch at which early stopping may act: the one that completes
- * LFG_MIN_TRAVEL / lr Adam steps. An Adam step moves a weight by about lr at
- * most, so this is the least training in which the weights can have moved
- * LFG_MIN_TRAVEL; before it the validation curve can rise and fall again (the
- * new_user preset on ml-100k u1 rose between epochs 20 and 45 to 65 and was
- * best at 104 to 207), and a plateau there stopped four seeds of five early
- * (doc/lfg.md, "Seeds"). It counts steps, not epochs, so it is the same
- * amount of training whatever the number of users.
- */
-static int
-first_plateau_epoch(int32_t n_users, int batch_size, double lr)
-{
-	double		steps_per_epoch = ceil((double) n_users / batch_size);
-
-	return (int) fmin(ceil(ceil(LFG_MIN_TRAVEL / lr) / steps_per_epoch), (double) LFG_MAX_EPOCHS);
-}
-
-/*
  * "auto" weight decay: 240 / N for N training ratings, at most 0.012 (N
  * below 20,000): with a mean loss the prior must weaken as the data grows
  * (3.2e-3 on the ml-100k folds, 2.7e-4 on ml-1m) and strengthen as it thins
@@ -1231,8 +1213,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	float	   *best,
 			   *best_running;
 	int			bad = 0,
-				decays = 0,
-				first_plateau;
+				decays = 0;
 	double		t0 = lfg_clock_seconds(),
 				t_train,
 				t_foldin;
@@ -1306,7 +1287,6 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	lfg_rng_seed(&t.rng_order, o->seed ^ UINT64_C(0x2222));
 	lfg_rng_seed(&t.rng_drop, o->seed ^ UINT64_C(0x3333));
 
-	first_plateau = first_plateau_epoch(nu, o->batch_size, o->lr);
 	t_train = lfg_clock_seconds();
 	for (int epoch = 1; epoch <= o->epochs; epoch++)
 	{
@@ -1337,7 +1317,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 			memcpy(best_running, net->running, net->layout.n_running * sizeof(float));
 			bad = 0;
 		}
-		else if (o->patience > 0 && ++bad >= o->patience && epoch >= first_plateau)
+		else if (o->patience > 0 && ++bad >= o->patience)
 		{
 			/* plateau: go back to the best weights with a smaller step, or stop */
 			if (decays >= o->lr_decays)

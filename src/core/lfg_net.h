@@ -22,13 +22,6 @@
 #define LFG_DROPOUT_AUTO	(-1.0)
 
 /*
- * Early stopping waits for LFG_MIN_TRAVEL / lr Adam steps before it may cut
- * lr or stop: 1,000 steps (125 epochs on ml-100k, 21 on ml-1m) at the
- * new_user preset's lr, 300 at paper's (lfg_net.c, first_plateau_epoch)
- */
-#define LFG_MIN_TRAVEL		0.3
-
-/*
  * The new_user preset's popularity_prior: on MovieLens-100k's ranking split
  * (test/bench/ranking.sh) P@10 of the served list peaked between 2 and 3
  */
