@@ -90,8 +90,11 @@ if [ -f "$ml1m/ratings_uir.dat" ]; then
 else
   echo "== MovieLens-1m not found at $ml1m: its benchmarks are skipped"
 fi
-echo "== training at scale: 1M and 10M synthetic ratings, 1 and 2 threads (the speedup is reported, not checked: other load defeats it)"
-SCALE_SKIP_25M=1 SCALE_MIN_SPEEDUP=0 bash test/bench/scale.sh --check
+# the identical models and the peak memory are checked; the speedup and the
+# 10M / 1M time per rating and epoch are reported: other load on a shared
+# machine moves them (two CI runs of one tree gave 1.18 and 1.63 for the ratio)
+echo "== training at scale: 1M and 10M synthetic ratings, 1 and 2 threads (the speedup and the 10M / 1M ratio are reported, not checked: other load defeats them)"
+SCALE_SKIP_25M=1 SCALE_MIN_SPEEDUP=0 SCALE_MAX_RATIO=0 bash test/bench/scale.sh --check
 echo "== serving latency with pgbench (reported)"
 bash test/bench/latency.sh "$ml1m"
 echo "== serving latency with lfg in shared_preload_libraries: one shared copy of the model (reported)"

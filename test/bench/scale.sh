@@ -24,7 +24,8 @@
 # collected ratings through its workers' serialized states (doc/operations.md).
 #
 # With --check it exits non-zero unless: the time per rating and epoch (the
-# median epoch) at 10M is at most 1.3x the figure at 1M (1 thread; the
+# median epoch) at 10M is at most SCALE_MAX_RATIO (default 1.3) times the
+# figure at 1M (1 thread; SCALE_MAX_RATIO=0 reports it unchecked; the
 # whole fit's CPU per rating, collecting and writing included, is printed
 # beside it); the models of 1 and 2 threads are
 # byte-identical at every size; the peak is at most 32 bytes a rating at
@@ -48,6 +49,7 @@ if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 epochs=${SCALE_EPOCHS:-20}
 lfg_epochs=${SCALE_LFG_EPOCHS:-1}
 min_speedup=${SCALE_MIN_SPEEDUP:-1.6}
+max_ratio=${SCALE_MAX_RATIO:-1.3}
 sizes="1000000 10000000"
 [ "${SCALE_SKIP_25M:-0}" = 1 ] || sizes="$sizes 25000000"
 
@@ -155,7 +157,7 @@ if [ "$preloaded" = t ]; then
   fi
 fi
 
-awk -v check=$check -v min_speedup="$min_speedup" '
+awk -v check=$check -v min_speedup="$min_speedup" -v max_ratio="$max_ratio" '
   $1 == "R" && $2 == "progress-missing" { progress_missing = 1; next }
   $1 == "R" { cpu[$2, $3] = $5; ep[$2, $3] = $6; bpr[$2, $3] = $7; md5[$2, $3] = $8; sizes[$2] = 1 }
   $1 == "L" { lep[$2, $3] = $6; lbpr[$2, $3] = $7; lmd5[$2, $3] = $8; lsizes[$2] = 1 }
@@ -164,8 +166,11 @@ awk -v check=$check -v min_speedup="$min_speedup" '
     r = cpu[10000000, 1] / cpu[1000000, 1];
     printf "CPU per rating of the whole fit beyond the scan, 10M / 1M (1 thread): %.2f\n", r;
     r = ep[10000000, 1] / ep[1000000, 1];
-    printf "time per rating and epoch (median epoch), 10M / 1M (1 thread): %.2f (at most 1.3)\n", r;
-    if (r > 1.3) failed++;
+    if (max_ratio + 0 > 0) {
+      printf "time per rating and epoch (median epoch), 10M / 1M (1 thread): %.2f (at most %s)\n", r, max_ratio;
+      if (r > max_ratio + 0) failed++;
+    } else
+      printf "time per rating and epoch (median epoch), 10M / 1M (1 thread): %.2f (reported, not checked)\n", r;
     if ((25000000, 1) in cpu)
       printf "CPU per rating beyond the scan, 25M / 1M (1 thread): %.2f\n", cpu[25000000, 1] / cpu[1000000, 1];
     if ((25000000, 1) in ep)
