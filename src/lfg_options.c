@@ -75,6 +75,17 @@ NumberValue(const char *key, JsonbValue *v)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
+/* A JSON number as a double, or the string "auto" as auto_value */
+static double
+NumberOrAuto(const char *key, JsonbValue *v, double auto_value)
+{
+	if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
+		return auto_value;
+	if (v->type != jbvNumeric)
+		WrongType(key, OPT_NUMBER_OR_AUTO);
+	return NumberValue(key, v);
+}
+
 /* A JSON number that is a whole number in [min, max] */
 static int64
 IntegerValue(const char *key, JsonbValue *v, int64 min, int64 max)
@@ -219,23 +230,9 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 	else if (strcmp(key, "mask_prob") == 0)
 		o->mask_prob = NumberValue(key, v);
 	else if (strcmp(key, "dropout") == 0)
-	{
-		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
-			o->dropout = LFG_DROPOUT_AUTO;
-		else if (v->type != jbvNumeric)
-			WrongType(key, OPT_NUMBER_OR_AUTO);
-		else
-			o->dropout = NumberValue(key, v);
-	}
+		o->dropout = NumberOrAuto(key, v, LFG_DROPOUT_AUTO);
 	else if (strcmp(key, "weight_decay") == 0)
-	{
-		if (v->type == jbvString && v->val.string.len == 4 && memcmp(v->val.string.val, "auto", 4) == 0)
-			o->weight_decay = LFG_WEIGHT_DECAY_AUTO;
-		else if (v->type != jbvNumeric)
-			WrongType(key, OPT_NUMBER_OR_AUTO);
-		else
-			o->weight_decay = NumberValue(key, v);
-	}
+		o->weight_decay = NumberOrAuto(key, v, LFG_WEIGHT_DECAY_AUTO);
 	else if (strcmp(key, "leaky_slope") == 0)
 		o->leaky_slope = NumberValue(key, v);
 	else if (strcmp(key, "seed") == 0)
