@@ -39,6 +39,8 @@ SELECT name, count(*) FILTER (WHERE (b->>'base')::float8 > 0) > 0 AS weighs_base
   WHERE name IN ('fo_paper', 'fo_new') GROUP BY name ORDER BY name;
 -- every new-user path serves the same vector, whatever the bucket's prior:
 -- lfg_explain's rows add up to lfg_predict's score, lfg_recommend's scores are lfg_predict's
+-- (terse: the NOTICE of a bucket worse than BiasSVD's fold-in holds RMSEs)
+\set VERBOSITY terse
 CREATE TABLE fb AS
   SELECT n, jsonb_object_agg(item_id, rating) AS r
   FROM (SELECT item_id, rating, row_number() OVER (ORDER BY item_id) AS pos FROM fr WHERE user_id = 270) x,
@@ -51,12 +53,24 @@ SELECT bool_and(abs(least(5, greatest(1, e.total)) - p.s) < 1e-4) AS explain_sum
        LATERAL (SELECT sum(contribution) AS total FROM lfg_explain('fo_paper', fb.r, 40, 'F', 'doctor', 77)) e,
        LATERAL (SELECT (lfg_predict('fo_paper', fb.r, 40, 'F', 'doctor', ARRAY[77::bigint]))[1] AS s) p,
        LATERAL lfg_recommend('fo_paper', fb.r, 40, 'F', 'doctor', 5) k;
--- no validation slice, no learned fold-in (lfg.foldin_reg serves, as for older models)
+\set VERBOSITY default
+-- the paper preset holds a tenth of the users out of training for the
+-- episodes (foldin_users): recorded in the options and the metrics
+SELECT options->'foldin_users' AS foldin_users, (metrics->>'foldin_users')::int BETWEEN 15 AND 40 AS held_users
+  FROM lfg.models WHERE name = 'fo_paper';
+-- no validation slice and no held users, no learned fold-in (lfg.foldin_reg
+-- serves, as for older models); held users alone are enough for one
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_noval', lfg_fit(user_id, item_id, rating,
-                             '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0}')
+                             '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0, "foldin_users": 0}')
   FROM fr WHERE user_id <= 250;
-SELECT metrics ? 'foldin' AS has_foldin FROM lfg.models WHERE name = 'fo_noval';
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_heldonly', lfg_fit(user_id, item_id, rating,
+                                '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0}')
+  FROM fr WHERE user_id <= 250;
+SELECT name, metrics ? 'foldin' AS has_foldin, options->'foldin_users' AS foldin_users
+  FROM lfg.models WHERE name IN ('fo_noval', 'fo_heldonly') ORDER BY name;
+SELECT lfg_fit(user_id, item_id, rating, '{"kind": "lfg", "foldin_users": 0.6}') FROM fr;
 
 -- serving: the learned fold-in unless lfg.foldin_reg is set; RESET and ROLLBACK restore it
 -- (terse: a NOTICE's detail holds RMSEs, which vary in the last digits between CPUs)

@@ -23,7 +23,7 @@
 
 #define MF_KEYS "kind, factors, epochs, lr, reg, init_std, seed, parallel, verbose, warm_start"
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
-	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, " \
+	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, foldin_users, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
 	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, parallel, verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
@@ -239,6 +239,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->seed = (uint64_t) IntegerValue(key, v, 0, PG_INT64_MAX);
 	else if (strcmp(key, "val_fraction") == 0)
 		o->val_fraction = NumberValue(key, v);
+	else if (strcmp(key, "foldin_users") == 0)
+		o->foldin_users = NumberValue(key, v);
 	else if (strcmp(key, "batchnorm") == 0)
 		o->batchnorm = BoolValue(key, v);
 	else if (strcmp(key, "aux") == 0)
@@ -476,6 +478,11 @@ LfgOptionsJson(const LfgFitOptions *opts)
 						 o->train_items ? "true" : "false", inputs[o->input],
 						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs);
 		/* 0.2.0: written only when set, so models without it keep their bytes */
+		if (o->foldin_users > 0.0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"foldin_users\": %.15g}", o->foldin_users);
+		}
 		if (o->popularity_prior > 0.0)
 		{
 			s.data[--s.len] = '\0';

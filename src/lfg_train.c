@@ -1202,6 +1202,13 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		AgeRangeMetrics(metrics, &users);
 	WarmMetrics(metrics, warm);
 	FoldinMetrics(metrics, m->net.foldin);
+	/* the users held out of training for its episodes (foldin_users) */
+	if (st.foldin_users > 0)
+	{
+		Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
+		metrics->data[--metrics->len] = '\0';
+		appendStringInfo(metrics, ", \"foldin_users\": %d}", st.foldin_users);
+	}
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,
 			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, learned fold-in %.2f s, ranking stage %.2f s",

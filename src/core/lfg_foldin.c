@@ -374,6 +374,9 @@ typedef struct Episode
 	int32_t    *perm;			/* cap */
 	int32_t    *item;			/* cap: revealed */
 	float	   *rating;
+	int32_t		n_targets;
+	int32_t    *t_item;			/* cap: scored */
+	float	   *t_rating;
 	float	   *A;				/* cap x d */
 	float	   *y;				/* cap */
 	float	   *Ag;				/* cap */
@@ -403,6 +406,8 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 	w->perm = lfg_alloc_array(a, c, sizeof(int32_t));
 	w->item = lfg_alloc_array(a, c, sizeof(int32_t));
 	w->rating = lfg_alloc_array(a, c, sizeof(float));
+	w->t_item = lfg_alloc_array(a, c, sizeof(int32_t));
+	w->t_rating = lfg_alloc_array(a, c, sizeof(float));
 	w->A = lfg_alloc_array(a, c * d, sizeof(float));
 	w->y = lfg_alloc_array(a, c, sizeof(float));
 	w->Ag = lfg_alloc_array(a, c, sizeof(float));
@@ -416,7 +421,7 @@ episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Epis
 	w->Aty = lfg_alloc_array(a, d, sizeof(float));
 	w->g = lfg_alloc_array(a, d, sizeof(float));
 	w->x = lfg_alloc_array(a, d, sizeof(float));
-	if (!w->perm || !w->item || !w->rating || !w->A || !w->y || !w->Ag || !w->Am || !w->Ab ||
+	if (!w->perm || !w->item || !w->rating || !w->t_item || !w->t_rating || !w->A || !w->y || !w->Ag || !w->Am || !w->Ab ||
 		!w->b || !w->p ||
 		!w->gram || !w->M ||
 		!w->rhs || !w->Aty || !w->g || !w->x)
@@ -477,8 +482,7 @@ candidate_vector(const Episode *w, int32_t n, int32_t d, double wg, double wc, d
  * design and solve buffers.
  */
 static double
-base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, const LfgFoldinLists *l,
-			 int32_t uid, int32_t n, const Episode *w)
+base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, int32_t n, const Episode *w)
 {
 	LfgMfParams view;
 	const LfgMfParams *base = &view;
@@ -517,9 +521,9 @@ base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, const LfgFoldinList
 		memcpy(w->x, w->Aty, (size_t) d * sizeof(float));
 	}
 	lfg_foldin_base_map(fb, w->x, w->b);
-	for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+	for (int32_t e = 0; e < w->n_targets; e++)
 	{
-		double		r = l->va_rating[e] - lfg_score_one(base, w->x, l->va_item[e]);
+		double		r = w->t_rating[e] - lfg_score_one(base, w->x, w->t_item[e]);
 
 		s += r * r;
 	}
@@ -528,7 +532,8 @@ base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, const LfgFoldinList
 
 /*
  * One episode of user uid with n revealed ratings: adds every candidate's
- * squared error over the user's validation ratings to sse
+ * squared error over the scored ratings to sse (the lists' header says
+ * which are revealed and which scored)
  */
 static void
 run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
@@ -536,10 +541,13 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 			Episode *w, double *sse)
 {
 	const LfgMfParams *mf = &m->mf;
+	bool		held = l->held != NULL && l->held[uid];
+	const int32_t *pool_item = held ? l->va_item : l->tr_item;
+	const float *pool_rating = held ? l->va_rating : l->tr_rating;
 	int32_t		k = mf->k,
 				d = k + 1,
-				start = l->tr_ptr[uid],
-				N = l->tr_ptr[uid + 1] - start;
+				start = held ? l->va_ptr[uid] : l->tr_ptr[uid],
+				N = (held ? l->va_ptr[uid + 1] : l->tr_ptr[uid + 1]) - start;
 	LfgNetUser	user;
 
 	for (int32_t e = 0; e < N; e++)
@@ -551,15 +559,29 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 
 		w->perm[e] = w->perm[j];
 		w->perm[j] = tmp;
-		w->item[e] = l->tr_item[start + w->perm[e]];
-		w->rating[e] = l->tr_rating[start + w->perm[e]];
+		w->item[e] = pool_item[start + w->perm[e]];
+		w->rating[e] = pool_rating[start + w->perm[e]];
 	}
+	/* scored: the rest of a held user's ratings, else the validation ones */
+	w->n_targets = 0;
+	if (held)
+		for (int32_t e = n; e < N; e++)
+		{
+			w->t_item[w->n_targets] = pool_item[start + w->perm[e]];
+			w->t_rating[w->n_targets++] = pool_rating[start + w->perm[e]];
+		}
+	else
+		for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+		{
+			w->t_item[w->n_targets] = l->va_item[e];
+			w->t_rating[w->n_targets++] = l->va_rating[e];
+		}
 	user = (LfgNetUser) {n, w->item, w->rating,
 		u->age ? u->age[uid] : NAN, u->gender ? u->gender[uid] : -1, u->job ? u->job[uid] : -1};
 	lfg_net_generate(&m->net, mf, &user, &w->net, w->g, &w->g[k]);
 	/* the base first: its fold-in uses the design buffers */
 	if (base != NULL)
-		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, mf, l, uid, n, w);
+		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, mf, n, w);
 	else
 		memset(w->b, 0, (size_t) d * sizeof(float));
 	/* the design of lfg_serve.c: rows (q_i, 1), y = r - mu - b_i */
@@ -597,9 +619,9 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 			sse[c] = INFINITY;
 			continue;
 		}
-		for (int32_t e = l->va_ptr[uid]; e < l->va_ptr[uid + 1]; e++)
+		for (int32_t e = 0; e < w->n_targets; e++)
 		{
-			double		r = l->va_rating[e] - lfg_score_one(mf, w->x, l->va_item[e]);
+			double		r = w->t_rating[e] - lfg_score_one(mf, w->x, w->t_item[e]);
 
 			s += r * r;
 		}
@@ -633,6 +655,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 	{
 		order[j] = (uint32_t) j;
 		cap = l->tr_ptr[j + 1] - l->tr_ptr[j] > cap ? l->tr_ptr[j + 1] - l->tr_ptr[j] : cap;
+		cap = l->va_ptr[j + 1] - l->va_ptr[j] > cap ? l->va_ptr[j + 1] - l->va_ptr[j] : cap;
 	}
 	if ((st = episode_alloc(m, cap, a, &w, err)) != LFG_OK)
 		return st;
@@ -657,21 +680,38 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 		out->e[b].reg = b > 0 ? out->e[b - 1].reg : (float) LFG_FOLDIN_BASE_REG;
 		lfg_rng_seed(&rng, seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t) (b + 1)));
 		lfg_rng_shuffle_u32(&rng, order, (size_t) nu);
-		for (int32_t j = 0; j < nu && episodes < LFG_FOLDIN_MAX_USERS; j++)
-		{
-			int32_t		uid = (int32_t) order[j],
-						N = l->tr_ptr[uid + 1] - l->tr_ptr[uid],
-						top = N < hi ? N : hi,
-						n;
+		/* held users: a few rounds each (other n, other ratings revealed) */
+		for (int round = 0; round < (l->held ? LFG_FOLDIN_HELD_ROUNDS : 1); round++)
+			for (int32_t j = 0; j < nu && episodes < LFG_FOLDIN_MAX_USERS; j++)
+			{
+				int32_t		uid = (int32_t) order[j],
+							N,
+							top,
+							n;
 
-			if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
-				continue;
-			n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
-			run_episode(m, u, l, base, offer_base && base != NULL, uid, n, &rng, &w, sse);
-			targets += (uint64_t) (l->va_ptr[uid + 1] - l->va_ptr[uid]);
-			if (++episodes % 64 == 0 && check)
-				check(ctx);
-		}
+				if (l->held == NULL)
+				{
+					/* n of the training ratings, the validation ones scored */
+					N = l->tr_ptr[uid + 1] - l->tr_ptr[uid];
+					if (l->va_ptr[uid + 1] == l->va_ptr[uid] || N < lo)
+						continue;
+				}
+				else
+				{
+					/* n of a held user's ratings, at least one left to score */
+					if (!l->held[uid])
+						continue;
+					N = l->va_ptr[uid + 1] - l->va_ptr[uid] - 1;
+					if (N < lo)
+						continue;
+				}
+				top = N < hi ? N : hi;
+				n = lo + (int32_t) lfg_rng_below(&rng, (uint64_t) (top - lo + 1));
+				run_episode(m, u, l, base, offer_base && base != NULL, uid, n, &rng, &w, sse);
+				targets += (uint64_t) w.n_targets;
+				if (++episodes % 64 == 0 && check)
+					check(ctx);
+			}
 		if (base == NULL)
 			sse[LFG_FOLDIN_CANDIDATES] = NAN;
 		lfg_foldin_choose(sse, targets, episodes, &out->e[b]);

@@ -20,6 +20,16 @@
 #define LFG_FOLDIN_MIN_TARGETS 100
 /* at most this many users' episodes per bucket */
 #define LFG_FOLDIN_MAX_USERS 2000
+/*
+ * Held users (option foldin_users, lfg_net.c): drawn among users of at
+ * least LFG_FOLDIN_HELD_MIN_RATINGS ratings, used when at least
+ * LFG_FOLDIN_HELD_MIN_USERS are drawn, each giving up to
+ * LFG_FOLDIN_HELD_ROUNDS episodes per bucket (other draws of n and of the
+ * revealed ratings)
+ */
+#define LFG_FOLDIN_HELD_MIN_RATINGS 2
+#define LFG_FOLDIN_HELD_MIN_USERS 20
+#define LFG_FOLDIN_HELD_ROUNDS 8
 /* the fold-in the table never loses to: toward zero with reg 5, as BiasSVD's */
 #define LFG_FOLDIN_BASE_REG 5.0
 /* "reg 0": serve with the model's table (lfg_user_vector) */
@@ -143,7 +153,10 @@ struct LfgUsers;
 
 /*
  * Training users' ratings split in two (CSR by dense user): the revealed
- * side of an episode is drawn from tr, the scored side is va
+ * side of an episode is drawn from tr, the scored side is va. With held
+ * (not NULL), the users it marks are held out of training, their ratings
+ * all in va (tr empty): the episodes are then theirs only, n revealed from
+ * va and the rest of va scored.
  */
 typedef struct LfgFoldinLists
 {
@@ -154,6 +167,7 @@ typedef struct LfgFoldinLists
 	const int32_t *va_ptr;
 	const int32_t *va_item;
 	const float *va_rating;
+	const uint8_t *held;
 } LfgFoldinLists;
 
 /*

@@ -50,6 +50,7 @@
 #include "lfg_optim.h"
 #include "lfg_par.h"
 #include "lfg_rng.h"
+#include "lfg_serve.h"
 
 /* row tasks of a batch at most (batch_size is at most 65536) */
 #define MAX_ROW_TASKS		(65536 / LFG_PAR_ROWS)
@@ -116,6 +117,12 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->input = LFG_INPUT_RAW;
 		o->episodes = false;
 		o->revealed_weight = 1.0;
+		/*
+		 * its learned fold-in weighs the generator and the pretrained
+		 * BiasSVD: chosen on training users' episodes, it favoured the
+		 * generator, which had learned them (doc/serving.md, "Measured")
+		 */
+		o->foldin_users = LFG_PAPER_FOLDIN_USERS;
 	}
 }
 
@@ -139,6 +146,7 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 		  (o->weight_decay >= 0.0 && o->weight_decay <= 1.0), "weight_decay", "between 0 and 1");
 	RANGE(o->leaky_slope >= 0.0 && o->leaky_slope < 1.0, "leaky_slope", "at least 0 and less than 1");
 	RANGE(o->val_fraction >= 0.0 && o->val_fraction <= 0.5, "val_fraction", "between 0 and 0.5");
+	RANGE(o->foldin_users >= 0.0 && o->foldin_users <= 0.5, "foldin_users", "between 0 and 0.5");
 	RANGE(o->revealed_weight >= 0.0 && o->revealed_weight <= 1.0, "revealed_weight", "between 0 and 1");
 	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
@@ -216,6 +224,14 @@ typedef struct Trainer
 	int32_t    *va_ptr,
 			   *va_item;
 	float	   *va_rating;
+	/*
+	 * foldin_users: held[u] marks the users held out of training, whose
+	 * ratings are all on the validation side (n_held of them); the others,
+	 * n_train_users, are what the epochs visit
+	 */
+	uint8_t    *held;
+	int32_t		n_held,
+				n_train_users;
 	/* parameters: generator theta | Q | b_i, and their gradients */
 	float	   *params,
 			   *grad;
@@ -245,7 +261,53 @@ typedef struct Trainer
 	double		checked;		/* when the callback last checked */
 } Trainer;
 
-/* Split ratings (sorted by user) into per-user training and validation lists */
+/*
+ * Draw the users held out of training for the fold-in's episodes
+ * (foldin_users, a seeded share of the users with at least
+ * LFG_FOLDIN_HELD_MIN_RATINGS ratings): none when fewer than
+ * LFG_FOLDIN_HELD_MIN_USERS are drawn, too few to choose on, and then the
+ * episodes are the training users'
+ */
+static LfgStatus
+draw_held(Trainer *t, const LfgAllocator *a, LfgError *err)
+{
+	const LfgRatings *d = t->d;
+	int32_t		nu = d->n_users;
+	LfgRng		rng;
+	size_t		j = 0;
+
+	t->n_held = 0;
+	t->n_train_users = nu;
+	if (t->o->foldin_users <= 0.0)
+		return LFG_OK;
+	t->held = lfg_alloc_array(a, (size_t) nu + 1, sizeof(uint8_t));
+	if (t->held == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating lists");
+	lfg_rng_seed(&rng, t->o->seed ^ UINT64_C(0x7777));
+	for (int32_t u = 0; u < nu; u++)
+	{
+		size_t		first = j;
+
+		while (j < d->n && d->user[j] == u)
+			j++;
+		/* one draw per user, whatever its count, so the draws do not shift */
+		t->held[u] = lfg_rng_uniform(&rng) < t->o->foldin_users &&
+			j - first >= LFG_FOLDIN_HELD_MIN_RATINGS;
+		t->n_held += t->held[u];
+	}
+	if (t->n_held < LFG_FOLDIN_HELD_MIN_USERS)
+	{
+		memset(t->held, 0, (size_t) nu);
+		t->n_held = 0;
+	}
+	t->n_train_users = nu - t->n_held;
+	return LFG_OK;
+}
+
+/*
+ * Split ratings (sorted by user) into per-user training and validation
+ * lists; a held user's are all on the validation side
+ */
 static LfgStatus
 split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 {
@@ -255,6 +317,10 @@ split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 	size_t		ntr = 0,
 				nva = 0,
 				j = 0;
+	LfgStatus	st;
+
+	if ((st = draw_held(t, a, err)) != LFG_OK)
+		return st;
 
 	t->tr_ptr = lfg_alloc_array(a, (size_t) nu + 1, sizeof(int32_t));
 	t->va_ptr = lfg_alloc_array(a, (size_t) nu + 1, sizeof(int32_t));
@@ -275,7 +341,8 @@ split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 			return lfg_error(err, LFG_EDATA, NULL, "ratings are not sorted by user");
 		for (; j < d->n && d->user[j] == u; j++)
 		{
-			if (lfg_rng_uniform(&rng) < t->o->val_fraction)
+			/* the draw is made for held users too: the others' split stays */
+			if (lfg_rng_uniform(&rng) < t->o->val_fraction || (t->held && t->held[u]))
 			{
 				t->va_item[nva] = d->item[j];
 				t->va_rating[nva++] = d->rating[j];
@@ -286,8 +353,8 @@ split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 				t->tr_rating[ntr++] = d->rating[j];
 			}
 		}
-		/* every user keeps at least one training rating */
-		if (ntr == start_tr && nva > (size_t) t->va_ptr[u])
+		/* every user but the held ones keeps at least one training rating */
+		if (ntr == start_tr && nva > (size_t) t->va_ptr[u] && !(t->held && t->held[u]))
 		{
 			nva--;
 			t->tr_item[ntr] = t->va_item[nva];
@@ -858,7 +925,7 @@ check_between(Trainer *t, const LfgNetCallbacks *cb)
 static double
 train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgNetCallbacks *cb)
 {
-	int32_t		nu = t->d->n_users,
+	int32_t		nu = t->n_train_users,
 				B = t->o->batch_size,
 				k = t->k;
 	double		sse = 0.0,
@@ -1100,7 +1167,7 @@ warm_generator(const LfgGenConfig *c, const LfgGenLayout *l, float *theta, float
 		memcpy(running, old->running, l->n_running * sizeof(float));
 }
 
-/* RMSE of the clipped predictions on lists (ptr, item, rating) */
+/* RMSE of the clipped predictions on lists (ptr, item, rating), held users left out */
 static double
 list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float *rating)
 {
@@ -1108,7 +1175,7 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 	size_t		n = 0;
 
 	for (int32_t u = 0; u < t->d->n_users; u++)
-		for (int32_t e = ptr[u]; e < ptr[u + 1]; e++)
+		for (int32_t e = t->held && t->held[u] ? ptr[u + 1] : ptr[u]; e < ptr[u + 1]; e++)
 		{
 			double		err = rating[e] - lfg_mf_predict(t->mf, u, item[e]);
 
@@ -1116,6 +1183,50 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 			n++;
 		}
 	return n > 0 ? sqrt(sse / (double) n) : NAN;
+}
+
+/*
+ * The base prior that serves: the episodes chose its weight with the
+ * pretrained BiasSVD, which saw neither the validation slice nor the held
+ * users; like any choice made on held-out data, it is then refitted on all
+ * the ratings (the same BiasSVD options and seed) and mapped again. Kept
+ * as it was when the map's system is singular.
+ */
+static LfgStatus
+refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNetCallbacks *cb,
+		   const LfgAllocator *a, LfgError *err)
+{
+	const LfgRatings *d = t->d;
+	LfgMfOptions mo;
+	LfgMfParams svd;
+	LfgCallbacks mcb = {NULL, cb ? cb->check : NULL, cb ? cb->ctx : NULL};
+	LfgFoldinBase *refit = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(d->n_items, t->k));
+	double		rmse;
+	bool		ok;
+	LfgStatus	st;
+
+	if (refit == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the base prior");
+	lfg_mf_options_default(&mo);
+	mo.factors = t->k;
+	mo.epochs = t->o->pretrain_epochs;
+	mo.parallel = t->o->parallel;
+	mo.seed = t->o->seed;
+	mo.warm = t->o->warm;
+	if ((st = lfg_mf_train(d, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
+		return st;
+	svd.rating_min = t->mf->rating_min;
+	svd.rating_max = t->mf->rating_max;
+	if ((st = lfg_foldin_base_build(t->mf, &svd, l, a, refit, &ok, err)) != LFG_OK)
+		return st;
+	if (ok)
+		memcpy(base, refit, LFG_FOLDIN_BASE_SIZE(d->n_items, t->k));
+	lfg_free(a, refit);
+	lfg_free(a, svd.P);
+	lfg_free(a, svd.bu);
+	lfg_free(a, svd.Q);
+	lfg_free(a, svd.bi);
+	return LFG_OK;
 }
 
 /* Choose the learned fold-in (lfg_foldin.c) into net->foldin */
@@ -1133,7 +1244,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 				offer;
 	int32_t		ni = t->d->n_items;
 	LfgFoldinLists l = {nu, t->tr_ptr, t->tr_item, t->tr_rating,
-	t->va_ptr, t->va_item, t->va_rating};
+		t->va_ptr, t->va_item, t->va_rating, t->n_held > 0 ? t->held : NULL};
 	LfgStatus	st;
 
 	if (table == NULL || sum == NULL || mean == NULL || base == NULL)
@@ -1143,12 +1254,14 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	memset(sum, 0, ((size_t) k + 1) * sizeof(double));
 	for (int32_t u = 0; u < nu; u++)
 	{
+		if (t->held && t->held[u])
+			continue;
 		for (int32_t f = 0; f < k; f++)
 			sum[f] += t->mf->P[(size_t) u * k + f];
 		sum[k] += t->mf->bu[u];
 	}
 	for (int32_t f = 0; f <= k; f++)
-		mean[f] = (float) (sum[f] / nu);
+		mean[f] = (float) (sum[f] / t->n_train_users);
 	/* the base prior: the pretrained BiasSVD's item side, mapped (lfg_foldin.h) */
 	if ((st = lfg_foldin_base_build(t->mf, &t->base, &l, a, base, &base_ok, err)) != LFG_OK)
 		return st;
@@ -1170,10 +1283,58 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 		return st;
 	t->net->foldin = table;
 	/* stored only when some bucket weighs it */
-	if (lfg_foldin_uses_base(table))
-		t->net->foldin_base = base;
-	else
+	if (!lfg_foldin_uses_base(table))
+	{
 		lfg_free(a, base);
+		return LFG_OK;
+	}
+	t->net->foldin_base = base;
+	return t->n_held > 0 || t->va_ptr[nu] > 0 ? refit_base(t, &l, base, cb, a, err) : LFG_OK;
+}
+
+/*
+ * The held users (foldin_users), which training never saw, are stored as
+ * what lfg_recommend serves them from all their ratings: the learned
+ * fold-in of the table just chosen
+ */
+static LfgStatus
+serve_held(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
+{
+	LfgModel	m;
+	LfgServeScratch s;
+	int32_t		k = t->k,
+				cap = 1;
+	float	   *x = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
+	LfgStatus	st;
+
+	for (int32_t u = 0; u < t->d->n_users; u++)
+		if (t->held[u] && t->va_ptr[u + 1] - t->va_ptr[u] > cap)
+			cap = t->va_ptr[u + 1] - t->va_ptr[u];
+	memset(&m, 0, sizeof(m));
+	m.mf = *t->mf;
+	m.net = *t->net;
+	if (x == NULL)
+		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the held users");
+	if ((st = lfg_serve_scratch_alloc(&m, cap, a, &s, err)) != LFG_OK)
+		return st;
+	for (int32_t u = 0, done = 0; u < t->d->n_users; u++)
+	{
+		int32_t		from = t->va_ptr[u];
+		LfgNetUser	user;
+
+		if (!t->held[u])
+			continue;
+		user = (LfgNetUser) {t->va_ptr[u + 1] - from, t->va_item + from, t->va_rating + from,
+			t->u->age ? t->u->age[u] : NAN, t->u->gender ? t->u->gender[u] : -1,
+		t->u->job ? t->u->job[u] : -1};
+		if ((st = lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &s, x, err)) != LFG_OK)
+			return st;
+		memcpy(t->mf->P + (size_t) u * k, x, (size_t) k * sizeof(float));
+		t->mf->bu[u] = x[k];
+		if (++done % 64 == 0 && cb && cb->check)
+			cb->check(cb->ctx);
+	}
+	lfg_free(a, x);
 	return LFG_OK;
 }
 
@@ -1282,8 +1443,10 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	mf->bu = lfg_alloc_array(a, (size_t) nu, sizeof(float));
 	if (!order || !best || !best_running || !mf->P || !mf->bu)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
-	for (int32_t j = 0; j < nu; j++)
-		order[j] = (uint32_t) j;
+	/* the epochs visit the users not held out */
+	for (int32_t j = 0, n = 0; j < nu; j++)
+		if (!(t.held && t.held[j]))
+			order[n++] = (uint32_t) j;
 	lfg_rng_seed(&t.rng_order, o->seed ^ UINT64_C(0x2222));
 	lfg_rng_seed(&t.rng_drop, o->seed ^ UINT64_C(0x3333));
 
@@ -1347,6 +1510,9 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	/* the stored users: generated from all their ratings */
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);
+	stats->foldin_users = t.n_held;
+	if (t.n_held > 0 && (st = serve_held(&t, cb, a, err)) != LFG_OK)
+		return st;
 	stats->train_rmse = lfg_mf_rmse(mf, d);
 	if (o->rank_weight > 0.0)
 	{

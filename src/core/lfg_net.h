@@ -33,6 +33,12 @@
  * on the same ml-100k split, kept for the ranking stage
  */
 #define LFG_NEW_USER_RANK_WEIGHT 3.0
+/*
+ * The paper preset's foldin_users: the share of the users (drawn with the
+ * seed) held out of training, on whose episodes the learned fold-in is
+ * chosen (lfg_foldin.c) and who are then stored as it serves them
+ */
+#define LFG_PAPER_FOLDIN_USERS 0.1
 
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
@@ -56,6 +62,7 @@ typedef struct LfgNetOptions
 	double		leaky_slope;
 	uint64_t	seed;
 	double		val_fraction;
+	double		foldin_users;	/* share of users held out for the fold-in episodes */
 	bool		batchnorm;
 	bool		aux;			/* demographics as input */
 	int			init;			/* LFG_INIT_SVD or LFG_INIT_RANDOM */
@@ -127,6 +134,7 @@ typedef struct LfgNetStats
 	double		dropout;		/* the value used ("auto" resolved) */
 	double		rank_seconds;	/* the ranking stage, 0 without one */
 	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
+	int32_t		foldin_users;	/* users held out of training for its episodes */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */

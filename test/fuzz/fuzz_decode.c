@@ -268,7 +268,7 @@ seed_lfg_model(size_t *size)
 		 * weighed by bucket 2 (the ratings are sorted by user: one list each)
 		 */
 		int32_t    *ptr = arena_alloc(NULL, 13 * sizeof(int32_t));
-		LfgFoldinLists l = {12, ptr, d.item, d.rating, ptr, d.item, d.rating};
+		LfgFoldinLists l = {12, ptr, d.item, d.rating, ptr, d.item, d.rating, NULL};
 		LfgFoldinBase *b = arena_alloc(NULL, LFG_FOLDIN_BASE_SIZE(8, 2));
 		LfgFoldinTable *t = (LfgFoldinTable *) m.net.foldin;
 		bool		ok;

@@ -182,7 +182,7 @@ split_lists(const LfgSynthData *s, LfgFoldinLists *l)
 		tp[u + 1] = (int32_t) nt;
 		vp[u + 1] = (int32_t) nv;
 	}
-	*l = (LfgFoldinLists) {s->n_users, tp, ti, tr, vp, vi, vr};
+	*l = (LfgFoldinLists) {s->n_users, tp, ti, tr, vp, vi, vr, NULL};
 }
 
 /*
@@ -240,6 +240,9 @@ test_trained(void)
 		  "training stores a valid table");
 	CHECK((m.net.foldin_base != NULL) == lfg_foldin_uses_base(m.net.foldin),
 		  "the base prior is stored when a bucket weighs it, and only then");
+	CHECK(st.foldin_users >= LFG_FOLDIN_HELD_MIN_USERS && st.foldin_users <= NU / 5,
+		  "the paper preset holds about a tenth of the users out for the episodes (%d)",
+		  st.foldin_users);
 	if (m.net.foldin == NULL)
 		return;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
