@@ -30,13 +30,18 @@
  * mu0, b_i0 and Q0 (section FBAS), done only when some bucket chooses v >
  * 0.
  *
- * The revealed ratings did train the item side and the generator (as the
- * stored user); the scored ones did not. The episodes are therefore easier
- * than a new user, and not for every candidate alike: the generator has
- * trained on these users, so the priors that weigh it gain more on the
- * episodes than on new users (doc/serving.md, "Measured": on ml-1m the
- * paper preset's choice for n = 8 to 15 beat BiasSVD's fold-in on its
- * episodes and lost to it on held-out users).
+ * Whose episodes. A training user's revealed ratings did train the item
+ * side and the generator (as the stored user); the scored ones did not.
+ * Such episodes are easier than a new user, and not for every candidate
+ * alike: the generator has trained on these users, so the priors that weigh
+ * it gain more on them than on new users (doc/serving.md, "Measured": on
+ * ml-1m the paper preset's choice for n = 8 to 15 beat BiasSVD's fold-in on
+ * its episodes and lost to it on held-out users). So with held users (the
+ * option foldin_users, lfg_net.c; the paper preset's default) the episodes
+ * are theirs only: users training never saw, n of their ratings revealed
+ * and all the others scored, a few rounds each; they are new users in all
+ * but name. Without (new_user, or too few users to hold out), the episodes
+ * are the training users' as above.
  */
 #include <math.h>
 #include <string.h>

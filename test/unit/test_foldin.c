@@ -265,6 +265,33 @@ test_trained(void)
 	CHECK(chosen >= 2 && never_worse,
 		  "%d buckets chose, none worse than plain fold-in, BiasSVD's measured", chosen);
 
+	/* every user is stored as the learned fold-in serves it from all its ratings */
+	{
+		LfgServeScratch ss;
+		double		off = 0.0;
+		size_t		j = 0,
+					from;
+		float		xs[9];
+		LfgNetUser	user;
+
+		CHECK(lfg_serve_scratch_alloc(&m, (int32_t) s.n, &A, &ss, &err) == LFG_OK, "scratch");
+		for (int32_t uu = 0; uu < 10; uu++)
+		{
+			while (j < s.n && s.user[j] < uu)
+				j++;
+			from = j;
+			while (j < s.n && s.user[j] == uu)
+				j++;
+			user = (LfgNetUser) {(int32_t) (j - from), s.item + from, s.rating + from, NAN, -1, -1};
+			CHECK(lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &ss, xs, &err) == LFG_OK,
+				  "serve user %d: %s", uu, err.msg);
+			for (int f = 0; f < 8; f++)
+				off = fmax(off, fabs(xs[f] - m.mf.P[uu * 8 + f]));
+			off = fmax(off, fabs(xs[8] - m.mf.bu[uu]));
+		}
+		CHECK(off == 0.0, "every user is stored as lfg_recommend serves it (off by %g)", off);
+	}
+
 	/*
 	 * the base prior's map from the model's own item side is the identity;
 	 * the model then serves bucket 4 (n 8 to 15) from it, so that the codec
