@@ -54,22 +54,33 @@ SELECT bool_and(abs(least(5, greatest(1, e.total)) - p.s) < 1e-4) AS explain_sum
        LATERAL (SELECT (lfg_predict('fo_paper', fb.r, 40, 'F', 'doctor', ARRAY[77::bigint]))[1] AS s) p,
        LATERAL lfg_recommend('fo_paper', fb.r, 40, 'F', 'doctor', 5) k;
 \set VERBOSITY default
--- the paper preset holds a tenth of the users out of training for the
--- episodes (foldin_users): recorded in the options and the metrics
-SELECT options->'foldin_users' AS foldin_users, (metrics->>'foldin_users')::int BETWEEN 15 AND 40 AS held_users
-  FROM lfg.models WHERE name = 'fo_paper';
--- no validation slice and no held users, no learned fold-in (lfg.foldin_reg
--- serves, as for older models); held users alone are enough for one
+-- a known user is stored as the learned fold-in serves it from all its
+-- ratings: lfg_predict of the user's id is lfg_predict of its ratings
+SELECT count(*) AS items, max(abs(lfg_predict('fo_paper', fu.user_id::bigint, i.item_id) - p.s)) < 1e-4 AS stored_is_served
+  FROM fu,
+       LATERAL (SELECT jsonb_object_agg(item_id, rating) AS r FROM fr WHERE fr.user_id = fu.user_id) u,
+       LATERAL (SELECT DISTINCT item_id::bigint FROM fr WHERE user_id <= 250) i,
+       LATERAL (SELECT (lfg_predict('fo_paper', u.r, fu.age, fu.gender, fu.job, ARRAY[i.item_id]))[1] AS s) p
+  WHERE fu.user_id IN (17, 123, 250);
+-- users held out of training for the episodes (foldin_users): recorded in
+-- the options and the metrics, and enough for a learned fold-in without a
+-- validation slice; without either there is none (lfg.foldin_reg serves, as
+-- for older models)
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_held', lfg_fit(user_id, item_id, rating,
+                            '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "foldin_users": 0.1}')
+  FROM fr WHERE user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_noval', lfg_fit(user_id, item_id, rating,
-                             '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0, "foldin_users": 0}')
+                             '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0}')
   FROM fr WHERE user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_heldonly', lfg_fit(user_id, item_id, rating,
-                                '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0}')
+                                '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0, "foldin_users": 0.1}')
   FROM fr WHERE user_id <= 250;
-SELECT name, metrics ? 'foldin' AS has_foldin, options->'foldin_users' AS foldin_users
-  FROM lfg.models WHERE name IN ('fo_noval', 'fo_heldonly') ORDER BY name;
+SELECT name, metrics ? 'foldin' AS has_foldin, options->'foldin_users' AS foldin_users,
+       (metrics->>'foldin_users')::int BETWEEN 15 AND 40 AS held_users
+  FROM lfg.models WHERE name IN ('fo_paper', 'fo_held', 'fo_noval', 'fo_heldonly') ORDER BY name;
 SELECT lfg_fit(user_id, item_id, rating, '{"kind": "lfg", "foldin_users": 0.6}') FROM fr;
 
 -- serving: the learned fold-in unless lfg.foldin_reg is set; RESET and ROLLBACK restore it

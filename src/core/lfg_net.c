@@ -124,12 +124,6 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->input = LFG_INPUT_RAW;
 		o->episodes = false;
 		o->revealed_weight = 1.0;
-		/*
-		 * its learned fold-in weighs the generator and the pretrained
-		 * BiasSVD: chosen on training users' episodes, it favoured the
-		 * generator, which had learned them (doc/serving.md, "Measured")
-		 */
-		o->foldin_users = LFG_PAPER_FOLDIN_USERS;
 	}
 }
 

@@ -33,12 +33,6 @@
  * on the same ml-100k split, kept for the ranking stage
  */
 #define LFG_NEW_USER_RANK_WEIGHT 3.0
-/*
- * The paper preset's foldin_users: the share of the users (drawn with the
- * seed) held out of training, on whose episodes the learned fold-in is
- * chosen (lfg_foldin.c) and who are then stored as it serves them
- */
-#define LFG_PAPER_FOLDIN_USERS 0.1
 
 #define LFG_PRESET_PAPER	0
 #define LFG_PRESET_NEW_USER 1
