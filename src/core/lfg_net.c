@@ -1523,8 +1523,10 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
 				   mf->P, mf->bu, cb);
 	stats->foldin_users = t.n_held;
+	t_foldin = lfg_clock_seconds();
 	if (net->foldin != NULL && (st = store_served_users(&t, cb, a, err)) != LFG_OK)
 		return st;
+	stats->store_seconds = lfg_clock_seconds() - t_foldin;
 	stats->train_rmse = lfg_mf_rmse(mf, d);
 	if (o->rank_weight > 0.0)
 	{

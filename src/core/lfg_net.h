@@ -129,6 +129,7 @@ typedef struct LfgNetStats
 	double		rank_seconds;	/* the ranking stage, 0 without one */
 	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
 	int32_t		foldin_users;	/* users held out of training for its episodes */
+	double		store_seconds;	/* storing every user as served (lfg_net.c) */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
