@@ -186,6 +186,27 @@ split_lists(const LfgSynthData *s, LfgFoldinLists *l)
 }
 
 /*
+ * Synthetic data of nu users and ni items (12,000 ratings) and a small
+ * paper preset of 8 factors, hidden layers of h, for epochs epochs
+ */
+static void
+small_paper(int32_t nu, int32_t ni, int h, int epochs, LfgSynthData *s, LfgRatings *d,
+			LfgNetOptions *o)
+{
+	LfgError	err;
+
+	CHECK(lfg_synth_generate(nu, ni, 12000, 4, &A, s, &err) == LFG_OK, "synthetic data");
+	*d = (LfgRatings) {s->n, nu, ni, s->user, s->item, s->rating};
+	lfg_net_options_preset(o, LFG_PRESET_PAPER);
+	o->h1 = o->h2 = h;
+	o->factors = 8;
+	o->epochs = epochs;
+	o->lr = 3e-3;
+	o->batch_size = 32;
+	o->aux = false;
+}
+
+/*
  * Train a small LFG model; its table never loses to plain fold-in on its
  * episodes, survives the codec, serves what it says, and a broken generator
  * is given no weight
@@ -225,15 +246,7 @@ test_trained(void)
 	int32_t		items[40];
 	float		ratings[40];
 
-	CHECK(lfg_synth_generate(NU, NI, 12000, 4, &A, &s, &err) == LFG_OK, "synthetic data");
-	d = (LfgRatings) {s.n, NU, NI, s.user, s.item, s.rating};
-	lfg_net_options_preset(&o, LFG_PRESET_PAPER);
-	o.h1 = o.h2 = 32;
-	o.factors = 8;
-	o.epochs = 30;
-	o.lr = 3e-3;
-	o.batch_size = 32;
-	o.aux = false;
+	small_paper(NU, NI, 32, 30, &s, &d, &o);
 	memset(&m, 0, sizeof(m));
 	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) == LFG_OK, "train: %s", err.msg);
 	CHECK(m.net.foldin != NULL && lfg_foldin_table_valid(m.net.foldin, 8, m.net.foldin_base != NULL),
@@ -465,15 +478,7 @@ test_held(void)
 	bool		chosen_ok = true;
 	int			chosen = 0;
 
-	CHECK(lfg_synth_generate(NU, NI, 12000, 4, &A, &s, &err) == LFG_OK, "synthetic data");
-	d = (LfgRatings) {s.n, NU, NI, s.user, s.item, s.rating};
-	lfg_net_options_preset(&o, LFG_PRESET_PAPER);
-	o.h1 = o.h2 = 16;
-	o.factors = 8;
-	o.epochs = 8;
-	o.lr = 3e-3;
-	o.batch_size = 32;
-	o.aux = false;
+	small_paper(NU, NI, 16, 8, &s, &d, &o);
 	o.foldin_users = 0.2;
 	memset(&m1, 0, sizeof(m1));
 	memset(&m3, 0, sizeof(m3));
