@@ -1211,10 +1211,11 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	}
 	/* timings vary: reported, not stored in the deterministic bytes */
 	ereport(opts->net.verbose ? NOTICE : DEBUG1,
-			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, learned fold-in %.2f s, stored users %.2f s, ranking stage %.2f s",
+			(errmsg("lfg_fit: %.3f s per epoch, %.3f GFLOP per epoch (%.2f GFLOP/s), pretraining %.2f s, learned fold-in %.2f s, stored users %.2f s (%d kept as generated), ranking stage %.2f s",
 					st.seconds_per_epoch, st.flops_per_epoch / 1e9,
 					st.flops_per_epoch / 1e9 / Max(st.seconds_per_epoch, 1e-9),
-					st.pretrain_seconds, st.foldin_seconds, st.store_seconds, st.rank_seconds)));
+					st.pretrain_seconds, st.foldin_seconds, st.store_seconds, st.store_kept,
+					st.rank_seconds)));
 	RememberEpochs(st.seconds_per_epoch, st.flops_per_epoch);
 }
 

@@ -1290,7 +1290,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 		return LFG_OK;
 	}
 	t->net->foldin_base = base;
-	return t->n_held > 0 || t->va_ptr[nu] > 0 ? refit_base(t, &l, base, cb, a, err) : LFG_OK;
+	return refit_base(t, &l, base, cb, a, err);
 }
 
 /*
@@ -1303,7 +1303,8 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
  * ml-100k u1, paper 0.9232 -> 0.9111 over five seeds).
  */
 static LfgStatus
-store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
+store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, int32_t *kept,
+				   LfgError *err)
 {
 	const LfgRatings *d = t->d;
 	LfgModel	m;
@@ -1327,7 +1328,11 @@ store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a,
 	m.net = *t->net;
 	if ((st = lfg_serve_scratch_alloc(&m, cap, a, &s, err)) != LFG_OK)
 		return st;
-	/* a user without ratings keeps its generated vector */
+	/*
+	 * every user has ratings (the users are those of the rows); one whose
+	 * fold-in fails (a solve that is not positive definite, or not finite:
+	 * not seen) keeps its generated vector, and is counted
+	 */
 	for (size_t j = 0, done = 0; j < d->n; done++)
 	{
 		int32_t		u = d->user[j];
@@ -1340,7 +1345,12 @@ store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a,
 			t->u->age ? t->u->age[u] : NAN, t->u->gender ? t->u->gender[u] : -1,
 		t->u->job ? t->u->job[u] : -1};
 		if ((st = lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &s, x, err)) != LFG_OK)
-			return st;
+		{
+			if (st == LFG_ENOMEM)
+				return st;
+			(*kept)++;
+			continue;
+		}
 		memcpy(t->mf->P + (size_t) u * k, x, (size_t) k * sizeof(float));
 		t->mf->bu[u] = x[k];
 		if (done % 256 == 255 && cb && cb->check)
@@ -1524,7 +1534,8 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 				   mf->P, mf->bu, cb);
 	stats->foldin_users = t.n_held;
 	t_foldin = lfg_clock_seconds();
-	if (net->foldin != NULL && (st = store_served_users(&t, cb, a, err)) != LFG_OK)
+	if (net->foldin != NULL &&
+		(st = store_served_users(&t, cb, a, &stats->store_kept, err)) != LFG_OK)
 		return st;
 	stats->store_seconds = lfg_clock_seconds() - t_foldin;
 	stats->train_rmse = lfg_mf_rmse(mf, d);

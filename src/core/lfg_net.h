@@ -130,6 +130,7 @@ typedef struct LfgNetStats
 	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
 	int32_t		foldin_users;	/* users held out of training for its episodes */
 	double		store_seconds;	/* storing every user as served (lfg_net.c) */
+	int32_t		store_kept;		/* users whose fold-in failed: generated vector kept */
 } LfgNetStats;
 
 /* Epoch report: epoch, training loss RMSE, validation RMSE, elapsed seconds */
