@@ -15,7 +15,7 @@ INSERT INTO lfg.models (name, model)
   FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 250;
 -- stored only when set; the paper preset has none
 SELECT name, options->'popularity_prior' AS popularity_prior FROM lfg.models WHERE name LIKE 'prior %' ORDER BY name;
-SELECT options ? 'popularity_prior' AS paper_has_prior
+SELECT options ? 'popularity_prior' AS paper_has_prior, options ? 'average_steps' AS paper_has_average_steps
   FROM lfg_model_info((SELECT lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job, '{"epochs": 2, "hidden": [8, 8]}')
                          FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 50));
 -- the prior adds 3 ln(1 + raters) per item: about 4 bytes per item more
@@ -56,7 +56,8 @@ INSERT INTO lfg.models (name, model)
                              '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "rank_weight": 0}')
   FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 250;
 -- stored only when set
-SELECT name, options->'rank_weight' AS rank_weight, options->'rank_epochs' AS rank_epochs, options->'rank_lr' AS rank_lr
+SELECT name, options->'rank_weight' AS rank_weight, options->'rank_epochs' AS rank_epochs, options->'rank_lr' AS rank_lr,
+       options->'average_steps' AS average_steps
   FROM lfg.models WHERE name LIKE 'head %' ORDER BY name;
 -- R and c (4 bytes per item and factor, and per item), r_u (per user and factor) and a second generator
 SELECT (SELECT bytes FROM lfg.model_versions WHERE name = 'head on')
@@ -106,9 +107,12 @@ DELETE FROM lfg.models WHERE name LIKE 'head %';
 SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"rank_weight": 101}') FROM pr;
 SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"rank_epochs": 0}') FROM pr;
 SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"rank_lr": 0}') FROM pr;
+SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"average_steps": -1}') FROM pr;
+SELECT lfg_fit(user_id, item_id, rating, 30, 'F', 'x', '{"average_steps": 1.5}') FROM pr;
 -- preset ranking: since the ranking head, the same as new_user
 SELECT options->>'preset' AS preset, options->'rank_weight' AS rank_weight, options->'train_items' AS train_items,
-       options->'epochs' AS epochs, options->'val_fraction' AS val_fraction, options->'popularity_prior' AS prior
+       options->'epochs' AS epochs, options->'val_fraction' AS val_fraction, options->'popularity_prior' AS prior,
+       options->'average_steps' AS average_steps
   FROM lfg_model_info((SELECT lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
                                       '{"preset": "ranking", "hidden": [8, 8], "epochs": 2, "rank_epochs": 2}')
                          FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 50));

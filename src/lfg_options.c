@@ -25,7 +25,8 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, foldin_users, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, parallel, verbose, warm_start"
+	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, average_steps, parallel, " \
+	"verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
 /* The types an option value can be refused for (one full message each) */
@@ -267,6 +268,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->rank_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
 	else if (strcmp(key, "rank_lr") == 0)
 		o->rank_lr = NumberValue(key, v);
+	else if (strcmp(key, "average_steps") == 0)
+		o->average_steps = (int) IntegerValue(key, v, 0, LFG_MAX_AVERAGE_STEPS);
 	else if (strcmp(key, "verbose") == 0)
 		o->verbose = BoolValue(key, v);
 	else
@@ -493,6 +496,11 @@ LfgOptionsJson(const LfgFitOptions *opts)
 			s.data[--s.len] = '\0';
 			appendStringInfo(&s, ", \"rank_weight\": %.15g, \"rank_epochs\": %d, \"rank_lr\": %.15g}",
 							 o->rank_weight, o->rank_epochs, o->rank_lr);
+		}
+		if (o->average_steps > 0)
+		{
+			s.data[--s.len] = '\0';
+			appendStringInfo(&s, ", \"average_steps\": %d}", o->average_steps);
 		}
 	}
 	return s.data;
