@@ -143,9 +143,13 @@ check postgres "the jobs are unscheduled" "SELECT count(*) = 0 FROM cron.job WHE
 # What each run decided: the lfg.retrain_log row written by the run's
 # backend (job_pid) while it ran. pg_cron records only the command tag.
 # (end_time is not a bound: in background-worker mode pg_cron may stamp it
-# when it starts waiting for the worker's messages, before the run ends)
+# when it starts waiting for the worker's messages, before the run ends;
+# nor exactly is start_time: the launcher stamps it after it starts the
+# worker, which has begun the run's transaction by then in a busy machine,
+# 5 ms before it in one CI run, so the run may start up to 10 s earlier)
 run_log="FROM cron.job_run_details AS d JOIN lfg.retrain_log AS l
-  ON l.backend_pid = d.job_pid AND l.started_at BETWEEN d.start_time AND d.start_time + interval '1 minute'"
+  ON l.backend_pid = d.job_pid
+  AND l.started_at BETWEEN d.start_time - interval '10 seconds' AND d.start_time + interval '1 minute'"
 runs_seen=$(q postgres -F ' ' -c "SELECT d.jobid, d.runid, d.job_pid, d.status, d.return_message, d.start_time, d.end_time,
     l.backend_pid, l.started_at, l.finished_at, l.outcome
   FROM cron.job_run_details AS d FULL JOIN lfg.retrain_log AS l ON l.backend_pid = d.job_pid
