@@ -9,6 +9,7 @@
 
 #include "access/tupdesc.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 
 #include "core/lfg_core.h"
 #include "core/lfg_model.h"
@@ -16,6 +17,17 @@
 
 /* ages accepted in training and serving (float4 holds them) */
 #define LFG_MAX_AGE 1e6
+
+/*
+ * Reopen the JSON object that s ends with, to append ", \"key\": ...}":
+ * its closing brace is taken off
+ */
+static inline void
+LfgJsonReopen(StringInfo s)
+{
+	Assert(s->len > 0 && s->data[s->len - 1] == '}');
+	s->data[--s->len] = '\0';
+}
 
 /* lfg.c */
 extern void LfgRaise(const LfgError *err) pg_attribute_noreturn();

@@ -483,23 +483,23 @@ LfgOptionsJson(const LfgFitOptions *opts)
 		/* 0.2.0: written only when set, so models without it keep their bytes */
 		if (o->foldin_users > 0.0)
 		{
-			s.data[--s.len] = '\0';
+			LfgJsonReopen(&s);
 			appendStringInfo(&s, ", \"foldin_users\": %.15g}", o->foldin_users);
 		}
 		if (o->popularity_prior > 0.0)
 		{
-			s.data[--s.len] = '\0';
+			LfgJsonReopen(&s);
 			appendStringInfo(&s, ", \"popularity_prior\": %.15g}", o->popularity_prior);
 		}
 		if (o->rank_weight > 0.0)
 		{
-			s.data[--s.len] = '\0';
+			LfgJsonReopen(&s);
 			appendStringInfo(&s, ", \"rank_weight\": %.15g, \"rank_epochs\": %d, \"rank_lr\": %.15g}",
 							 o->rank_weight, o->rank_epochs, o->rank_lr);
 		}
 		if (o->average_steps > 0)
 		{
-			s.data[--s.len] = '\0';
+			LfgJsonReopen(&s);
 			appendStringInfo(&s, ", \"average_steps\": %d}", o->average_steps);
 		}
 	}

@@ -1079,8 +1079,7 @@ AgeRangeMetrics(StringInfo metrics, const LfgUsers *u)
 		}
 	if (lo > hi)
 		return;
-	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
-	metrics->data[--metrics->len] = '\0';
+	LfgJsonReopen(metrics);
 	appendStringInfo(metrics, ", \"age_min\": %.9g, \"age_max\": %.9g}", lo, hi);
 }
 
@@ -1090,8 +1089,7 @@ WarmMetrics(StringInfo metrics, const WarmSetup *ws)
 {
 	if (ws == NULL)
 		return;
-	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
-	metrics->data[--metrics->len] = '\0';
+	LfgJsonReopen(metrics);
 	appendStringInfoString(metrics, ", \"warm_start\": ");
 	escape_json(metrics, ws->from->name);
 	appendStringInfo(metrics, ", \"warm_start_version\": %d, \"warm_users\": %d, \"warm_items\": %d"
@@ -1129,8 +1127,7 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 {
 	if (t == NULL)
 		return;
-	Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
-	metrics->data[--metrics->len] = '\0';
+	LfgJsonReopen(metrics);
 	appendStringInfoString(metrics, ", \"foldin\": [");
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
 	{
@@ -1205,8 +1202,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 	/* the users held out of training for its episodes (foldin_users) */
 	if (st.foldin_users > 0)
 	{
-		Assert(metrics->len > 0 && metrics->data[metrics->len - 1] == '}');
-		metrics->data[--metrics->len] = '\0';
+		LfgJsonReopen(metrics);
 		appendStringInfo(metrics, ", \"foldin_users\": %d}", st.foldin_users);
 	}
 	/* timings vary: reported, not stored in the deterministic bytes */
