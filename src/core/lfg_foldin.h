@@ -175,7 +175,7 @@ typedef struct LfgFoldinLists
  * side it was pretrained from, the items weighted by their ratings in the
  * lists' tr side; out has room for LFG_FOLDIN_BASE_SIZE(n_items, k) bytes.
  * *ok is false when the map's system is singular (then there is no base
- * prior).
+ * prior, and out is left as it was).
  */
 extern LfgStatus lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
 									   const LfgFoldinLists *l, const LfgAllocator *a,

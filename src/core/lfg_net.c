@@ -393,6 +393,22 @@ age_stats(const LfgUsers *u, float *mean, float *std)
 		*std = 1.0f;
 }
 
+/*
+ * The options of the BiasSVD that LFG pretrains (and refits, refit_base):
+ * lfg's defaults with k = factors and pretrain_epochs; with a warm start,
+ * known users and items start where they were
+ */
+static void
+pretrain_options(const Trainer *t, LfgMfOptions *mo)
+{
+	lfg_mf_options_default(mo);
+	mo->factors = t->k;
+	mo->epochs = t->o->pretrain_epochs;
+	mo->parallel = t->o->parallel;
+	mo->seed = t->o->seed;
+	mo->warm = t->o->warm;
+}
+
 /* Pretrain BiasSVD on the training lists; initialise mu, Q, b_i */
 static LfgStatus
 pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
@@ -415,12 +431,7 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 		for (int32_t e = t->tr_ptr[u]; e < t->tr_ptr[u + 1]; e++)
 			users[e] = u;
 	r = (LfgRatings) {(size_t) t->tr_ptr[nu], nu, ni, users, t->tr_item, t->tr_rating};
-	lfg_mf_options_default(&mo);
-	mo.factors = k;
-	mo.epochs = t->o->pretrain_epochs;
-	mo.parallel = t->o->parallel;
-	mo.seed = t->o->seed;
-	mo.warm = t->o->warm;		/* known users and items start where they were */
+	pretrain_options(t, &mo);
 	if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
 		return st;
 	/* mu matches the pretrained biases; the range covers every rating */
@@ -1062,6 +1073,30 @@ rank_prior(const LfgRatings *d, double weight, const LfgAllocator *a, LfgMfParam
 }
 
 /*
+ * An average of the weights: avg += w (params - avg), and the same for the
+ * running statistics; w 1 starts it at the current weights. The moving
+ * average of average_steps (doc/lfg.md, "Seeds") has w = 1 - its decay,
+ * the ranking stage's mean of its last epochs w = 1 / epochs averaged. Q
+ * and b_i, when frozen, stay as they are.
+ */
+static void
+average_weights(Trainer *t, float *avg, float *avg_running, float w)
+{
+	size_t		nr = t->net->layout.n_running;
+
+	if (w == 1.0f)
+	{
+		memcpy(avg, t->params, t->n_params * sizeof(float));
+		memcpy(avg_running, t->net->running, nr * sizeof(float));
+		return;
+	}
+	for (size_t j = 0; j < t->n_params; j++)
+		avg[j] += w * (t->params[j] - avg[j]);
+	for (size_t j = 0; j < nr; j++)
+		avg_running[j] += w * (t->net->running[j] - avg_running[j]);
+}
+
+/*
  * The second stage (rank_weight > 0; doc/lfg.md, "Ranking"): the ranking
  * generator and the ranking head. The generator the first stage chose is
  * kept for ratings; a copy of it goes on training, with the rating loss on
@@ -1129,21 +1164,9 @@ train_ranking(Trainer *t, uint32_t *order, const LfgNetCallbacks *cb, int epochs
 							 "Lower rank_lr; the default is 0.001.",
 							 "LFG ranking training diverged at epoch %d with rank_lr %g: the training error is no longer finite",
 							 epoch, t->o->rank_lr);
-		if (epoch == first_averaged)
-		{
-			memcpy(avg, t->params, t->n_params * sizeof(float));
-			memcpy(avg_running, net->running, nr * sizeof(float));
-		}
-		else if (epoch > first_averaged)
-		{
-			/* the running mean of the weights (Q and b_i, frozen, stay as they are) */
-			float		w = 1.0f / (float) (epoch - first_averaged + 1);
-
-			for (size_t j = 0; j < t->n_params; j++)
-				avg[j] += w * (t->params[j] - avg[j]);
-			for (size_t j = 0; j < nr; j++)
-				avg_running[j] += w * (net->running[j] - avg_running[j]);
-		}
+		/* the running mean of the weights over the last epochs */
+		if (epoch >= first_averaged)
+			average_weights(t, avg, avg_running, 1.0f / (float) (epoch - first_averaged + 1));
 		if (cb && cb->on_epoch)
 			cb->on_epoch(cb->ctx, epochs_before + epoch, train_rmse, NAN, lfg_clock_seconds() - t0);
 	}
@@ -1214,13 +1237,17 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 	size_t		n = 0;
 
 	for (int32_t u = 0; u < t->d->n_users; u++)
-		for (int32_t e = t->held && t->held[u] ? ptr[u + 1] : ptr[u]; e < ptr[u + 1]; e++)
+	{
+		if (t->held && t->held[u])
+			continue;
+		for (int32_t e = ptr[u]; e < ptr[u + 1]; e++)
 		{
 			double		err = rating[e] - lfg_mf_predict(t->mf, u, item[e]);
 
 			sse += err * err;
 			n++;
 		}
+	}
 	return n > 0 ? sqrt(sse / (double) n) : NAN;
 }
 
@@ -1239,28 +1266,18 @@ refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNe
 	LfgMfOptions mo;
 	LfgMfParams svd;
 	LfgCallbacks mcb = {NULL, cb ? cb->check : NULL, cb ? cb->ctx : NULL};
-	LfgFoldinBase *refit = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(d->n_items, t->k));
 	double		rmse;
 	bool		ok;
 	LfgStatus	st;
 
-	if (refit == NULL)
-		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the base prior");
-	lfg_mf_options_default(&mo);
-	mo.factors = t->k;
-	mo.epochs = t->o->pretrain_epochs;
-	mo.parallel = t->o->parallel;
-	mo.seed = t->o->seed;
-	mo.warm = t->o->warm;
+	pretrain_options(t, &mo);
 	if ((st = lfg_mf_train(d, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
 		return st;
 	svd.rating_min = t->mf->rating_min;
 	svd.rating_max = t->mf->rating_max;
-	if ((st = lfg_foldin_base_build(t->mf, &svd, l, a, refit, &ok, err)) != LFG_OK)
+	/* base is rewritten only when the new map's system solves (ok) */
+	if ((st = lfg_foldin_base_build(t->mf, &svd, l, a, base, &ok, err)) != LFG_OK)
 		return st;
-	if (ok)
-		memcpy(base, refit, LFG_FOLDIN_BASE_SIZE(d->n_items, t->k));
-	lfg_free(a, refit);
 	lfg_free(a, svd.P);
 	lfg_free(a, svd.bu);
 	lfg_free(a, svd.Q);
@@ -1369,7 +1386,7 @@ store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a,
 	/*
 	 * every user has ratings (the users are those of the rows); one whose
 	 * fold-in fails (a solve that is not positive definite, or not finite:
-	 * not seen) keeps its generated vector, and is counted
+	 * not seen) is stored as the generator's output, and counted
 	 */
 	for (size_t j = 0, done = 0; j < d->n; done++)
 	{
@@ -1384,10 +1401,10 @@ store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a,
 		t->u->job ? t->u->job[u] : -1};
 		if ((st = lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &s, x, err)) != LFG_OK)
 		{
-			if (st == LFG_ENOMEM)
+			if (st == LFG_ENOMEM ||
+				(st = lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, false, &s, x, err)) != LFG_OK)
 				return st;
 			(*kept)++;
-			continue;
 		}
 		memcpy(t->mf->P + (size_t) u * k, x, (size_t) k * sizeof(float));
 		t->mf->bu[u] = x[k];
@@ -1421,28 +1438,6 @@ auto_dropout(int32_t n)
 	return 0.5 + 0.2 * log2(40000.0 / fmin(fmax((double) n, 20000.0), 40000.0));
 }
 
-/*
- * The moving average of the weights (average_steps > 0; doc/lfg.md,
- * "Seeds"): avg = decay avg + (1 - decay) params, and the same for the
- * running statistics; decay 0 starts it at the current weights. Q and b_i,
- * when frozen, stay as they are.
- */
-static void
-average_weights(Trainer *t, float *avg, float *avg_running, float decay)
-{
-	size_t		nr = t->net->layout.n_running;
-
-	if (decay == 0.0f)
-	{
-		memcpy(avg, t->params, t->n_params * sizeof(float));
-		memcpy(avg_running, t->net->running, nr * sizeof(float));
-		return;
-	}
-	for (size_t j = 0; j < t->n_params; j++)
-		avg[j] += (1.0f - decay) * (t->params[j] - avg[j]);
-	for (size_t j = 0; j < nr; j++)
-		avg_running[j] += (1.0f - decay) * (t->net->running[j] - avg_running[j]);
-}
 
 /* See lfg_net.h and the file header */
 LfgStatus
@@ -1564,7 +1559,7 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 							 "LFG training diverged at epoch %d with lr %g: the training error is no longer finite",
 							 epoch, o->lr);
 		if (avg != NULL)
-			average_weights(&t, avg, avg_running, avg_n++ == 0 ? 0.0f : avg_decay);
+			average_weights(&t, avg, avg_running, avg_n++ == 0 ? 1.0f : 1.0f - avg_decay);
 		if (t.va_ptr[nu] > 0)
 		{
 			float	   *trained = t.params;
@@ -1632,13 +1627,13 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	if (t.va_ptr[nu] > 0 && (st = select_foldin(&t, cb, a, err)) != LFG_OK)
 		return st;
 	stats->foldin_seconds = lfg_clock_seconds() - t_foldin;
-	/* the stored users: generated from all their ratings */
-	generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
-				   mf->P, mf->bu, cb);
+	/* the stored users: as served with the table, else generated */
 	stats->foldin_users = t.n_held;
 	t_foldin = lfg_clock_seconds();
-	if (net->foldin != NULL &&
-		(st = store_served_users(&t, cb, a, &stats->store_kept, err)) != LFG_OK)
+	if (net->foldin == NULL)
+		generate_users(&t, t.tr_ptr, t.tr_item, t.tr_rating, t.va_ptr, t.va_item, t.va_rating,
+					   mf->P, mf->bu, cb);
+	else if ((st = store_served_users(&t, cb, a, &stats->store_kept, err)) != LFG_OK)
 		return st;
 	stats->store_seconds = lfg_clock_seconds() - t_foldin;
 	stats->train_rmse = lfg_mf_rmse(mf, d);
