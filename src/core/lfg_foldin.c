@@ -37,11 +37,12 @@
  * it gain more on them than on new users (doc/serving.md, "Measured": on
  * ml-1m the paper preset's choice for n = 8 to 15 beat BiasSVD's fold-in on
  * its episodes and lost to it on held-out users). So with held users (the
- * option foldin_users, lfg_net.c; 0 in the presets) the episodes are theirs
- * only: users training never saw, n of their ratings revealed and all the
- * others scored, a few rounds each; they are new users in all but name.
- * Without (the presets, or too few users to hold out), the episodes are the
- * training users' as above.
+ * option foldin_users, lfg_net.c: 0.05 in the paper preset, 0 in new_user)
+ * the episodes are theirs only: half of each one's ratings were held out of
+ * training, and an episode reveals n of those and scores the others, a few
+ * rounds each. The generator never learned those ratings as this user's,
+ * so it meets them as a new user's. Without (preset new_user, or too few
+ * users to draw), the episodes are the training users' as above.
  */
 #include <math.h>
 #include <string.h>

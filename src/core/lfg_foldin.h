@@ -23,10 +23,14 @@
 /*
  * Held users (option foldin_users, lfg_net.c): drawn among users of at
  * least LFG_FOLDIN_HELD_MIN_RATINGS ratings, used when at least
- * LFG_FOLDIN_HELD_MIN_USERS are drawn, each giving up to
- * LFG_FOLDIN_HELD_ROUNDS episodes per bucket (other draws of n and of the
- * revealed ratings)
+ * LFG_FOLDIN_HELD_MIN_USERS are drawn; each rating of theirs is held out of
+ * training with probability LFG_FOLDIN_HELD_SHARE, and each gives up to
+ * LFG_FOLDIN_HELD_ROUNDS episodes per bucket from those (other draws of n
+ * and of the revealed ratings)
  */
+#define LFG_FOLDIN_HELD_SHARE 0.5
+/* the paper preset's foldin_users */
+#define LFG_PAPER_FOLDIN_USERS 0.05
 #define LFG_FOLDIN_HELD_MIN_RATINGS 2
 #define LFG_FOLDIN_HELD_MIN_USERS 20
 #define LFG_FOLDIN_HELD_ROUNDS 8
@@ -154,9 +158,9 @@ struct LfgUsers;
 /*
  * Training users' ratings split in two (CSR by dense user): the revealed
  * side of an episode is drawn from tr, the scored side is va. With held
- * (not NULL), the users it marks are held out of training, their ratings
- * all in va (tr empty): the episodes are then theirs only, n revealed from
- * va and the rest of va scored.
+ * (not NULL), the users it marks have part of their ratings held out of
+ * training, in va: the episodes are then theirs only, n revealed from va
+ * and the rest of va scored.
  */
 typedef struct LfgFoldinLists
 {

@@ -25,16 +25,20 @@
  *	 6. With a validation slice or held users, the fold-in that serves new
  *		users (the weights of the generator's output, the mean user and the
  *		pretrained BiasSVD's fold-in in its prior, per bucket of n) is
- *		chosen on episodes (lfg_foldin.c): of the users held out of training
- *		altogether (foldin_users, a seeded share of the users; step 1 draws
- *		them and puts all their ratings on the validation side, so neither
- *		the pretraining, the epochs nor early stopping see them), else of
- *		the training users, scored on the validation slice. When the choice
- *		weighs that BiasSVD, it is then refitted on all the ratings.
+ *		chosen on episodes (lfg_foldin.c): of the held users (foldin_users,
+ *		a seeded share of the users; step 1 draws them and puts half of each
+ *		one's ratings on the validation side, which neither the pretraining,
+ *		the epochs nor early stopping see), n of those held ratings revealed
+ *		and the rest scored, so that the generator meets ratings it never
+ *		learned as a new user's; else of the training users, n of their
+ *		training ratings revealed and the validation slice scored. When the
+ *		choice weighs that BiasSVD, it is then refitted on all the ratings.
  *	 7. Every user's p_u and b_u are stored, so known users are served
  *		without the network: what lfg_recommend serves the user from all
  *		its ratings, the learned fold-in of step 6 (without a table, the
- *		generator's output).
+ *		generator's output). With held users, that fold-in is a second
+ *		choice, made on the training users' episodes: the generator learned
+ *		the known users, and what their episodes measure is right for them.
  *	 8. With rank_weight > 0, the ranking stage (train_ranking): a copy of
  *		the generator and a ranking head (R, c) trained with the
  *		multinomial ranking term, on random streams of its own, and kept as
@@ -128,6 +132,13 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 		o->input = LFG_INPUT_RAW;
 		o->episodes = false;
 		o->revealed_weight = 1.0;
+		/*
+		 * the new users' fold-in chosen on held users' episodes: on ml-1m
+		 * the training users' chose, for n = 8 to 15, a prior that served
+		 * new users 0.0011 worse than BiasSVD's fold-in (doc/lfg.md, "New
+		 * users, held out of training")
+		 */
+		o->foldin_users = LFG_PAPER_FOLDIN_USERS;
 	}
 }
 
@@ -231,13 +242,19 @@ typedef struct Trainer
 			   *va_item;
 	float	   *va_rating;
 	/*
-	 * foldin_users: held[u] marks the users held out of training, whose
-	 * ratings are all on the validation side (n_held of them); the others,
-	 * n_train_users, are what the epochs visit
+	 * foldin_users: held[u] marks the users (n_held of them) half of whose
+	 * ratings are held out of training, on the validation side, for the
+	 * fold-in's episodes
 	 */
 	uint8_t    *held;
-	int32_t		n_held,
-				n_train_users;
+	int32_t		n_held;
+	/*
+	 * with held users: the fold-in chosen on the training users' episodes,
+	 * which stores the known users (step 7), and the base prior it serves
+	 * them with (NULL when neither table weighs it)
+	 */
+	LfgFoldinTable *known_table;
+	LfgFoldinBase *known_base;
 	/* parameters: generator theta | Q | b_i, and their gradients */
 	float	   *params,
 			   *grad;
@@ -268,9 +285,9 @@ typedef struct Trainer
 } Trainer;
 
 /*
- * Draw the users held out of training for the fold-in's episodes
- * (foldin_users, a seeded share of the users with at least
- * LFG_FOLDIN_HELD_MIN_RATINGS ratings): none when fewer than
+ * Draw the users half of whose ratings are held out of training for the
+ * fold-in's episodes (foldin_users, a seeded share of the users with at
+ * least LFG_FOLDIN_HELD_MIN_RATINGS ratings): none when fewer than
  * LFG_FOLDIN_HELD_MIN_USERS are drawn, too few to choose on, and then the
  * episodes are the training users'
  */
@@ -283,7 +300,6 @@ draw_held(Trainer *t, const LfgAllocator *a, LfgError *err)
 	size_t		j = 0;
 
 	t->n_held = 0;
-	t->n_train_users = nu;
 	if (t->o->foldin_users <= 0.0)
 		return LFG_OK;
 	t->held = lfg_alloc_array(a, (size_t) nu + 1, sizeof(uint8_t));
@@ -306,13 +322,12 @@ draw_held(Trainer *t, const LfgAllocator *a, LfgError *err)
 		memset(t->held, 0, (size_t) nu);
 		t->n_held = 0;
 	}
-	t->n_train_users = nu - t->n_held;
 	return LFG_OK;
 }
 
 /*
  * Split ratings (sorted by user) into per-user training and validation
- * lists; a held user's are all on the validation side
+ * lists; half of a held user's are on the validation side
  */
 static LfgStatus
 split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
@@ -347,8 +362,8 @@ split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 			return lfg_error(err, LFG_EDATA, NULL, "ratings are not sorted by user");
 		for (; j < d->n && d->user[j] == u; j++)
 		{
-			/* the draw is made for held users too: the others' split stays */
-			if (lfg_rng_uniform(&rng) < t->o->val_fraction || (t->held && t->held[u]))
+			/* one draw per rating, so the others' split stays */
+			if (lfg_rng_uniform(&rng) < (t->held && t->held[u] ? LFG_FOLDIN_HELD_SHARE : t->o->val_fraction))
 			{
 				t->va_item[nva] = d->item[j];
 				t->va_rating[nva++] = d->rating[j];
@@ -359,8 +374,8 @@ split_ratings(Trainer *t, const LfgAllocator *a, LfgError *err)
 				t->tr_rating[ntr++] = d->rating[j];
 			}
 		}
-		/* every user but the held ones keeps at least one training rating */
-		if (ntr == start_tr && nva > (size_t) t->va_ptr[u] && !(t->held && t->held[u]))
+		/* every user keeps at least one training rating */
+		if (ntr == start_tr && nva > (size_t) t->va_ptr[u])
 		{
 			nva--;
 			t->tr_item[ntr] = t->va_item[nva];
@@ -942,7 +957,7 @@ check_between(Trainer *t, const LfgNetCallbacks *cb)
 static double
 train_epoch(Trainer *t, LfgAdam *opt, LfgAdam *head, uint32_t *order, const LfgNetCallbacks *cb)
 {
-	int32_t		nu = t->n_train_users,
+	int32_t		nu = t->d->n_users,
 				B = t->o->batch_size,
 				k = t->k;
 	double		sse = 0.0,
@@ -1229,7 +1244,10 @@ warm_generator(const LfgGenConfig *c, const LfgGenLayout *l, float *theta, float
 		memcpy(running, old->running, l->n_running * sizeof(float));
 }
 
-/* RMSE of the clipped predictions on lists (ptr, item, rating), held users left out */
+/*
+ * RMSE of the clipped predictions on lists (ptr, item, rating), held users
+ * left out (their validation side is the fold-in's, half their ratings)
+ */
 static double
 list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float *rating)
 {
@@ -1254,7 +1272,7 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 /*
  * The base prior that serves: the episodes chose its weight with the
  * pretrained BiasSVD, which saw neither the validation slice nor the held
- * users; like any choice made on held-out data, it is then refitted on all
+ * users' held ratings; like any choice made on held-out data, it is then refitted on all
  * the ratings (the same BiasSVD options and seed) and mapped again. Kept
  * as it was when the map's system is singular.
  */
@@ -1310,14 +1328,12 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	memset(sum, 0, ((size_t) k + 1) * sizeof(double));
 	for (int32_t u = 0; u < nu; u++)
 	{
-		if (t->held && t->held[u])
-			continue;
 		for (int32_t f = 0; f < k; f++)
 			sum[f] += t->mf->P[(size_t) u * k + f];
 		sum[k] += t->mf->bu[u];
 	}
 	for (int32_t f = 0; f <= k; f++)
-		mean[f] = (float) (sum[f] / t->n_train_users);
+		mean[f] = (float) (sum[f] / nu);
 	/* the base prior: the pretrained BiasSVD's item side, mapped (lfg_foldin.h) */
 	if ((st = lfg_foldin_base_build(t->mf, &t->base, &l, a, base, &base_ok, err)) != LFG_OK)
 		return st;
@@ -1338,24 +1354,42 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;
-	/* stored only when some bucket weighs it */
-	if (!lfg_foldin_uses_base(table))
+	/* with held users, the known users' own choice (step 7) */
+	if (l.held != NULL)
+	{
+		LfgFoldinLists known = l;
+
+		known.held = NULL;
+		t->known_table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
+		if (t->known_table == NULL)
+			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
+		if ((st = lfg_foldin_select(&m, t->u, &known, mean, base_ok ? base : NULL, offer,
+									t->o->seed ^ UINT64_C(0x6666),
+									cb ? cb->check : NULL, cb ? cb->ctx : NULL, a,
+									t->known_table, err)) != LFG_OK)
+			return st;
+	}
+	/* kept only when some bucket weighs it, and stored when a served one does */
+	if (!lfg_foldin_uses_base(table) &&
+		!(t->known_table != NULL && lfg_foldin_uses_base(t->known_table)))
 	{
 		lfg_free(a, base);
 		return LFG_OK;
 	}
-	t->net->foldin_base = base;
+	if (lfg_foldin_uses_base(table))
+		t->net->foldin_base = base;
+	t->known_base = base;
 	return refit_base(t, &l, base, cb, a, err);
 }
 
 /*
  * Store every user as lfg_recommend serves it from all its ratings: the
  * learned fold-in of the table just chosen (a ridge fit of the user's
- * ratings on the item side, toward the prior of its bucket). For a held
- * user (foldin_users), which training never saw, it is the only way; for
- * the others it fits their own ratings more closely than the generator's
- * output, which the ridge only starts from (doc/lfg.md, "Training", step 7:
- * ml-100k u1, paper 0.9232 -> 0.9111 over five seeds).
+ * ratings on the item side, toward the prior of its bucket), or with held
+ * users (foldin_users) of the known users' own table. It fits their own
+ * ratings more closely than the generator's output, which the ridge only
+ * starts from (doc/lfg.md, "Training", step 7: ml-100k u1, paper 0.9232
+ * -> 0.9111 over five seeds).
  */
 static LfgStatus
 store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, int32_t *kept,
@@ -1381,6 +1415,11 @@ store_served_users(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a,
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
+	if (t->known_table != NULL)
+	{
+		m.net.foldin = t->known_table;
+		m.net.foldin_base = t->known_base;
+	}
 	if ((st = lfg_serve_scratch_alloc(&m, cap, a, &s, err)) != LFG_OK)
 		return st;
 	/*
@@ -1532,17 +1571,15 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 	{
 		/* 1 - 1 / average_steps per Adam step, applied once an epoch */
 		avg_decay = (float) pow(1.0 - 1.0 / o->average_steps,
-								ceil((double) t.n_train_users / o->batch_size));
+								ceil((double) nu / o->batch_size));
 		avg = lfg_alloc_array(a, t.n_params, sizeof(float));
 		avg_running = lfg_alloc_array(a, nr + 1, sizeof(float));
 		trained_running = lfg_alloc_array(a, nr + 1, sizeof(float));
 		if (!avg || !avg_running || !trained_running)
 			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for LFG training");
 	}
-	/* the epochs visit the users not held out */
-	for (int32_t j = 0, n = 0; j < nu; j++)
-		if (!(t.held && t.held[j]))
-			order[n++] = (uint32_t) j;
+	for (int32_t j = 0; j < nu; j++)
+		order[j] = (uint32_t) j;
 	lfg_rng_seed(&t.rng_order, o->seed ^ UINT64_C(0x2222));
 	lfg_rng_seed(&t.rng_drop, o->seed ^ UINT64_C(0x3333));
 
@@ -1635,6 +1672,10 @@ lfg_net_train(const LfgRatings *d, const LfgUsers *u, const LfgNetOptions *o,
 					   mf->P, mf->bu, cb);
 	else if ((st = store_served_users(&t, cb, a, &stats->store_kept, err)) != LFG_OK)
 		return st;
+	/* the known users' choice stored them; the model keeps the new users' */
+	lfg_free(a, t.known_table);
+	if (t.known_base != NULL && t.known_base != net->foldin_base)
+		lfg_free(a, t.known_base);
 	stats->store_seconds = lfg_clock_seconds() - t_foldin;
 	stats->train_rmse = lfg_mf_rmse(mf, d);
 	if (o->rank_weight > 0.0)
