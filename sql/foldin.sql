@@ -71,7 +71,7 @@ SELECT count(*) AS items, max(abs(lfg_predict('fo_paper', fu.user_id::bigint, i.
 -- for older models)
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_held', lfg_fit(user_id, item_id, rating,
-                            '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "foldin_users": 0.1}')
+                            '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "foldin_users": 0.5}')
   FROM fr WHERE user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_noval', lfg_fit(user_id, item_id, rating,
@@ -79,10 +79,10 @@ INSERT INTO lfg.models (name, model)
   FROM fr WHERE user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_heldonly', lfg_fit(user_id, item_id, rating,
-                                '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0, "foldin_users": 0.1}')
+                                '{"kind": "lfg", "hidden": [8, 8], "factors": 4, "epochs": 2, "val_fraction": 0, "foldin_users": 0.5}')
   FROM fr WHERE user_id <= 250;
 SELECT name, metrics ? 'foldin' AS has_foldin, options->'foldin_users' AS foldin_users,
-       (metrics->>'foldin_users')::int BETWEEN 15 AND 40 AS held_users
+       (metrics->>'foldin_users')::int BETWEEN 100 AND 150 AS held_users
   FROM lfg.models WHERE name IN ('fo_paper', 'fo_held', 'fo_noval', 'fo_heldonly') ORDER BY name;
 SELECT lfg_fit(user_id, item_id, rating, '{"kind": "lfg", "foldin_users": 0.6}') FROM fr;
 

@@ -479,13 +479,13 @@ test_held(void)
 	int			chosen = 0;
 
 	small_paper(NU, NI, 16, 8, &s, &d, &o);
-	o.foldin_users = 0.2;
+	o.foldin_users = 0.45;
 	memset(&m1, 0, sizeof(m1));
 	memset(&m3, 0, sizeof(m3));
 	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m1.mf, &m1.net, &st1, &err) == LFG_OK, "train: %s", err.msg);
 	o.parallel = 3;
 	CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m3.mf, &m3.net, &st3, &err) == LFG_OK, "train: %s", err.msg);
-	CHECK(st1.foldin_users >= 40 && st1.foldin_users <= 80, "about a fifth of the users held (%d)",
+	CHECK(st1.foldin_users >= 110 && st1.foldin_users <= 160, "about 0.45 of the users held (%d)",
 		  st1.foldin_users);
 	if (m1.net.foldin == NULL || m3.net.foldin == NULL)
 	{
