@@ -1199,7 +1199,7 @@ TrainNet(const FitState *s, const DenseData *d, LfgFitOptions *opts, LfgModel *m
 		AgeRangeMetrics(metrics, &users);
 	WarmMetrics(metrics, warm);
 	FoldinMetrics(metrics, m->net.foldin);
-	/* the users held out of training for its episodes (foldin_users) */
+	/* the users half of whose ratings were held out for its episodes (foldin_users) */
 	if (st.foldin_users > 0)
 	{
 		LfgJsonReopen(metrics);

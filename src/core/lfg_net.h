@@ -73,7 +73,7 @@ typedef struct LfgNetOptions
 	double		leaky_slope;
 	uint64_t	seed;
 	double		val_fraction;
-	double		foldin_users;	/* share of users held out for the fold-in episodes */
+	double		foldin_users;	/* share of users half of whose ratings are held out for the fold-in episodes */
 	bool		batchnorm;
 	bool		aux;			/* demographics as input */
 	int			init;			/* LFG_INIT_SVD or LFG_INIT_RANDOM */
@@ -146,7 +146,7 @@ typedef struct LfgNetStats
 	double		dropout;		/* the value used ("auto" resolved) */
 	double		rank_seconds;	/* the ranking stage, 0 without one */
 	double		foldin_seconds; /* choosing the learned fold-in (lfg_foldin.c) */
-	int32_t		foldin_users;	/* users held out of training for its episodes */
+	int32_t		foldin_users;	/* users half of whose ratings were held out for its episodes */
 	double		store_seconds;	/* storing every user as served (lfg_net.c) */
 	int32_t		store_kept;		/* users whose fold-in failed: generated vector kept */
 } LfgNetStats;
