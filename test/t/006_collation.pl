@@ -46,7 +46,7 @@ for my $mode ('shared', 'per-backend')
 		plan skip_all => 'this server has no ICU collations';
 	}
 	$node->safe_psql('postgres',
-		q{CREATE DATABASE icu LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C' TEMPLATE template0});
+		q{CREATE DATABASE icu LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C' ENCODING 'UTF8' TEMPLATE template0});
 	$node->safe_psql('icu', $SETUP);
 	cmp_ok($node->safe_psql('icu', q{SELECT pg_relation_size('lfg.models_pkey') / 8192}),
 		'>', 3, "$mode: the primary key index has several pages");
