@@ -35,7 +35,7 @@
 /*
  * at least this many held users, or none: the choice among 64 candidates on
  * fewer overfits their episodes (ml-100k, 47 held users: at n = 10 one seed
- * of five served new users 0.009 worse than BiasSVD's fold-in)
+ * of four served new users 0.009 worse than BiasSVD's fold-in)
  */
 #define LFG_FOLDIN_HELD_MIN_USERS 100
 #define LFG_FOLDIN_HELD_ROUNDS 8

@@ -1272,9 +1272,9 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 /*
  * The base prior that serves: the episodes chose its weight with the
  * pretrained BiasSVD, which saw neither the validation slice nor the held
- * users' held ratings; like any choice made on held-out data, it is then refitted on all
- * the ratings (the same BiasSVD options and seed) and mapped again. Kept
- * as it was when the map's system is singular.
+ * users' held ratings; like any choice made on held-out data, it is then
+ * refitted on all the ratings (the same BiasSVD options and seed) and
+ * mapped again. Kept as it was when the map's system is singular.
  */
 static LfgStatus
 refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNetCallbacks *cb,
