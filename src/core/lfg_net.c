@@ -1303,6 +1303,19 @@ refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNe
 	return LFG_OK;
 }
 
+/*
+ * One table of the learned fold-in from the episodes of lists l (both
+ * tables of select_foldin draw them with the same seed)
+ */
+static LfgStatus
+choose_foldin(const Trainer *t, const LfgModel *m, const LfgFoldinLists *l, const float *mean,
+			  const LfgFoldinBase *base, bool offer, const LfgNetCallbacks *cb,
+			  const LfgAllocator *a, LfgFoldinTable *out, LfgError *err)
+{
+	return lfg_foldin_select(m, t->u, l, mean, base, offer, t->o->seed ^ UINT64_C(0x6666),
+							 cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, out, err);
+}
+
 /* Choose the learned fold-in (lfg_foldin.c) into net->foldin */
 static LfgStatus
 select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
@@ -1349,9 +1362,8 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	offer = base_ok && (t->mf->mu != t->base.mu ||
 						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||
 						memcmp(t->mf->Q, t->base.Q, (size_t) ni * k * sizeof(float)) != 0);
-	if ((st = lfg_foldin_select(&m, t->u, &l, mean, base_ok ? base : NULL, offer,
-								t->o->seed ^ UINT64_C(0x6666),
-								cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, table, err)) != LFG_OK)
+	if ((st = choose_foldin(t, &m, &l, mean, base_ok ? base : NULL, offer, cb, a, table,
+							err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;
 	/* with held users, the known users' own choice (step 7) */
@@ -1363,10 +1375,8 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 		t->known_table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 		if (t->known_table == NULL)
 			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
-		if ((st = lfg_foldin_select(&m, t->u, &known, mean, base_ok ? base : NULL, offer,
-									t->o->seed ^ UINT64_C(0x6666),
-									cb ? cb->check : NULL, cb ? cb->ctx : NULL, a,
-									t->known_table, err)) != LFG_OK)
+		if ((st = choose_foldin(t, &m, &known, mean, base_ok ? base : NULL, offer, cb, a,
+								t->known_table, err)) != LFG_OK)
 			return st;
 	}
 	/* kept only when some bucket weighs it, and stored when a served one does */
