@@ -53,6 +53,63 @@ SELECT bool_and(abs(least(5, greatest(1, e.total)) - p.s) < 1e-4) AS explain_sum
        LATERAL (SELECT sum(contribution) AS total FROM lfg_explain('fo_paper', fb.r, 40, 'F', 'doctor', 77)) e,
        LATERAL (SELECT (lfg_predict('fo_paper', fb.r, 40, 'F', 'doctor', ARRAY[77::bigint]))[1] AS s) p,
        LATERAL lfg_recommend('fo_paper', fb.r, 40, 'F', 'doctor', 5) k;
+-- the base side: a bucket where the pretrained BiasSVD's own fold-in beat
+-- every candidate on the episodes is served by that BiasSVD itself, scored
+-- by its item side (an item side trained far from it: few ratings, 30
+-- epochs); then no bucket is worse than either plain fold-in, and every
+-- path serves the base side alike
+CREATE TABLE fs AS SELECT * FROM lfg_synthetic_ratings(300, 120, 12000, 4);
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_side', lfg_fit(user_id, item_id, rating,
+                            '{"kind": "lfg", "hidden": [32, 32], "factors": 8, "epochs": 30, "lr": 0.003, "batch_size": 32}')
+  FROM fs WHERE user_id <= 250;
+SELECT count(*) FILTER (WHERE b->>'side' = 'base') > 0 AS has_base_side,
+       count(*) FILTER (WHERE b->>'side' = 'model') > 0 AS has_model_side,
+       bool_and(b->'rmse' = 'null' OR (b->>'rmse')::float8 <= (b->>'foldin_rmse')::float8 AND
+                (b->>'rmse')::float8 <= (b->>'biassvd_rmse')::float8) AS never_worse,
+       bool_and(b->>'side' = 'model' OR (b->>'prior')::float8 = 0 AND (b->>'center')::float8 = 0 AND
+                (b->>'base')::float8 = 1 AND (b->>'reg')::float8 = 5) AS base_side_is_v1_reg5
+  FROM lfg.models, jsonb_array_elements(metrics->'foldin') b WHERE name = 'fo_side';
+CREATE TABLE fsb AS
+  SELECT n, jsonb_object_agg(item_id, rating) AS r
+  FROM (SELECT item_id, rating, row_number() OVER (ORDER BY item_id) AS pos FROM fs WHERE user_id = 270) x,
+       (VALUES (1), (3), (6), (12), (24)) AS v(n)
+  WHERE pos <= n GROUP BY n;
+SELECT count(DISTINCT b->>'side') AS sides_served
+  FROM lfg.models, fsb, jsonb_array_elements(metrics->'foldin') b
+  WHERE name = 'fo_side' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+    FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fsb.n);
+-- on the base side the model predicts what that BiasSVD predicts: the one
+-- its pretraining options give (factors 8, pretrain_epochs 20, seed 42),
+-- refitted on all the training ratings
+INSERT INTO lfg.models (name, model)
+  SELECT 'fo_side_biassvd', lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 20, "seed": 42}')
+  FROM fs WHERE user_id <= 250;
+SELECT b->>'side' AS side,
+       bool_and(lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, i.ids) =
+                lfg_predict('fo_side_biassvd', fsb.r, NULL, NULL, NULL, i.ids)) AS biassvd_predicts
+  FROM lfg.models, fsb, jsonb_array_elements(metrics->'foldin') b,
+       (SELECT array_agg(DISTINCT item_id::bigint) AS ids FROM fs) i
+  WHERE name = 'fo_side' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+    FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fsb.n)
+  GROUP BY 1 ORDER BY 1;
+SELECT bool_and(abs(least(5, greatest(1, e.total)) - p.s) < 1e-4) AS explain_sums_to_predict,
+       bool_and(abs(k.score - (lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, ARRAY[k.item_id]))[1]) < 1e-4)
+         AS recommend_is_predict,
+       bool_and(array_length(f.x, 1) = 9) AS factors_k_plus_1
+  FROM fsb,
+       LATERAL (SELECT sum(contribution) AS total FROM lfg_explain('fo_side', fsb.r, NULL, NULL, NULL, 77)) e,
+       LATERAL (SELECT (lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, ARRAY[77::bigint]))[1] AS s) p,
+       LATERAL (SELECT lfg_user_factors('fo_side', fsb.r, NULL, NULL, NULL) AS x) f,
+       LATERAL lfg_recommend('fo_side', fsb.r, NULL, NULL, NULL, 5) k;
+-- the filtered forms: a short include list (scored alone), a long one (the scan)
+SELECT bool_and(abs(k.score - (lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, ARRAY[k.item_id]))[1]) < 1e-4)
+         AS filtered_is_predict,
+       count(*) > 0 AS some
+  FROM fsb, LATERAL (VALUES (ARRAY[60, 61, 62, 63, 64, 65]::bigint[]),
+                            (ARRAY(SELECT g::bigint FROM generate_series(30, 120) g))) AS l(inc),
+       LATERAL lfg_recommend('fo_side', fsb.r, NULL, NULL, NULL, 5, exclude => ARRAY[61]::bigint[],
+                             include => l.inc) k;
 \set VERBOSITY default
 -- a known user is stored as the learned fold-in serves it from all its
 -- ratings: lfg_predict of the user's id is lfg_predict of its ratings (250
@@ -146,4 +203,4 @@ INSERT INTO lfg.models (name, model)
   FROM fr WHERE user_id <= 250;
 SELECT options->'aux' AS aux FROM lfg.models WHERE name = 'fo_one_age';
 DELETE FROM lfg.models WHERE name LIKE 'fo_%';
-DROP TABLE fr, fu, fn, fb;
+DROP TABLE fr, fu, fn, fb, fs, fsb;

@@ -413,6 +413,7 @@ lfg_explain(PG_FUNCTION_ARGS)
 {
 	LfgCachedModel *c = KnownModel(fcinfo);
 	const LfgMfParams *mf = &c->model.mf;
+	LfgMfParams view;
 	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
@@ -455,7 +456,10 @@ lfg_explain(PG_FUNCTION_ARGS)
 	 * prior's alone
 	 */
 	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &vbase, &reg);
-	if (mf->kind == LFG_KIND_LFG)
+	/* on the base side: plain fold-in on the BiasSVD's item side, as BiasSVD's */
+	if (lfg_foldin_base_side(&c->model, in.n, LfgFoldinReg(), lfg_refine))
+		mf = lfg_user_params(&c->model, in.n, LfgFoldinReg(), lfg_refine, &view);
+	else if (mf->kind == LFG_KIND_LFG)
 	{
 		float	   *b = palloc(sizeof(float) * (mf->k + 1));
 
@@ -505,13 +509,13 @@ CompareInt32(const void *a, const void *b)
  * ordered as lfg_recommend_top_k orders (the raw score, lfg_score_raw, plus
  * the model's ranking prior when it has one) and the best kept, ties by the
  * smaller index, which is lfg_recommend_top_k's answer restricted to the
- * list; the scores written are clipped (lfg_score_one). Writes
+ * list; the scores written are clipped (lfg_score_one). mf: the
+ * parameters c->x is scored with (LfgUserVector). Writes
  * c->top_items and c->top_scores; returns how many.
  */
 static int32
-RecommendListed(LfgCachedModel *c, const LfgItemFilter *f, int32 k)
+RecommendListed(LfgCachedModel *c, const LfgMfParams *mf, const LfgItemFilter *f, int32 k)
 {
-	const LfgMfParams *mf = &c->model.mf;
 	int32	   *cand = palloc(sizeof(int32) * Max(f->n_include, 1));
 	int32	   *excl = palloc(sizeof(int32) * Max(f->n_exclude, 1));
 	float	   *scores = palloc(sizeof(float) * Max(f->n_include, 1));
@@ -558,9 +562,8 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	const LfgMfParams *mf;
 	int32		k;
 	LfgNetUser	in;
-	LfgServeScratch *s;
+	const LfgScorer *sc;
 	LfgItemFilter f = {0};
-	LfgError	err;
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
 	int32	   *exclude;
@@ -590,13 +593,9 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	f.include = ItemIndexArg(fcinfo, c, 7, "include", 0, &f.n_include, &isnull);
 	if (isnull)
 		f.include = NULL;
-	s = LfgServeBuffers(c, in.n);
-	LfgFoldinNotice(c, in.n);
-	if (lfg_user_vector(&c->model, &in, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
-		lfg_order_vector(&c->model, &in, c->x, s, c->xo, &err) != LFG_OK)
-		LfgRaise(&err);
+	mf = LfgUserVector(c, &in, &sc);
 	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)
-		found = RecommendListed(c, &f, k);
+		found = RecommendListed(c, mf, &f, k);
 	else
 	{
 		if (f.include != NULL)
@@ -610,7 +609,7 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 				if (!listed[i])
 					exclude[f.n_exclude++] = i;
 		}
-		found = lfg_recommend_top_k(mf, &c->scorer, c->x, c->xo, exclude, f.n_exclude,
+		found = lfg_recommend_top_k(mf, sc, c->x, c->xo, exclude, f.n_exclude,
 									Min(k, mf->n_items), &c->topk, c->top_items, c->top_scores);
 	}
 	for (int32 j = 0; j < found; j++)

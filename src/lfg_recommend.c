@@ -338,10 +338,10 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
  * new user with n ratings by a fold-in that its training episodes for that
  * n measured worse than plain fold-in, of its own item side or of the
  * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
- * is never worse than the first, but can be worse than the second (an item
- * side trained for known users, when the base prior mapped from that
- * BiasSVD loses a little on the way); an override (lfg.refine off, or
- * lfg.foldin_reg set to 5) can be worse than both.
+ * is never worse than either where that BiasSVD was offered (it is then a
+ * candidate, the base side), but can be worse than the second where it was
+ * not, or in a bucket of too few episodes to choose; an override
+ * (lfg.refine off, or lfg.foldin_reg set to 5) can be worse than both.
  */
 void
 LfgFoldinNotice(const LfgCachedModel *c, int32 n)
@@ -396,17 +396,43 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 					 "RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
 }
 
-/* The user vector of the input into c->x, the one lists are ordered by into c->xo */
-static void
-UserVector(LfgCachedModel *c, UserInput *in)
+/*
+ * A new user's vector into c->x, the one lists are ordered by into c->xo;
+ * returns the parameters c->x is scored with (the model's, or on the base
+ * side those of the BiasSVD it was pretrained from: lfg_user_params, into
+ * c->xview) and into *sc their scorer
+ */
+const LfgMfParams *
+LfgUserVector(LfgCachedModel *c, const LfgNetUser *in, const LfgScorer **sc)
 {
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
+	const LfgMfParams *mf;
 	LfgError	err;
 
 	LfgFoldinNotice(c, in->n);
-	if (lfg_user_vector(&c->model, &in->net, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
-		lfg_order_vector(&c->model, &in->net, c->x, s, c->xo, &err) != LFG_OK)
+	if (lfg_user_vector(&c->model, in, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
+		lfg_order_vector(&c->model, in, c->x, s, c->xo, &err) != LFG_OK)
 		LfgRaise(&err);
+	mf = lfg_user_params(&c->model, in->n, LfgFoldinReg(), lfg_refine, &c->xview);
+	*sc = &c->scorer;
+	/* lists ordered by the base item side: its own scorer (no panels), once */
+	if (mf != &c->model.mf && mf->rank_R == NULL)
+	{
+		if (!c->has_base_scorer)
+		{
+			lfg_scorer_init(mf, LFG_PANELS_NONE, NULL, &c->base_scorer);
+			c->has_base_scorer = true;
+		}
+		*sc = &c->base_scorer;
+	}
+	return mf;
+}
+
+/* UserVector of lfg_recommend.c's input */
+static const LfgMfParams *
+UserVector(LfgCachedModel *c, UserInput *in, const LfgScorer **sc)
+{
+	return LfgUserVector(c, &in->net, sc);
 }
 
 /* Check k: 1..LFG_MAX_K; NULL is the default 10 */
@@ -463,8 +489,10 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		found = EaseTopK(c, in, k);
 	else
 	{
-		UserVector(c, in);
-		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, c->xo, in->item, in->n,
+		const LfgScorer *sc;
+		const LfgMfParams *mf = UserVector(c, in, &sc);
+
+		found = lfg_recommend_top_k(mf, sc, c->x, c->xo, in->item, in->n,
 									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
 	}
 	for (int32 j = 0; j < found; j++)
@@ -546,6 +574,8 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 	UserInput	in;
 	int			dims[1];
 	int			lbs[1] = {1};
+	const LfgMfParams *mf = NULL;
+	const LfgScorer *sc;
 
 	if (PG_ARGISNULL(5))
 		PG_RETURN_NULL();
@@ -564,7 +594,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		lfg_ease_scores(&c->model.ease, in.item, in.n, c->topk.scores);
 	}
 	else
-		UserVector(c, &in);
+		mf = UserVector(c, &in, &sc);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
@@ -574,7 +604,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		if (c->model.mf.kind == LFG_KIND_EASE)
 			out[j] = Float8GetDatum(i >= 0 ? c->topk.scores[i] : 0.0);
 		else
-			out[j] = Float8GetDatum(lfg_score_one(&c->model.mf, c->x, i));
+			out[j] = Float8GetDatum(lfg_score_one(mf, c->x, i));
 	}
 	dims[0] = n;
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,
@@ -590,6 +620,7 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 	int32		k = c->model.mf.k;
 	UserInput	in;
 	Datum	   *out;
+	const LfgScorer *sc;
 
 	if (c->model.mf.kind == LFG_KIND_EASE)
 		ereport(ERROR,
@@ -599,7 +630,14 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 
 	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
-	UserVector(c, &in);
+	/* on the base side, mapped into the model's space (lfg_foldin_base_map) */
+	if (UserVector(c, &in, &sc) != &c->model.mf)
+	{
+		float	   *x0 = palloc(sizeof(float) * (k + 1));
+
+		memcpy(x0, c->x, sizeof(float) * (k + 1));
+		lfg_foldin_base_map(c->model.net.foldin_base, x0, c->x);
+	}
 	out = palloc(sizeof(Datum) * (k + 1));
 	for (int32 j = 0; j <= k; j++)
 		out[j] = Float4GetDatum(c->x[j]);

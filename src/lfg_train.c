@@ -1119,8 +1119,9 @@ AppendMetricFloat(StringInfo buf, const char *key, float v)
 
 /*
  * Record the learned fold-in in the metrics object: per bucket of n, the
- * choice (reg null: infinite, the prior alone) and the RMSEs of the
- * held-out episodes
+ * choice (reg null: infinite, the prior alone; side "base": served by the
+ * BiasSVD the model was pretrained from) and the RMSEs of the held-out
+ * episodes
  */
 static void
 FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
@@ -1150,7 +1151,9 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 			appendStringInfoString(metrics, ", ");
 			AppendMetricFloat(metrics, fields[j].key, fields[j].value);
 		}
-		appendStringInfo(metrics, ", \"ratings\": %u, \"users\": %u}", e->targets, e->episodes);
+		appendStringInfo(metrics, ", \"side\": \"%s\", \"ratings\": %u, \"users\": %u}",
+						 e->side == LFG_FOLDIN_SIDE_BASE ? "base" : "model", e->targets,
+						 e->episodes);
 	}
 	appendStringInfoString(metrics, "]}");
 }

@@ -18,17 +18,24 @@
  * these episodes the served choice is never worse than fold-in of the
  * model's own item side. The same episodes measure plain fold-in of the
  * BiasSVD the model was pretrained from, which an item side trained for
- * known users can fall behind (the NOTICE of lfg_recommend.c).
+ * known users can fall behind (the NOTICE of lfg_recommend.c), and which
+ * is a candidate itself (below).
  *
  * That BiasSVD's fold-in is also a prior, b (weight v): its vector x0 lives
  * in another space (its own Q0), so it is mapped into the model's by the
  * affine x = T x0 + t that best fits the model's predictions to the
  * BiasSVD's over the items, weighted by their training ratings (a (k + 1)
  * x (k + 1) least-squares solve at training time, lfg_foldin_base_build).
- * Scores stay those of the model's item side, so every serving path (top
- * k, predictions, the ranking head) works unchanged; the price is storing
- * mu0, b_i0 and Q0 (section FBAS), done only when some bucket chooses v >
- * 0.
+ * Scores stay those of the model's item side; the price is storing mu0,
+ * b_i0 and Q0 (section FBAS), done only when some bucket chooses v > 0.
+ *
+ * The map loses a little (ml-1m's paper model, held users' episodes:
+ * 0.001 to 0.0015 at n up to 7). So that BiasSVD's plain fold-in is a candidate too, the
+ * base side (LFG_FOLDIN_SIDE_BASE): where it is strictly the best, the
+ * bucket serves x0 itself, scored by mu0, b_i0 and Q0 (lfg_user_params),
+ * and the model predicts what the BiasSVD would; on its episodes no bucket
+ * is then worse than either plain fold-in. The stored (known) users keep a
+ * table of the model's side, their vectors being in its space.
  *
  * Whose episodes. A training user's revealed ratings did train the item
  * side and the generator (as the stored user); the scored ones did not.
@@ -116,7 +123,11 @@ lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base)
 			!((e->reg >= 1e-3f && e->reg <= 1e6f) || (isinf(e->reg) && e->reg > 0.0f)) ||
 			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
 			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
-			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd))
+			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd) ||
+			e->side > LFG_FOLDIN_SIDE_BASE ||
+			(e->side == LFG_FOLDIN_SIDE_BASE &&
+			 !(e->prior == 0.0f && e->center == 0.0f && e->base == 1.0f &&
+			   e->reg == (float) LFG_FOLDIN_BASE_REG)))
 			return false;
 	}
 	/* like the generator's output: factors within 1, a bias within the score bound */
@@ -334,7 +345,8 @@ lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
 
 /* See lfg_foldin.h */
 void
-lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFoldinEntry *e)
+lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, bool offer_side,
+				  LfgFoldinEntry *e)
 {
 	int			best = 0;
 	double		w,
@@ -370,6 +382,16 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, LfgFol
 	e->base = (float) v;
 	e->reg = (float) r;
 	e->rmse = RMSE(best);
+	e->side = LFG_FOLDIN_SIDE_MODEL;
+	/* the base side: plain fold-in of the BiasSVD, scored by it */
+	if (offer_side && sse[LFG_FOLDIN_CANDIDATES] < sse[best])
+	{
+		e->prior = e->center = 0.0f;
+		e->base = 1.0f;
+		e->reg = (float) LFG_FOLDIN_BASE_REG;
+		e->rmse = e->rmse_biassvd;
+		e->side = LFG_FOLDIN_SIDE_BASE;
+	}
 #undef RMSE
 }
 
@@ -647,7 +669,7 @@ LfgStatus
 lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinLists *l,
 				  const float *mean, const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 				  void (*check) (void *), void *ctx, const LfgAllocator *a,
-				  LfgFoldinTable *out, LfgError *err)
+				  LfgFoldinTable *out, LfgFoldinTable *out_model, LfgError *err)
 {
 	int32_t		nu = l->n_users,
 				cap = 1;
@@ -669,6 +691,8 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 	out->n_buckets = LFG_FOLDIN_BUCKETS;
 	out->k1 = (uint32_t) m->mf.k + 1;
 	memcpy(out->mean, mean, ((size_t) m->mf.k + 1) * sizeof(float));
+	if (out_model != NULL)
+		memcpy(out_model, out, LFG_FOLDIN_TABLE_SIZE(m->mf.k));
 	w.mean = out->mean;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
 	{
@@ -684,6 +708,9 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 		out->e[b].center = b > 0 ? out->e[b - 1].center : 0.0f;
 		out->e[b].base = b > 0 ? out->e[b - 1].base : 0.0f;
 		out->e[b].reg = b > 0 ? out->e[b - 1].reg : (float) LFG_FOLDIN_BASE_REG;
+		out->e[b].side = b > 0 ? out->e[b - 1].side : LFG_FOLDIN_SIDE_MODEL;
+		if (out_model != NULL)
+			out_model->e[b] = b > 0 ? out_model->e[b - 1] : out->e[b];
 		lfg_rng_seed(&rng, seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t) (b + 1)));
 		lfg_rng_shuffle_u32(&rng, order, (size_t) nu);
 		/* held users: a few rounds each (other n, other ratings revealed) */
@@ -720,7 +747,9 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 			}
 		if (base == NULL)
 			sse[LFG_FOLDIN_CANDIDATES] = NAN;
-		lfg_foldin_choose(sse, targets, episodes, &out->e[b]);
+		lfg_foldin_choose(sse, targets, episodes, offer_base && base != NULL, &out->e[b]);
+		if (out_model != NULL)
+			lfg_foldin_choose(sse, targets, episodes, false, &out_model->e[b]);
 		if (check)
 			check(ctx);
 	}
@@ -751,6 +780,15 @@ lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 		*v = m->net.foldin_base != NULL ? e->base : 0.0;
 		*reg_out = e->reg;
 	}
+}
+
+/* See lfg_foldin.h */
+bool
+lfg_foldin_base_side(const struct LfgModel *m, int32_t n, double reg, bool refine)
+{
+	return m->mf.kind == LFG_KIND_LFG && refine && reg == LFG_FOLDIN_LEARNED &&
+		m->net.foldin != NULL && m->net.foldin_base != NULL &&
+		m->net.foldin->e[lfg_foldin_bucket(n)].side == LFG_FOLDIN_SIDE_BASE;
 }
 
 /* See lfg_foldin.h */

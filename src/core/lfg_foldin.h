@@ -69,10 +69,21 @@ typedef struct LfgFoldinEntry
 	float		base;			/* v: the base prior's weight, 0 .. 1 - w - c (0 before 0.2.0's FBAS) */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */
+	uint32_t	side;			/* LFG_FOLDIN_SIDE_MODEL, or _BASE: see below */
 } LfgFoldinEntry;
 
 /*
- * As stored (section FOLD, doc/model-format.md): 8 + 8 * 48 bytes, then
+ * Which item side serves the bucket. LFG_FOLDIN_SIDE_BASE: the BiasSVD the
+ * model was pretrained from serves it by itself, its plain fold-in (reg 5)
+ * scored by its own item side (mu0, b_i0, Q0 of FBAS), with no map into
+ * the model's space and none of the map's loss; stored as w 0, c 0, v 1,
+ * reg 5 (lfg_user_vector, lfg_user_params)
+ */
+#define LFG_FOLDIN_SIDE_MODEL 0
+#define LFG_FOLDIN_SIDE_BASE 1
+
+/*
+ * As stored (section FOLD, doc/model-format.md): 8 + 8 * 52 bytes, then
  * the mean user vector (k1 floats)
  */
 typedef struct LfgFoldinTable
@@ -144,12 +155,14 @@ extern void lfg_foldin_candidate(int cand, double *w, double *c, double *v, doub
 /*
  * The choice of a bucket from its candidates' squared errors over targets
  * held-out ratings: the smallest, or (fewer than LFG_FOLDIN_MIN_TARGETS)
- * the fallback (*e's prior, center and reg on entry). Fills e. sse has
- * LFG_FOLDIN_CANDIDATES + 1 entries: the last is BiasSVD's plain fold-in
- * (NaN when not measured), which is recorded, never chosen.
+ * the fallback (*e's prior, center, base, reg and side on entry). Fills
+ * e. sse has LFG_FOLDIN_CANDIDATES + 1 entries: the last is BiasSVD's
+ * plain fold-in (NaN when not measured), recorded, and chosen (the side
+ * LFG_FOLDIN_SIDE_BASE) only with offer_side when it is strictly the
+ * smallest.
  */
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
-							  LfgFoldinEntry *e);
+							  bool offer_side, LfgFoldinEntry *e);
 
 /*
  * The RMSE that e's choice is measured against: the smaller of plain
@@ -197,15 +210,19 @@ extern LfgStatus lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams 
  * scored by every candidate and, when base is not NULL, by plain fold-in
  * of the base BiasSVD itself for comparison. The candidates that weigh the
  * base prior are chosen only with base and offer_base (without, the choice
- * is that of the 40 others). mean (k + 1 values) is the mean user vector;
- * out has room for LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not
- * NULL, is called every few dozen episodes.
+ * is that of the 40 others); so is the base side (LFG_FOLDIN_SIDE_BASE).
+ * mean (k + 1 values) is the mean user vector; out has room for
+ * LFG_FOLDIN_TABLE_SIZE(k) bytes; out_model, when not NULL, as much: the
+ * choice from the same episodes with every bucket on the model's own item
+ * side (for the stored users, whose vectors live in the model's space).
+ * check(ctx), when not NULL, is called every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
 								   const LfgFoldinLists *l, const float *mean,
 								   const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
-								   LfgFoldinTable *out, LfgError *err);
+								   LfgFoldinTable *out, LfgFoldinTable *out_model,
+								   LfgError *err);
 
 /*
  * The fold-in that serves a new user with n ratings: the weights w of the
@@ -216,6 +233,12 @@ extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUse
  */
 extern void lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 							  double *w, double *c, double *v, double *reg_out);
+
+/*
+ * Whether that fold-in is served on the base side (LFG_FOLDIN_SIDE_BASE):
+ * only with the model's table (reg LFG_FOLDIN_LEARNED, refine) and FBAS
+ */
+extern bool lfg_foldin_base_side(const struct LfgModel *m, int32_t n, double reg, bool refine);
 
 /*
  * The prior w g + c mean + v b of lfg_foldin_served in place of g (k + 1

@@ -187,6 +187,14 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &v, &r);
 	if (m->mf.kind != LFG_KIND_LFG)
 		st = fold_in(&m->mf, u, r, NULL, s, x, err);
+	else if (lfg_foldin_base_side(m, u->n, reg, refine))
+	{
+		LfgMfParams view;
+
+		/* x0 on the base side, scored there (lfg_user_params) */
+		lfg_foldin_base_view(m->net.foldin_base, &m->mf, &view);
+		st = fold_in(&view, u, LFG_FOLDIN_BASE_REG, NULL, s, x, err);
+	}
 	else
 	{
 		if (v != 0.0 && (st = lfg_base_prior(m, u, s, s->base, err)) != LFG_OK)
@@ -204,6 +212,21 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 						 err);
 	}
 	return st == LFG_OK ? check_finite(x, k + 1, err) : st;
+}
+
+/* See lfg_serve.h */
+const LfgMfParams *
+lfg_user_params(const LfgModel *m, int32_t n, double reg, bool refine, LfgMfParams *view)
+{
+	if (!lfg_foldin_base_side(m, n, reg, refine))
+		return &m->mf;
+	lfg_foldin_base_view(m->net.foldin_base, &m->mf, view);
+	view->kind = m->mf.kind;
+	view->rank_prior = m->mf.rank_prior;
+	view->rank_R = m->mf.rank_R;
+	view->rank_c = m->mf.rank_c;
+	view->rank_P = m->mf.rank_P;
+	return view;
 }
 
 /* See lfg_serve.h */

@@ -76,26 +76,37 @@ test_choose(void)
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
 	e.reg = 2.0f;
-	lfg_foldin_choose(sse, 400, 50, &e);
+	lfg_foldin_choose(sse, 400, 50, false, &e);
 	CHECK(e.prior == 0.0f && e.center == 0.0f && e.reg == 5.0f && fabsf(e.rmse - 0.5f) < 1e-6f &&
 		  e.rmse == e.rmse_foldin && e.targets == 400 && e.episodes == 50 && isnan(e.rmse_biassvd) &&
 		  lfg_foldin_baseline(&e) == e.rmse_foldin, "ties choose plain fold-in");
-	sse[LFG_FOLDIN_CANDIDATES] = 16.0;	/* BiasSVD: recorded, never chosen */
+	sse[LFG_FOLDIN_CANDIDATES] = 16.0;	/* BiasSVD: recorded, chosen only when offered */
 	sse[12] = 36.0;
 	lfg_foldin_candidate(12, &prior, &center, &vbase, &reg);
-	lfg_foldin_choose(sse, 400, 50, &e);
+	lfg_foldin_choose(sse, 400, 50, false, &e);
 	CHECK(e.prior == (float) prior && e.center == (float) center && e.base == (float) vbase &&
-		  e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f &&
+		  e.reg == (float) reg && fabsf(e.rmse - 0.3f) < 1e-6f && e.side == LFG_FOLDIN_SIDE_MODEL &&
 		  fabsf(e.rmse_foldin - 0.5f) < 1e-6f && fabsf(e.rmse_biassvd - 0.2f) < 1e-6f &&
 		  fabs(lfg_foldin_baseline(&e) - 0.2) < 1e-6, "the smallest error wins: prior %g reg %g",
 		  e.prior, e.reg);
+	lfg_foldin_choose(sse, 400, 50, true, &e);
+	CHECK(e.side == LFG_FOLDIN_SIDE_BASE && e.prior == 0.0f && e.center == 0.0f && e.base == 1.0f &&
+		  e.reg == (float) LFG_FOLDIN_BASE_REG && e.rmse == e.rmse_biassvd &&
+		  fabsf(e.rmse - 0.2f) < 1e-6f && lfg_foldin_baseline(&e) == e.rmse,
+		  "offered, BiasSVD's own fold-in wins when it is the smallest: the base side");
+	sse[LFG_FOLDIN_CANDIDATES] = 36.0;
+	lfg_foldin_choose(sse, 400, 50, true, &e);
+	CHECK(e.side == LFG_FOLDIN_SIDE_MODEL && e.prior == (float) prior && e.reg == (float) reg,
+		  "a tie with the best candidate stays on the model's side");
+	sse[LFG_FOLDIN_CANDIDATES] = 16.0;
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
 	e.reg = 2.0f;
-	lfg_foldin_choose(sse, LFG_FOLDIN_MIN_TARGETS - 1, 5, &e);
-	CHECK(e.prior == 1.0f && e.reg == 2.0f && isnan(e.rmse) && !isnan(e.rmse_foldin),
-		  "too few ratings keep the fallback");
-	lfg_foldin_choose(sse, 0, 0, &e);
+	e.side = LFG_FOLDIN_SIDE_BASE;
+	lfg_foldin_choose(sse, LFG_FOLDIN_MIN_TARGETS - 1, 5, true, &e);
+	CHECK(e.prior == 1.0f && e.reg == 2.0f && e.side == LFG_FOLDIN_SIDE_BASE && isnan(e.rmse) &&
+		  !isnan(e.rmse_foldin), "too few ratings keep the fallback");
+	lfg_foldin_choose(sse, 0, 0, true, &e);
 	CHECK(e.prior == 1.0f && isnan(e.rmse_foldin) && isnan(e.rmse_generator), "no episodes: no RMSEs");
 }
 
@@ -111,10 +122,10 @@ test_valid(void)
 	t->n_buckets = LFG_FOLDIN_BUCKETS;
 	t->k1 = K + 1;
 	for (int b = 0; b < LFG_FOLDIN_BUCKETS; b++)
-		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0.0f, 10, 2};
+		t->e[b] = (LfgFoldinEntry) {0.5f, 0.5f, b == 3 ? INFINITY : 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 0.0f, 10, 2, LFG_FOLDIN_SIDE_MODEL};
 	for (int j = 0; j <= K; j++)
 		t->mean[j] = j < K ? -0.5f : 0.3f;
-	CHECK(size == 8 + 8 * 48 + 4 * (K + 1), "%zu bytes", size);
+	CHECK(size == 8 + 8 * 52 + 4 * (K + 1), "%zu bytes", size);
 	CHECK(lfg_foldin_table_valid(t, K, false) && lfg_foldin_table_valid(t, K, true),
 		  "a good table is valid");
 	CHECK(!lfg_foldin_table_valid(t, K + 1, false), "refused: another k");
@@ -123,6 +134,11 @@ test_valid(void)
 	bad->e[6].base = 0.5f;
 	CHECK(lfg_foldin_table_valid(bad, K, true) && !lfg_foldin_table_valid(bad, K, false),
 		  "a base weight is valid with the section FBAS only");
+	memcpy(bad, t, size);
+	bad->e[6] = (LfgFoldinEntry) {0.0f, 0.0f, 5.0f, 0.9f, 1.0f, NAN, 1.1f, 1.0f, 0.95f, 1.0f, 10, 2,
+	LFG_FOLDIN_SIDE_BASE};
+	CHECK(lfg_foldin_table_valid(bad, K, true) && !lfg_foldin_table_valid(bad, K, false),
+		  "the base side is valid with the section FBAS only");
 #define BAD(field, value, what) \
 	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K, true), "refused: %s", what)
 	BAD(n_buckets, 7, "7 buckets");
@@ -139,6 +155,8 @@ test_valid(void)
 	BAD(e[5].rmse_biassvd, -0.5f, "negative BiasSVD RMSE");
 	BAD(e[6].base, 0.25f, "prior plus center plus base above 1");
 	BAD(e[6].base, NAN, "base NaN");
+	BAD(e[6].side, 2, "side 2");
+	BAD(e[6].side, LFG_FOLDIN_SIDE_BASE, "the base side with a prior other than v 1, reg 5");
 	BAD(mean[1], 1.5f, "a mean factor above 1");
 	BAD(mean[K], NAN, "a NaN mean bias");
 #undef BAD
@@ -266,27 +284,35 @@ test_trained(void)
 			never_worse = never_worse && e->rmse <= e->rmse_foldin && e->rmse <= e->rmse_refine &&
 				e->rmse <= e->rmse_generator && e->rmse <= e->rmse_mean &&
 				e->targets >= LFG_FOLDIN_MIN_TARGETS && !isnan(e->rmse_biassvd) &&
-				e->rmse_biassvd > 0.0f;
+				e->rmse_biassvd > 0.0f && e->rmse <= e->rmse_biassvd;
 		}
-		printf("  bucket n >= %d: prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, "
-			   "generator %.4f, mean %.4f, BiasSVD %.4f, %u ratings\n",
-			   lfg_foldin_bucket_min(b), e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
+		printf("  bucket n >= %d: %s side, prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, "
+			   "generator %.4f, mean %.4f, BiasSVD %.4f, %u ratings\n", lfg_foldin_bucket_min(b),
+			   e->side == LFG_FOLDIN_SIDE_BASE ? "base" : "model", e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
 			   e->rmse_generator, e->rmse_mean, e->rmse_biassvd, e->targets);
 	}
 	CHECK(chosen >= 2 && never_worse,
-		  "%d buckets chose, none worse than plain fold-in, BiasSVD's measured", chosen);
+		  "%d buckets chose, none worse than plain fold-in of either item side", chosen);
 
-	/* every user is stored as the learned fold-in serves it from all its ratings */
+	/*
+	 * every user is stored as the learned fold-in serves it from all its
+	 * ratings; where the bucket is on the base side, as one of the
+	 * candidates on the model's item side (a stored vector is in its space)
+	 */
 	{
 		LfgServeScratch ss;
 		double		off = 0.0;
 		size_t		j = 0,
 					from;
-		float		xs[9];
+		float		xs[9],
+					gs[9],
+					bs[9];
 		LfgNetUser	user;
+		int			on_base = 0,
+					matched = 0;
 
 		CHECK(lfg_serve_scratch_alloc(&m, (int32_t) s.n, &A, &ss, &err) == LFG_OK, "scratch");
-		for (int32_t uu = 0; uu < 10; uu++)
+		for (int32_t uu = 0; uu < NU; uu++)
 		{
 			while (j < s.n && s.user[j] < uu)
 				j++;
@@ -294,13 +320,48 @@ test_trained(void)
 			while (j < s.n && s.user[j] == uu)
 				j++;
 			user = (LfgNetUser) {(int32_t) (j - from), s.item + from, s.rating + from, NAN, -1, -1};
-			CHECK(lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &ss, xs, &err) == LFG_OK,
-				  "serve user %d: %s", uu, err.msg);
-			for (int f = 0; f < 8; f++)
-				off = fmax(off, fabs(xs[f] - m.mf.P[uu * 8 + f]));
-			off = fmax(off, fabs(xs[8] - m.mf.bu[uu]));
+			if (!lfg_foldin_base_side(&m, user.n, LFG_FOLDIN_LEARNED, true))
+			{
+				if (uu >= 10)
+					continue;
+				CHECK(lfg_user_vector(&m, &user, LFG_FOLDIN_LEARNED, true, &ss, xs, &err) == LFG_OK,
+					  "serve user %d: %s", uu, err.msg);
+				for (int f = 0; f < 8; f++)
+					off = fmax(off, fabs(xs[f] - m.mf.P[uu * 8 + f]));
+				off = fmax(off, fabs(xs[8] - m.mf.bu[uu]));
+				continue;
+			}
+			on_base++;
+			for (int cand = 0; cand < LFG_FOLDIN_CANDIDATES; cand++)
+			{
+				double		w,
+							c,
+							v,
+							r,
+							d = 0.0;
+
+				lfg_foldin_candidate(cand, &w, &c, &v, &r);
+				CHECK(lfg_user_vector(&m, &user, 5.0, false, &ss, gs, &err) == LFG_OK &&
+					  lfg_base_prior(&m, &user, &ss, bs, &err) == LFG_OK, "user %d: %s", uu, err.msg);
+				lfg_foldin_prior(&m, w, c, v, bs, gs);
+				if (isinf(r))
+					memcpy(xs, gs, sizeof(xs));
+				else
+					CHECK(lfg_fold_in_prior(&m, &user, r, w != 0.0 || c != 0.0 || v != 0.0 ? gs : NULL,
+											&ss, xs, &err) == LFG_OK, "user %d: %s", uu, err.msg);
+				for (int f = 0; f < 8; f++)
+					d = fmax(d, fabs(xs[f] - m.mf.P[uu * 8 + f]));
+				d = fmax(d, fabs(xs[8] - m.mf.bu[uu]));
+				if (d < 1e-6)
+				{
+					matched++;
+					break;
+				}
+			}
 		}
-		CHECK(off == 0.0, "every user is stored as lfg_recommend serves it (off by %g)", off);
+		CHECK(off == 0.0 && matched == on_base,
+			  "every user is stored as lfg_recommend serves it (off by %g), or (%d on the base side) "
+			  "as a candidate of the model's side (%d)", off, on_base, matched);
 	}
 
 	/*
@@ -330,6 +391,14 @@ test_trained(void)
 		t3->e[4].center = 0.0f;
 		t3->e[4].base = 0.5f;
 		t3->e[4].reg = 2.0f;
+		t3->e[4].side = LFG_FOLDIN_SIDE_MODEL;
+		/* bucket 3 (n 4 to 7) on the base side, whose item biases now differ by 0.25 */
+		t3->e[3].prior = t3->e[3].center = 0.0f;
+		t3->e[3].base = 1.0f;
+		t3->e[3].reg = (float) LFG_FOLDIN_BASE_REG;
+		t3->e[3].side = LFG_FOLDIN_SIDE_BASE;
+		for (int i = 0; i < NI; i++)
+			self->data[9 * 9 + 9 + i] += 0.25f;
 		m.net.foldin = t3;
 		m.net.foldin_base = self;
 	}
@@ -410,7 +479,16 @@ test_trained(void)
 		CHECK(lfg_base_prior(&m, &nu, &sc, b, &err) == LFG_OK, "base prior: %s", err.msg);
 		for (int f = 0; f < 9; f++)
 			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f] + (float) vbase * b[f];
-		if (isinf(reg) || n == 0)
+		if (e->side == LFG_FOLDIN_SIDE_BASE)
+		{
+			/* plain fold-in of the base, as a BiasSVD of that item side serves it */
+			LfgModel	bm = m;
+
+			lfg_foldin_base_view(self, &m.mf, &bm.mf);
+			CHECK(lfg_fold_in_prior(&bm, &nu, LFG_FOLDIN_BASE_REG, NULL, &sc, y, &err) == LFG_OK,
+				  "base fold-in: %s", err.msg);
+		}
+		else if (isinf(reg) || n == 0)
 			memcpy(y, g, sizeof(y));
 		else
 			CHECK(lfg_fold_in_prior(&m, &nu, reg, g, &sc, y, &err) == LFG_OK,
@@ -418,6 +496,29 @@ test_trained(void)
 		for (int f = 0; f < 9; f++)
 			diff = fmax(diff, fabs(x[f] - y[f]));
 		CHECK(diff < 1e-5, "n %d: the served vector is the table's fold-in (diff %g)", n, diff);
+		{
+			LfgMfParams view;
+			const LfgMfParams *pm = lfg_user_params(&m, n, LFG_FOLDIN_LEARNED, true, &view);
+			bool		base_side = e->side == LFG_FOLDIN_SIDE_BASE;
+			double		off = 0.0;
+
+			CHECK(lfg_foldin_base_side(&m, n, LFG_FOLDIN_LEARNED, true) == base_side &&
+				  !lfg_foldin_base_side(&m, n, 5.0, true) &&
+				  !lfg_foldin_base_side(&m, n, LFG_FOLDIN_LEARNED, false) &&
+				  (pm == &m.mf) == !base_side, "n %d: on the %s side", n, base_side ? "base" : "model's");
+			for (int i = 0; base_side && i < NI; i++)
+			{
+				double		want = self->mu + self->data[9 * 9 + 9 + i] + x[8];
+
+				for (int f = 0; f < 8; f++)
+					want += (double) self->data[9 * 9 + 9 + NI + i * 8 + f] * x[f];
+				off = fmax(off, fabs(lfg_score_raw(pm, x, i) - want));
+			}
+			CHECK(off < 1e-4 && (!base_side || (pm->rank_prior == m.mf.rank_prior &&
+												 fabs(lfg_score_raw(pm, x, 0) -
+													  lfg_score_raw(&m.mf, x, 0) - 0.25) < 1e-4)),
+				  "n %d: scored by that side (off by %g)", n, off);
+		}
 		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &vbase, &reg);
 		CHECK(prior == 1.0 && center == 0.0 && vbase == 0.0 && reg == 2.0,
 			  "a set lfg.foldin_reg overrides the table");
@@ -440,12 +541,12 @@ test_trained(void)
 	}
 
 	/* selection is deterministic; with a broken generator it gives it no weight */
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK &&
-		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t2, &err) == LFG_OK &&
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, NULL, &err) == LFG_OK &&
+		  lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t2, NULL, &err) == LFG_OK &&
 		  memcmp(t1, t2, LFG_FOLDIN_TABLE_SIZE(8)) == 0, "the same seed chooses the same table");
 	for (int f = 0; f <= 8; f++)
 		m.net.theta[m.net.layout.b3 + f] += f == 8 ? 3.0f : 2.0f;
-	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, &err) == LFG_OK,
+	CHECK(lfg_foldin_select(&m, &u, &l, m.net.foldin->mean, NULL, false, 99, NULL, NULL, &A, t1, NULL, &err) == LFG_OK,
 		  "select: %s", err.msg);
 	{
 		bool		zero = true;
