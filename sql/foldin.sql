@@ -114,13 +114,19 @@ SELECT bool_and(abs(k.score - (lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, A
 -- a known user is stored as the learned fold-in serves it from all its
 -- ratings: lfg_predict of the user's id is lfg_predict of its ratings (250
 -- users: at the paper preset's foldin_users 0.05 too few are drawn, so one
--- table serves both; with held users the known ones have their own)
-SELECT count(*) AS items, max(abs(lfg_predict('fo_paper', fu.user_id::bigint, i.item_id) - p.s)) < 1e-4 AS stored_is_served
+-- table serves both; with held users the known ones have their own), where
+-- its bucket is on the model's side (a stored vector is in the model's space)
+SELECT count(DISTINCT fu.user_id) > 5 AS users,
+       max(abs(lfg_predict('fo_paper', fu.user_id::bigint, i.item_id) - p.s[i.ord])) < 1e-4 AS stored_is_served
   FROM fu,
-       LATERAL (SELECT jsonb_object_agg(item_id, rating) AS r FROM fr WHERE fr.user_id = fu.user_id) u,
-       LATERAL (SELECT DISTINCT item_id::bigint FROM fr WHERE user_id <= 250) i,
-       LATERAL (SELECT (lfg_predict('fo_paper', u.r, fu.age, fu.gender, fu.job, ARRAY[i.item_id]))[1] AS s) p
-  WHERE fu.user_id IN (17, 123, 250);
+       LATERAL (SELECT jsonb_object_agg(item_id, rating) AS r, count(*) AS n FROM fr WHERE fr.user_id = fu.user_id) u,
+       (SELECT array_agg(DISTINCT item_id::bigint ORDER BY item_id::bigint) AS ids FROM fr WHERE user_id <= 250) a,
+       LATERAL (SELECT lfg_predict('fo_paper', u.r, fu.age, fu.gender, fu.job, a.ids) AS s) p,
+       LATERAL unnest(a.ids) WITH ORDINALITY AS i(item_id, ord),
+       lfg.models m, jsonb_array_elements(m.metrics->'foldin') b
+  WHERE fu.user_id <= 30 AND m.name = 'fo_paper' AND b->>'side' = 'model' AND
+        (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
+          FROM jsonb_array_elements(m.metrics->'foldin') c WHERE (c->>'n_min')::int <= u.n);
 -- users half of whose ratings are held out of training for the episodes
 -- (foldin_users; the paper preset's 0.05 is recorded too): recorded in
 -- the options and the metrics, and enough for a learned fold-in without a
