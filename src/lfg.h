@@ -71,9 +71,8 @@ typedef struct LfgCachedModel
 	float	   *top_scores;
 	float	   *x;				/* k + 1 */
 	float	   *xo;				/* k + 1: the vector lists are ordered by (lfg_order_vector) */
-	LfgMfParams xview;			/* x's parameters on the base side (LfgUserVector) */
-	LfgScorer	base_scorer;	/* scores by xview without panels, once has_base_scorer */
-	bool		has_base_scorer;
+	float	   *xr;				/* k + 1: the vector predicted ratings come from (LfgUserVector) */
+	LfgMfParams xview;			/* on the base side, the parameters that score xr */
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */
 	bool		has_scratch;
@@ -91,8 +90,8 @@ extern void LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int r
 						 int demo_arg, LfgNetUser *out);
 extern int32 LfgArgK(FunctionCallInfo fcinfo, int a);
 extern void LfgFoldinNotice(const LfgCachedModel *c, int32 n);
-extern const LfgMfParams *LfgUserVector(LfgCachedModel *c, const LfgNetUser *in,
-										const LfgScorer **sc);
+extern const LfgMfParams *LfgUserVector(LfgCachedModel *c, const LfgNetUser *in);
+extern void LfgRescore(LfgCachedModel *c, const LfgMfParams *pm, int32 found);
 
 /* lfg_preload.c */
 extern void LfgPreloadInit(void);

@@ -456,9 +456,13 @@ lfg_explain(PG_FUNCTION_ARGS)
 	 * prior's alone
 	 */
 	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &vbase, &reg);
-	/* on the base side: plain fold-in on the BiasSVD's item side, as BiasSVD's */
+	/* predicted on the base side: plain fold-in on that BiasSVD's item side */
 	if (lfg_foldin_base_side(&c->model, in.n, LfgFoldinReg(), lfg_refine))
-		mf = lfg_user_params(&c->model, in.n, LfgFoldinReg(), lfg_refine, &view);
+	{
+		lfg_foldin_base_view(c->model.net.foldin_base, mf, &view);
+		mf = &view;
+		reg = LFG_FOLDIN_BASE_REG;
+	}
 	else if (mf->kind == LFG_KIND_LFG)
 	{
 		float	   *b = palloc(sizeof(float) * (mf->k + 1));
@@ -509,13 +513,14 @@ CompareInt32(const void *a, const void *b)
  * ordered as lfg_recommend_top_k orders (the raw score, lfg_score_raw, plus
  * the model's ranking prior when it has one) and the best kept, ties by the
  * smaller index, which is lfg_recommend_top_k's answer restricted to the
- * list; the scores written are clipped (lfg_score_one). mf: the
- * parameters c->x is scored with (LfgUserVector). Writes
+ * list; the scores written are the predicted ratings, clipped
+ * (lfg_score_one of pm and c->xr: LfgUserVector). Writes
  * c->top_items and c->top_scores; returns how many.
  */
 static int32
-RecommendListed(LfgCachedModel *c, const LfgMfParams *mf, const LfgItemFilter *f, int32 k)
+RecommendListed(LfgCachedModel *c, const LfgMfParams *pm, const LfgItemFilter *f, int32 k)
 {
+	const LfgMfParams *mf = &c->model.mf;
 	int32	   *cand = palloc(sizeof(int32) * Max(f->n_include, 1));
 	int32	   *excl = palloc(sizeof(int32) * Max(f->n_exclude, 1));
 	float	   *scores = palloc(sizeof(float) * Max(f->n_include, 1));
@@ -542,7 +547,7 @@ RecommendListed(LfgCachedModel *c, const LfgMfParams *mf, const LfgItemFilter *f
 	for (int32 j = 0; j < found; j++)
 	{
 		c->top_items[j] = cand[heap[j]];
-		c->top_scores[j] = (float) lfg_score_one(mf, c->x, c->top_items[j]);
+		c->top_scores[j] = (float) lfg_score_one(pm, c->xr, c->top_items[j]);
 	}
 	return found;
 }
@@ -559,10 +564,10 @@ Datum
 lfg_recommend_filtered(PG_FUNCTION_ARGS)
 {
 	LfgCachedModel *c;
-	const LfgMfParams *mf;
+	const LfgMfParams *mf,
+			   *pm;
 	int32		k;
 	LfgNetUser	in;
-	const LfgScorer *sc;
 	LfgItemFilter f = {0};
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
@@ -593,9 +598,9 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	f.include = ItemIndexArg(fcinfo, c, 7, "include", 0, &f.n_include, &isnull);
 	if (isnull)
 		f.include = NULL;
-	mf = LfgUserVector(c, &in, &sc);
+	pm = LfgUserVector(c, &in);
 	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)
-		found = RecommendListed(c, mf, &f, k);
+		found = RecommendListed(c, pm, &f, k);
 	else
 	{
 		if (f.include != NULL)
@@ -609,8 +614,9 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 				if (!listed[i])
 					exclude[f.n_exclude++] = i;
 		}
-		found = lfg_recommend_top_k(mf, sc, c->x, c->xo, exclude, f.n_exclude,
+		found = lfg_recommend_top_k(mf, &c->scorer, c->x, c->xo, exclude, f.n_exclude,
 									Min(k, mf->n_items), &c->topk, c->top_items, c->top_scores);
+		LfgRescore(c, pm, found);
 	}
 	for (int32 j = 0; j < found; j++)
 	{

@@ -397,42 +397,45 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 }
 
 /*
- * A new user's vector into c->x, the one lists are ordered by into c->xo;
- * returns the parameters c->x is scored with (the model's, or on the base
- * side those of the BiasSVD it was pretrained from: lfg_user_params, into
- * c->xview) and into *sc their scorer
+ * A new user's vector into c->x, the one lists are ordered by into c->xo,
+ * and the one its predicted ratings come from into c->xr; returns the
+ * parameters that score c->xr (the model's, or on the base side those of
+ * the BiasSVD it was pretrained from, in c->xview: lfg_rating_vector)
  */
 const LfgMfParams *
-LfgUserVector(LfgCachedModel *c, const LfgNetUser *in, const LfgScorer **sc)
+LfgUserVector(LfgCachedModel *c, const LfgNetUser *in)
 {
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
-	const LfgMfParams *mf;
+	const LfgMfParams *pm;
 	LfgError	err;
 
 	LfgFoldinNotice(c, in->n);
 	if (lfg_user_vector(&c->model, in, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
-		lfg_order_vector(&c->model, in, c->x, s, c->xo, &err) != LFG_OK)
+		lfg_order_vector(&c->model, in, c->x, s, c->xo, &err) != LFG_OK ||
+		lfg_rating_vector(&c->model, in, LfgFoldinReg(), lfg_refine, c->x, s, c->xr, &c->xview,
+						  &pm, &err) != LFG_OK)
 		LfgRaise(&err);
-	mf = lfg_user_params(&c->model, in->n, LfgFoldinReg(), lfg_refine, &c->xview);
-	*sc = &c->scorer;
-	/* lists ordered by the base item side: its own scorer (no panels), once */
-	if (mf != &c->model.mf && mf->rank_R == NULL)
-	{
-		if (!c->has_base_scorer)
-		{
-			lfg_scorer_init(mf, LFG_PANELS_NONE, NULL, &c->base_scorer);
-			c->has_base_scorer = true;
-		}
-		*sc = &c->base_scorer;
-	}
-	return mf;
+	return pm;
 }
 
-/* UserVector of lfg_recommend.c's input */
-static const LfgMfParams *
-UserVector(LfgCachedModel *c, UserInput *in, const LfgScorer **sc)
+/*
+ * The scores of the found items of c->top_items as predicted ratings from
+ * pm and c->xr, where they do not come from the model's own side
+ */
+void
+LfgRescore(LfgCachedModel *c, const LfgMfParams *pm, int32 found)
 {
-	return LfgUserVector(c, &in->net, sc);
+	if (pm == &c->model.mf)
+		return;
+	for (int32 j = 0; j < found; j++)
+		c->top_scores[j] = (float) lfg_score_one(pm, c->xr, c->top_items[j]);
+}
+
+/* LfgUserVector of lfg_recommend.c's input */
+static const LfgMfParams *
+UserVector(LfgCachedModel *c, UserInput *in)
+{
+	return LfgUserVector(c, &in->net);
 }
 
 /* Check k: 1..LFG_MAX_K; NULL is the default 10 */
@@ -489,11 +492,11 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		found = EaseTopK(c, in, k);
 	else
 	{
-		const LfgScorer *sc;
-		const LfgMfParams *mf = UserVector(c, in, &sc);
+		const LfgMfParams *pm = UserVector(c, in);
 
-		found = lfg_recommend_top_k(mf, sc, c->x, c->xo, in->item, in->n,
+		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, c->xo, in->item, in->n,
 									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
+		LfgRescore(c, pm, found);
 	}
 	for (int32 j = 0; j < found; j++)
 	{
@@ -574,8 +577,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 	UserInput	in;
 	int			dims[1];
 	int			lbs[1] = {1};
-	const LfgMfParams *mf = NULL;
-	const LfgScorer *sc;
+	const LfgMfParams *pm = NULL;
 
 	if (PG_ARGISNULL(5))
 		PG_RETURN_NULL();
@@ -594,7 +596,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		lfg_ease_scores(&c->model.ease, in.item, in.n, c->topk.scores);
 	}
 	else
-		mf = UserVector(c, &in, &sc);
+		pm = UserVector(c, &in);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
@@ -604,7 +606,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		if (c->model.mf.kind == LFG_KIND_EASE)
 			out[j] = Float8GetDatum(i >= 0 ? c->topk.scores[i] : 0.0);
 		else
-			out[j] = Float8GetDatum(lfg_score_one(mf, c->x, i));
+			out[j] = Float8GetDatum(lfg_score_one(pm, c->xr, i));
 	}
 	dims[0] = n;
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,
@@ -620,7 +622,6 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 	int32		k = c->model.mf.k;
 	UserInput	in;
 	Datum	   *out;
-	const LfgScorer *sc;
 
 	if (c->model.mf.kind == LFG_KIND_EASE)
 		ereport(ERROR,
@@ -630,14 +631,7 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 
 	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
-	/* on the base side, mapped into the model's space (lfg_foldin_base_map) */
-	if (UserVector(c, &in, &sc) != &c->model.mf)
-	{
-		float	   *x0 = palloc(sizeof(float) * (k + 1));
-
-		memcpy(x0, c->x, sizeof(float) * (k + 1));
-		lfg_foldin_base_map(c->model.net.foldin_base, x0, c->x);
-	}
+	UserVector(c, &in);
 	out = palloc(sizeof(Datum) * (k + 1));
 	for (int32 j = 0; j <= k; j++)
 		out[j] = Float4GetDatum(c->x[j]);

@@ -934,7 +934,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		LfgTopKWork topk;
 		void	   *panels = NULL;
 		LfgScorer	scorer;
-		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * 2 * ((Size) mf->k + 1));
+		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * 3 * ((Size) mf->k + 1));
 		int32	   *top_items = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
 		float	   *top_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 
@@ -966,6 +966,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		MemoryContextSetParent(bcxt, c->cxt);
 		c->x = x;
 		c->xo = x + mf->k + 1;
+		c->xr = x + 2 * (mf->k + 1);
 		c->top_items = top_items;
 		c->top_scores = top_scores;
 		c->panels = panels;

@@ -73,11 +73,13 @@ typedef struct LfgFoldinEntry
 } LfgFoldinEntry;
 
 /*
- * Which item side serves the bucket. LFG_FOLDIN_SIDE_BASE: the BiasSVD the
- * model was pretrained from serves it by itself, its plain fold-in (reg 5)
- * scored by its own item side (mu0, b_i0, Q0 of FBAS), with no map into
- * the model's space and none of the map's loss; stored as w 0, c 0, v 1,
- * reg 5 (lfg_user_vector, lfg_user_params)
+ * Where a bucket's predicted ratings come from. LFG_FOLDIN_SIDE_BASE: the
+ * BiasSVD the model was pretrained from predicts them by itself, its plain
+ * fold-in (reg 5) scored by its own item side (mu0, b_i0, Q0 of FBAS),
+ * with no map into the model's space and none of the map's loss
+ * (lfg_rating_vector); the entry's prior, center, base and reg still give
+ * the user's vector in the model's space, which orders lists (without a
+ * ranking head), lfg_user_factors returns and known users are stored as
  */
 #define LFG_FOLDIN_SIDE_MODEL 0
 #define LFG_FOLDIN_SIDE_BASE 1
@@ -109,7 +111,7 @@ extern int32_t lfg_foldin_bucket_min(int b);
  */
 extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base);
 
-/* Whether some bucket of t serves with the base prior (v > 0) */
+/* Whether some bucket of t serves with the base prior (v > 0) or on the base side */
 extern bool lfg_foldin_uses_base(const LfgFoldinTable *t);
 
 /*
@@ -157,9 +159,9 @@ extern void lfg_foldin_candidate(int cand, double *w, double *c, double *v, doub
  * held-out ratings: the smallest, or (fewer than LFG_FOLDIN_MIN_TARGETS)
  * the fallback (*e's prior, center, base, reg and side on entry). Fills
  * e. sse has LFG_FOLDIN_CANDIDATES + 1 entries: the last is BiasSVD's
- * plain fold-in (NaN when not measured), recorded, and chosen (the side
- * LFG_FOLDIN_SIDE_BASE) only with offer_side when it is strictly the
- * smallest.
+ * plain fold-in (NaN when not measured), recorded, and with offer_side
+ * predicting the bucket's ratings (LFG_FOLDIN_SIDE_BASE, rmse its RMSE)
+ * when it is strictly smaller than the chosen candidate's.
  */
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
 							  bool offer_side, LfgFoldinEntry *e);
@@ -212,17 +214,14 @@ extern LfgStatus lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams 
  * base prior are chosen only with base and offer_base (without, the choice
  * is that of the 40 others); so is the base side (LFG_FOLDIN_SIDE_BASE).
  * mean (k + 1 values) is the mean user vector; out has room for
- * LFG_FOLDIN_TABLE_SIZE(k) bytes; out_model, when not NULL, as much: the
- * choice from the same episodes with every bucket on the model's own item
- * side (for the stored users, whose vectors live in the model's space).
- * check(ctx), when not NULL, is called every few dozen episodes.
+ * LFG_FOLDIN_TABLE_SIZE(k) bytes. check(ctx), when not NULL, is called
+ * every few dozen episodes.
  */
 extern LfgStatus lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u,
 								   const LfgFoldinLists *l, const float *mean,
 								   const LfgFoldinBase *base, bool offer_base, uint64_t seed,
 								   void (*check) (void *), void *ctx, const LfgAllocator *a,
-								   LfgFoldinTable *out, LfgFoldinTable *out_model,
-								   LfgError *err);
+								   LfgFoldinTable *out, LfgError *err);
 
 /*
  * The fold-in that serves a new user with n ratings: the weights w of the
@@ -235,8 +234,9 @@ extern void lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, b
 							  double *w, double *c, double *v, double *reg_out);
 
 /*
- * Whether that fold-in is served on the base side (LFG_FOLDIN_SIDE_BASE):
- * only with the model's table (reg LFG_FOLDIN_LEARNED, refine) and FBAS
+ * Whether that fold-in's predicted ratings come from the base side
+ * (LFG_FOLDIN_SIDE_BASE): only with the model's table (reg
+ * LFG_FOLDIN_LEARNED, refine) and FBAS
  */
 extern bool lfg_foldin_base_side(const struct LfgModel *m, int32_t n, double reg, bool refine);
 

@@ -249,11 +249,9 @@ typedef struct Trainer
 	uint8_t    *held;
 	int32_t		n_held;
 	/*
-	 * with held users, or when a bucket of the served table is on the
-	 * base side: the fold-in that stores the known users (step 7, every
-	 * bucket on the model's item side; with held users chosen on the
-	 * training users' episodes), and the base prior it serves them with
-	 * (NULL when neither table weighs it)
+	 * with held users: the fold-in chosen on the training users' episodes,
+	 * which stores the known users (step 7), and the base prior it serves
+	 * them with (NULL when neither table weighs it)
 	 */
 	LfgFoldinTable *known_table;
 	LfgFoldinBase *known_base;
@@ -1306,19 +1304,16 @@ refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNe
 }
 
 /*
- * One table of the learned fold-in from the episodes of lists l, and
- * out_model (lfg_foldin_select); both calls of select_foldin draw them
- * with the same seed
+ * One table of the learned fold-in from the episodes of lists l (both
+ * tables of select_foldin draw them with the same seed)
  */
 static LfgStatus
 choose_foldin(const Trainer *t, const LfgModel *m, const LfgFoldinLists *l, const float *mean,
 			  const LfgFoldinBase *base, bool offer, const LfgNetCallbacks *cb,
-			  const LfgAllocator *a, LfgFoldinTable *out, LfgFoldinTable *out_model,
-			  LfgError *err)
+			  const LfgAllocator *a, LfgFoldinTable *out, LfgError *err)
 {
 	return lfg_foldin_select(m, t->u, l, mean, base, offer, t->o->seed ^ UINT64_C(0x6666),
-							 cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, out, out_model,
-							 err);
+							 cb ? cb->check : NULL, cb ? cb->ctx : NULL, a, out, err);
 }
 
 /* Choose the learned fold-in (lfg_foldin.c) into net->foldin */
@@ -1329,7 +1324,6 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	int32_t		nu = t->d->n_users,
 				k = t->k;
 	LfgFoldinTable *table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
-	LfgFoldinTable *model_side = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
 	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
 	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k));
@@ -1340,7 +1334,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 		t->va_ptr, t->va_item, t->va_rating, t->n_held > 0 ? t->held : NULL};
 	LfgStatus	st;
 
-	if (table == NULL || model_side == NULL || sum == NULL || mean == NULL || base == NULL)
+	if (table == NULL || sum == NULL || mean == NULL || base == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 	/* the mean user: the training users' generated vectors, averaged */
 	generate_users(t, t->tr_ptr, t->tr_item, t->tr_rating, NULL, NULL, NULL, t->mf->P, t->mf->bu, cb);
@@ -1368,39 +1362,23 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	offer = base_ok && (t->mf->mu != t->base.mu ||
 						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||
 						memcmp(t->mf->Q, t->base.Q, (size_t) ni * k * sizeof(float)) != 0);
-	/*
-	 * the table that serves new users, and from the same episodes the
-	 * choice with every bucket on the model's item side (model_side)
-	 */
 	if ((st = choose_foldin(t, &m, &l, mean, base_ok ? base : NULL, offer, cb, a, table,
-							model_side, err)) != LFG_OK)
+							err)) != LFG_OK)
 		return st;
 	t->net->foldin = table;
-
-	/*
-	 * the stored users' table (step 7): their vectors live in the model's
-	 * space, so no bucket of it is on the base side. With held users it is
-	 * the choice on the training users' own episodes (spare takes the one
-	 * with the base side, unused); without, model_side.
-	 */
+	/* with held users, the known users' own choice (step 7) */
 	if (l.held != NULL)
 	{
 		LfgFoldinLists known = l;
-		LfgFoldinTable *spare = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 
-		if (spare == NULL)
-			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 		known.held = NULL;
+		t->known_table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
+		if (t->known_table == NULL)
+			return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the fold-in episodes");
 		if ((st = choose_foldin(t, &m, &known, mean, base_ok ? base : NULL, offer, cb, a,
-								spare, model_side, err)) != LFG_OK)
+								t->known_table, err)) != LFG_OK)
 			return st;
-		lfg_free(a, spare);
 	}
-	for (int b = 0; b < LFG_FOLDIN_BUCKETS && t->known_table == NULL; b++)
-		if (l.held != NULL || table->e[b].side != LFG_FOLDIN_SIDE_MODEL)
-			t->known_table = model_side;
-	if (t->known_table == NULL)
-		lfg_free(a, model_side);
 	/* kept only when some bucket weighs it, and stored when a served one does */
 	if (!lfg_foldin_uses_base(table) &&
 		!(t->known_table != NULL && lfg_foldin_uses_base(t->known_table)))

@@ -187,14 +187,6 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 	lfg_foldin_served(m, u->n, reg, refine, &w, &c, &v, &r);
 	if (m->mf.kind != LFG_KIND_LFG)
 		st = fold_in(&m->mf, u, r, NULL, s, x, err);
-	else if (lfg_foldin_base_side(m, u->n, reg, refine))
-	{
-		LfgMfParams view;
-
-		/* x0 on the base side, scored there (lfg_user_params) */
-		lfg_foldin_base_view(m->net.foldin_base, &m->mf, &view);
-		st = fold_in(&view, u, LFG_FOLDIN_BASE_REG, NULL, s, x, err);
-	}
 	else
 	{
 		if (v != 0.0 && (st = lfg_base_prior(m, u, s, s->base, err)) != LFG_OK)
@@ -215,18 +207,28 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 }
 
 /* See lfg_serve.h */
-const LfgMfParams *
-lfg_user_params(const LfgModel *m, int32_t n, double reg, bool refine, LfgMfParams *view)
+LfgStatus
+lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
+				  const float *x, LfgServeScratch *s, float *xr, LfgMfParams *view,
+				  const LfgMfParams **params, LfgError *err)
 {
-	if (!lfg_foldin_base_side(m, n, reg, refine))
-		return &m->mf;
+	int32_t		k = m->mf.k;
+	LfgStatus	st;
+
+	*params = &m->mf;
+	if (!lfg_foldin_base_side(m, u->n, reg, refine))
+	{
+		memcpy(xr, x, ((size_t) k + 1) * sizeof(float));
+		return LFG_OK;
+	}
+	if (u->n > s->cap)
+		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
 	lfg_foldin_base_view(m->net.foldin_base, &m->mf, view);
-	view->kind = m->mf.kind;
-	view->rank_prior = m->mf.rank_prior;
-	view->rank_R = m->mf.rank_R;
-	view->rank_c = m->mf.rank_c;
-	view->rank_P = m->mf.rank_P;
-	return view;
+	if ((st = fold_in(view, u, LFG_FOLDIN_BASE_REG, NULL, s, xr, err)) != LFG_OK ||
+		(st = check_finite(xr, k + 1, err)) != LFG_OK)
+		return st;
+	*params = view;
+	return LFG_OK;
 }
 
 /* See lfg_serve.h */

@@ -35,23 +35,25 @@ extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const L
  * with Q and b_i fixed, regularised toward zero with weight reg. lfg: the
  * generator's output; with refine, the same solve regularised toward it.
  * reg LFG_FOLDIN_LEARNED: the model's learned fold-in for LFG (its prior
- * weight and reg for this n, lfg_foldin_served), 5 for the others; where
- * that fold-in is on the base side (lfg_foldin_base_side), x is the plain
- * fold-in on the item side of the BiasSVD the model was pretrained from,
- * and lives in its space: score it with lfg_user_params.
+ * weight and reg for this n, lfg_foldin_served), 5 for the others.
  * LFG_EDATA when a component of x is not finite.
  */
 extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg,
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
- * The parameters that lfg_user_vector's x for a user with n ratings is
- * scored with: the model's own, or (base side) a view of the base item
- * side in view (mu0, b_i0, Q0, the model's rating range, and the model's
- * ranking prior and head, which order lists by xo as before)
+ * The vector a new user's predicted ratings come from into xr (k + 1
+ * values), and in *params the parameters that score it: x (the user's
+ * vector from lfg_user_vector) and the model's own, or where the learned
+ * fold-in's bucket is on the base side (lfg_foldin_base_side) the plain
+ * fold-in x0 on the item side of the BiasSVD the model was pretrained from
+ * and a view of that side in view (mu0, b_i0, Q0). Uses the scratch's
+ * design buffers. LFG_EDATA when x0 is not finite.
  */
-extern const LfgMfParams *lfg_user_params(const LfgModel *m, int32_t n, double reg,
-										  bool refine, LfgMfParams *view);
+extern LfgStatus lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg,
+								   bool refine, const float *x, LfgServeScratch *s, float *xr,
+								   LfgMfParams *view, const LfgMfParams **params,
+								   LfgError *err);
 
 /*
  * The base prior of an LFG model with the section FBAS (lfg_foldin.h) into
