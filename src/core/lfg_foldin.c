@@ -19,7 +19,7 @@
  * model's own item side. The same episodes measure plain fold-in of the
  * BiasSVD the model was pretrained from, which an item side trained for
  * known users can fall behind (the NOTICE of lfg_recommend.c), and which
- * is a candidate itself (below).
+ * predicts a bucket's ratings itself where it is better (below).
  *
  * That BiasSVD's fold-in is also a prior, b (weight v): its vector x0 lives
  * in another space (its own Q0), so it is mapped into the model's by the

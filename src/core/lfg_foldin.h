@@ -77,9 +77,10 @@ typedef struct LfgFoldinEntry
  * BiasSVD the model was pretrained from predicts them by itself, its plain
  * fold-in (reg 5) scored by its own item side (mu0, b_i0, Q0 of FBAS),
  * with no map into the model's space and none of the map's loss
- * (lfg_rating_vector); the entry's prior, center, base and reg still give
- * the user's vector in the model's space, which orders lists (without a
- * ranking head), lfg_user_factors returns and known users are stored as
+ * (lfg_rating_vector). The entry's prior, center, base and reg still give
+ * the user's vector in the model's space: the one lists are ordered by
+ * (without a ranking head), lfg_user_factors returns and known users are
+ * stored as.
  */
 #define LFG_FOLDIN_SIDE_MODEL 0
 #define LFG_FOLDIN_SIDE_BASE 1
@@ -111,7 +112,7 @@ extern int32_t lfg_foldin_bucket_min(int b);
  */
 extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base);
 
-/* Whether some bucket of t serves with the base prior (v > 0) or on the base side */
+/* Whether some bucket of t weighs the base prior (v > 0) or predicts on the base side */
 extern bool lfg_foldin_uses_base(const LfgFoldinTable *t);
 
 /*
