@@ -114,7 +114,8 @@ SELECT bool_and(abs(k.score - (lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, A
 -- ratings: lfg_predict of the user's id is lfg_predict of its ratings (250
 -- users: at the paper preset's foldin_users 0.05 too few are drawn, so one
 -- table serves both; with held users the known ones have their own), where
--- its bucket is on the model's side (a stored vector is in the model's space)
+-- its bucket predicts on the model's side (on the base side the vector is
+-- the same, the predictions the BiasSVD's)
 SELECT count(DISTINCT fu.user_id) > 5 AS users,
        max(abs(lfg_predict('fo_paper', fu.user_id::bigint, i.item_id) - p.s[i.ord])) < 1e-4 AS stored_is_served
   FROM fu,

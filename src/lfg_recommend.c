@@ -338,10 +338,11 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
  * new user with n ratings by a fold-in that its training episodes for that
  * n measured worse than plain fold-in, of its own item side or of the
  * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
- * is never worse than either where that BiasSVD was offered (it is then a
- * candidate, the base side), but can be worse than the second where it was
- * not, or in a bucket of too few episodes to choose; an override
- * (lfg.refine off, or lfg.foldin_reg set to 5) can be worse than both.
+ * is never worse than either where that BiasSVD was offered (it then
+ * predicts where it is better: the base side), but can be worse than the
+ * second where it was not, or in a bucket of too few episodes to choose;
+ * an override (lfg.refine off, or lfg.foldin_reg set to 5) can be worse
+ * than both.
  */
 void
 LfgFoldinNotice(const LfgCachedModel *c, int32 n)
@@ -431,13 +432,6 @@ LfgRescore(LfgCachedModel *c, const LfgMfParams *pm, int32 found)
 		c->top_scores[j] = (float) lfg_score_one(pm, c->xr, c->top_items[j]);
 }
 
-/* LfgUserVector of lfg_recommend.c's input */
-static const LfgMfParams *
-UserVector(LfgCachedModel *c, UserInput *in)
-{
-	return LfgUserVector(c, &in->net);
-}
-
 /* Check k: 1..LFG_MAX_K; NULL is the default 10 */
 static int32
 ArgK(FunctionCallInfo fcinfo, int a)
@@ -492,7 +486,7 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		found = EaseTopK(c, in, k);
 	else
 	{
-		const LfgMfParams *pm = UserVector(c, in);
+		const LfgMfParams *pm = LfgUserVector(c, &in->net);
 
 		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, c->xo, in->item, in->n,
 									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
@@ -596,7 +590,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		lfg_ease_scores(&c->model.ease, in.item, in.n, c->topk.scores);
 	}
 	else
-		pm = UserVector(c, &in);
+		pm = LfgUserVector(c, &in.net);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
@@ -631,7 +625,7 @@ lfg_user_factors(PG_FUNCTION_ARGS)
 
 	InputFromJsonb(c, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &in);
 	InputDemographics(fcinfo, 2, &c->model, &in);
-	UserVector(c, &in);
+	LfgUserVector(c, &in.net);
 	out = palloc(sizeof(Datum) * (k + 1));
 	for (int32 j = 0; j <= k; j++)
 		out[j] = Float4GetDatum(c->x[j]);

@@ -1119,9 +1119,9 @@ AppendMetricFloat(StringInfo buf, const char *key, float v)
 
 /*
  * Record the learned fold-in in the metrics object: per bucket of n, the
- * choice (reg null: infinite, the prior alone; side "base": served by the
- * BiasSVD the model was pretrained from) and the RMSEs of the held-out
- * episodes
+ * choice (reg null: infinite, the prior alone; side "base": its ratings
+ * predicted by the BiasSVD the model was pretrained from) and the RMSEs of
+ * the held-out episodes
  */
 static void
 FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)

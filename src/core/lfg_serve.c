@@ -153,6 +153,18 @@ check_reg(double reg, LfgError *err)
 	return lfg_error(err, LFG_EPARAM, "The default is 5.", "fold-in regularisation must be positive");
 }
 
+/*
+ * Plain fold-in (reg 5) of u on the item side of the BiasSVD an LFG model
+ * with FBAS was pretrained from: x0 into x0, that side's view into view
+ */
+static LfgStatus
+base_fold_in(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s, LfgMfParams *view,
+			 float *x0, LfgError *err)
+{
+	lfg_foldin_base_view(m->net.foldin_base, &m->mf, view);
+	return fold_in(view, u, LFG_FOLDIN_BASE_REG, NULL, s, x0, err);
+}
+
 /* See lfg_serve.h */
 LfgStatus
 lfg_base_prior(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s, float *b,
@@ -161,8 +173,7 @@ lfg_base_prior(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s, float
 	LfgMfParams view;
 	LfgStatus	st;
 
-	lfg_foldin_base_view(m->net.foldin_base, &m->mf, &view);
-	if ((st = fold_in(&view, u, LFG_FOLDIN_BASE_REG, NULL, s, s->rhs0, err)) != LFG_OK)
+	if ((st = base_fold_in(m, u, s, &view, s->rhs0, err)) != LFG_OK)
 		return st;
 	lfg_foldin_base_map(m->net.foldin_base, s->rhs0, b);
 	return LFG_OK;
@@ -223,8 +234,7 @@ lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refin
 	}
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
-	lfg_foldin_base_view(m->net.foldin_base, &m->mf, view);
-	if ((st = fold_in(view, u, LFG_FOLDIN_BASE_REG, NULL, s, xr, err)) != LFG_OK ||
+	if ((st = base_fold_in(m, u, s, view, xr, err)) != LFG_OK ||
 		(st = check_finite(xr, k + 1, err)) != LFG_OK)
 		return st;
 	*params = view;
