@@ -88,8 +88,8 @@ if [ -f "$ml1m/ratings_uir.dat" ]; then
   bash test/bench/newusers.sh --ml1m "$ml1m"
   stage "MovieLens-1m: every known user in one LATERAL query (reported)"
   bash test/bench/batch.sh "$ml1m"
-  stage "MovieLens-1m: ranking"
-  bash test/bench/ranking.sh --check --ml1m "$ml1m"
+  stage "MovieLens-1m: ranking (the checked methods: preset paper is left out, RANKING_SKIP)"
+  RANKING_SKIP=paper bash test/bench/ranking.sh --check --ml1m "$ml1m"
 else
   stage "MovieLens-1m not found at $ml1m: its benchmarks are skipped"
 fi
