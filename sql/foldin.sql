@@ -27,12 +27,13 @@ SELECT name, max(jsonb_array_length(metrics->'foldin')) AS buckets,
        array_agg((b->>'n_min')::int ORDER BY (b->>'n_min')::int) AS n_min
   FROM lfg.models, jsonb_array_elements(metrics->'foldin') b
   WHERE name LIKE 'fo_%' GROUP BY name ORDER BY name;
--- the base prior (plain fold-in on the pretrained BiasSVD's item side,
--- mapped): offered to the paper preset, whose item side trains on; not to
--- new_user, whose item side is the pretrained one (it would be plain fold-in)
+-- the base prior (plain fold-in on a BiasSVD's item side, mapped): offered
+-- to the paper preset, whose item side trains on; not to new_user with
+-- base_factors its factors, whose item side is then that BiasSVD's (it
+-- would be plain fold-in)
 INSERT INTO lfg.models (name, model)
   SELECT 'fo_new', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                           '{"preset": "new_user", "hidden": [8, 8], "factors": 8, "epochs": 3, "rank_epochs": 1}')
+                           '{"preset": "new_user", "hidden": [8, 8], "factors": 8, "epochs": 3, "rank_epochs": 1, "base_factors": 8}')
   FROM fr r JOIN fu u USING (user_id) WHERE r.user_id <= 250;
 SELECT name, count(*) FILTER (WHERE (b->>'base')::float8 > 0) > 0 AS weighs_base
   FROM lfg.models, jsonb_array_elements(metrics->'foldin') b
@@ -78,11 +79,11 @@ SELECT count(DISTINCT b->>'side') AS sides_served
   FROM lfg.models, fsb, jsonb_array_elements(metrics->'foldin') b
   WHERE name = 'fo_side' AND (b->>'n_min')::int = (SELECT max((c->>'n_min')::int)
     FROM jsonb_array_elements(metrics->'foldin') c WHERE (c->>'n_min')::int <= fsb.n);
--- on the base side the model predicts what that BiasSVD predicts: the one
--- its pretraining options give (factors 8, pretrain_epochs 20, seed 42),
+-- on the base side the model predicts what that BiasSVD predicts: lfg_fit's
+-- default BiasSVD (base_factors 100, pretrain_epochs 20, the seed 42),
 -- refitted on all the training ratings
 INSERT INTO lfg.models (name, model)
-  SELECT 'fo_side_biassvd', lfg_fit(user_id, item_id, rating, '{"factors": 8, "epochs": 20, "seed": 42}')
+  SELECT 'fo_side_biassvd', lfg_fit(user_id, item_id, rating, '{"seed": 42}')
   FROM fs WHERE user_id <= 250;
 SELECT b->>'side' AS side,
        bool_and(lfg_predict('fo_side', fsb.r, NULL, NULL, NULL, i.ids) =

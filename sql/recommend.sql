@@ -18,7 +18,7 @@ INSERT INTO lfg.models (name, model)
   SELECT 'rec_svd', lfg_fit(user_id, item_id, rating, '{"kind": "svd", "factors": 8}') FROM rr WHERE user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'rec_lfg', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                            '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "popularity_prior": 0, "rank_weight": 0}')
+                            '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "popularity_prior": 0, "rank_weight": 0, "base_factors": 8}')
   FROM rr r JOIN ru u USING (user_id) WHERE r.user_id <= 250;
 CREATE TABLE new_user AS SELECT jsonb_object_agg(item_id, rating) AS ratings FROM rr WHERE user_id = 260;
 SELECT count(*) AS rated FROM rr WHERE user_id = 260;

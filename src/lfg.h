@@ -71,7 +71,7 @@ typedef struct LfgCachedModel
 	float	   *top_scores;
 	float	   *x;				/* k + 1 */
 	float	   *xo;				/* k + 1: the vector lists are ordered by (lfg_order_vector) */
-	float	   *xr;				/* k + 1: the vector predicted ratings come from (LfgUserVector) */
+	float	   *xr;				/* k + 1 or k0 + 1: the vector predicted ratings come from (LfgUserVector) */
 	LfgMfParams xview;			/* on the base side, the parameters that score xr */
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */

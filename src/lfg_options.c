@@ -25,7 +25,7 @@
 #define LFG_KEYS "kind, preset, factors, hidden, epochs, patience, lr, lr_decays, lr_decay, " \
 	"batch_size, mask_prob, dropout, weight_decay, leaky_slope, seed, val_fraction, foldin_users, " \
 	"batchnorm, aux, init, train_items, input, episodes, revealed_weight, " \
-	"pretrain_epochs, popularity_prior, rank_weight, rank_epochs, rank_lr, average_steps, parallel, " \
+	"pretrain_epochs, base_factors, popularity_prior, rank_weight, rank_epochs, rank_lr, average_steps, parallel, " \
 	"verbose, warm_start"
 #define EASE_KEYS "kind, lambda, verbose"
 
@@ -258,6 +258,8 @@ ApplyNetOption(LfgNetOptions *o, const char *key, JsonbValue *v)
 		o->revealed_weight = NumberValue(key, v);
 	else if (strcmp(key, "pretrain_epochs") == 0)
 		o->pretrain_epochs = (int) IntegerValue(key, v, 1, LFG_MAX_EPOCHS);
+	else if (strcmp(key, "base_factors") == 0)
+		o->base_factors = (int) IntegerValue(key, v, LFG_MIN_FACTORS, LFG_MAX_FACTORS);
 	else if (strcmp(key, "parallel") == 0)
 		o->parallel = (int) IntegerValue(key, v, 1, LFG_MAX_PARALLEL);
 	else if (strcmp(key, "popularity_prior") == 0)
@@ -472,14 +474,16 @@ LfgOptionsJson(const LfgFitOptions *opts)
 						 "\"dropout\": %.15g, \"weight_decay\": %.15g, \"leaky_slope\": %.15g, "
 						 "\"seed\": " UINT64_FORMAT ", \"val_fraction\": %.15g, \"batchnorm\": %s, "
 						 "\"aux\": %s, \"init\": \"%s\", \"train_items\": %s, \"input\": \"%s\", "
-						 "\"episodes\": %s, \"revealed_weight\": %.15g, \"pretrain_epochs\": %d}",
+						 "\"episodes\": %s, \"revealed_weight\": %.15g, \"pretrain_epochs\": %d, "
+						 "\"base_factors\": %d}",
 						 presets[o->preset], o->factors, o->h1, o->h2, o->epochs, o->patience,
 						 o->lr, o->lr_decays, o->lr_decay, o->batch_size, o->mask_prob,
 						 o->dropout, o->weight_decay, o->leaky_slope, (uint64) o->seed,
 						 o->val_fraction, o->batchnorm ? "true" : "false",
 						 o->aux ? "true" : "false", inits[o->init],
 						 o->train_items ? "true" : "false", inputs[o->input],
-						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs);
+						 o->episodes ? "true" : "false", o->revealed_weight, o->pretrain_epochs,
+						 o->base_factors);
 		/* 0.2.0: written only when set, so models without it keep their bytes */
 		if (o->foldin_users > 0.0)
 		{

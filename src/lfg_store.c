@@ -934,7 +934,9 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		LfgTopKWork topk;
 		void	   *panels = NULL;
 		LfgScorer	scorer;
-		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * 3 * ((Size) mf->k + 1));
+		/* x and xo: k + 1; xr: k + 1, or FBAS's k0 + 1 on the base side */
+		Size		dr = (Size) lfg_foldin_vector_dim(&c->model);
+		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * (2 * ((Size) mf->k + 1) + dr));
 		int32	   *top_items = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);
 		float	   *top_scores = MemoryContextAllocHuge(bcxt, sizeof(float) * n);
 

@@ -16,16 +16,18 @@
  * gradient step) are scored by every candidate. Plain fold-in toward zero
  * with reg 5 (what BiasSVD serves) is a candidate and wins ties, so on
  * these episodes the served choice is never worse than fold-in of the
- * model's own item side. The same episodes measure plain fold-in of the
- * BiasSVD the model was pretrained from, which an item side trained for
- * known users can fall behind (the NOTICE of lfg_recommend.c), and which
- * predicts a bucket's ratings itself where it is better (below).
+ * model's own item side. The same episodes measure plain fold-in of a
+ * BiasSVD trained on the same ratings (base_factors k0: by default lfg's
+ * default BiasSVD, 100 factors; with k0 = k the one the model was
+ * pretrained from), which an item side trained for known users can fall
+ * behind (the NOTICE of lfg_recommend.c), and which predicts a bucket's
+ * ratings itself where it is better (below).
  *
  * That BiasSVD's fold-in is also a prior, b (weight v): its vector x0 lives
  * in another space (its own Q0), so it is mapped into the model's by the
  * affine x = T x0 + t that best fits the model's predictions to the
  * BiasSVD's over the items, weighted by their training ratings (a (k + 1)
- * x (k + 1) least-squares solve at training time, lfg_foldin_base_build).
+ * x (k0 + 1) least-squares fit at training time, lfg_foldin_base_build).
  * Scores stay those of the model's item side; the price is storing mu0,
  * b_i0 and Q0 (section FBAS), done only when some bucket chooses v > 0.
  *
@@ -157,7 +159,7 @@ lfg_foldin_base_T(const LfgFoldinBase *b)
 const float *
 lfg_foldin_base_t(const LfgFoldinBase *b)
 {
-	return b->data + ((size_t) b->k + 1) * (b->k + 1);
+	return b->data + ((size_t) b->k + 1) * ((size_t) b->k0 + 1);
 }
 
 /* See lfg_foldin.h */
@@ -169,9 +171,9 @@ lfg_foldin_base_view(const LfgFoldinBase *b, const LfgMfParams *mf, LfgMfParams 
 	memset(view, 0, sizeof(*view));
 	view->kind = LFG_KIND_BIASSVD;
 	view->n_items = (int32_t) b->n_items;
-	view->k = (int32_t) b->k;
+	view->k = (int32_t) b->k0;
 	view->mu = b->mu;
-	view->bi = (float *) b->data + d * d + d;
+	view->bi = (float *) b->data + d * ((size_t) b->k0 + 1) + d;
 	view->Q = view->bi + b->n_items;
 	/* fold_in (lfg_serve.c) reads only whether there is a b_u: biased */
 	view->bu = view->bi;
@@ -183,11 +185,12 @@ lfg_foldin_base_view(const LfgFoldinBase *b, const LfgMfParams *mf, LfgMfParams 
 bool
 lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k)
 {
-	uint64_t	n = (LFG_FOLDIN_BASE_SIZE(n_items, k) - sizeof(LfgFoldinBase)) / 4;
+	uint64_t	n;
 
-	if (b->n_items != (uint32_t) n_items || b->k != (uint32_t) k || b->reserved != 0 ||
-		!(fabsf(b->mu) <= 1e6f))
+	if (b->n_items != (uint32_t) n_items || b->k != (uint32_t) k ||
+		b->k0 < LFG_MIN_FACTORS || b->k0 > LFG_MAX_FACTORS || !(fabsf(b->mu) <= 1e6f))
 		return false;
+	n = (LFG_FOLDIN_BASE_SIZE(n_items, k, b->k0) - sizeof(LfgFoldinBase)) / 4;
 	/*
 	 * finite and bounded; a new user's vector that still overflows is
 	 * refused when served (check_finite of lfg_serve.c)
@@ -202,10 +205,11 @@ lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k)
 void
 lfg_foldin_base_map(const LfgFoldinBase *base, const float *x0, float *b)
 {
-	int32_t		d = (int32_t) base->k + 1;
+	int32_t		d = (int32_t) base->k + 1,
+				d0 = (int32_t) base->k0 + 1;
 
 	memcpy(b, lfg_foldin_base_t(base), (size_t) d * sizeof(float));
-	lfg_gemv(0, d, d, 1.0f, lfg_foldin_base_T(base), d, x0, 1.0f, b);
+	lfg_gemv(0, d, d0, 1.0f, lfg_foldin_base_T(base), d0, x0, 1.0f, b);
 }
 
 /* Solve G X = C in place (G d x d symmetric positive definite, C d x m, doubles) */
@@ -266,22 +270,25 @@ lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
 {
 	int32_t		k = mf->k,
 				d = k + 1,
+				k0 = base->k,
+				d0 = k0 + 1,
 				ni = mf->n_items;
-	size_t		dd = (size_t) d * d;
+	size_t		dd = (size_t) d * d,
+				dc = (size_t) d * (d0 + 1);
 	double	   *G = lfg_alloc_array(a, dd, sizeof(double)),
-			   *C = lfg_alloc_array(a, dd + d, sizeof(double)),
+			   *C = lfg_alloc_array(a, dc, sizeof(double)),
 			   *cnt = lfg_alloc_array(a, (size_t) ni, sizeof(double)),
 			   *qa = lfg_alloc_array(a, (size_t) d, sizeof(double)),
-			   *qb = lfg_alloc_array(a, (size_t) d + 1, sizeof(double)),
+			   *qb = lfg_alloc_array(a, (size_t) d0 + 1, sizeof(double)),
 				trace = 0.0;
 	float	   *T = out->data,
-			   *t = out->data + dd;
+			   *t = out->data + (size_t) d * d0;
 	bool		ok;
 
 	if (!G || !C || !cnt || !qa || !qb)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the base prior");
 	memset(G, 0, dd * sizeof(double));
-	memset(C, 0, (dd + d) * sizeof(double));
+	memset(C, 0, dc * sizeof(double));
 	memset(cnt, 0, (size_t) ni * sizeof(double));
 	ok = true;
 
@@ -293,20 +300,19 @@ lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
 		if (cnt[i] == 0.0)
 			continue;
 		for (int32_t f = 0; f < k; f++)
-		{
 			qa[f] = mf->Q[(size_t) i * k + f];
-			qb[f] = base->Q[(size_t) i * k + f];
-		}
-		qa[k] = qb[k] = 1.0;
-		qb[d] = (double) base->mu + base->bi[i] - mf->mu - mf->bi[i];
+		for (int32_t f = 0; f < k0; f++)
+			qb[f] = base->Q[(size_t) i * k0 + f];
+		qa[k] = qb[k0] = 1.0;
+		qb[d0] = (double) base->mu + base->bi[i] - mf->mu - mf->bi[i];
 		for (int32_t r = 0; r < d; r++)
 		{
 			double		wr = cnt[i] * qa[r];
 
 			for (int32_t c = 0; c <= r; c++)
 				G[(size_t) r * d + c] += wr * qa[c];
-			for (int32_t c = 0; c <= d; c++)
-				C[(size_t) r * (d + 1) + c] += wr * qb[c];
+			for (int32_t c = 0; c <= d0; c++)
+				C[(size_t) r * (d0 + 1) + c] += wr * qb[c];
 		}
 	}
 	for (int32_t r = 0; ok && r < d; r++)
@@ -317,21 +323,21 @@ lfg_foldin_base_build(const LfgMfParams *mf, const LfgMfParams *base,
 	}
 	for (int32_t r = 0; ok && r < d; r++)
 		G[(size_t) r * d + r] += 1e-6 * trace / d + 1e-12;
-	ok = ok && solve_spd(d, d + 1, G, C);
+	ok = ok && solve_spd(d, d0 + 1, G, C);
 	for (int32_t r = 0; ok && r < d; r++)
 	{
-		for (int32_t c = 0; c < d; c++)
-			T[(size_t) r * d + c] = (float) C[(size_t) r * (d + 1) + c];
-		t[r] = (float) C[(size_t) r * (d + 1) + d];
+		for (int32_t c = 0; c < d0; c++)
+			T[(size_t) r * d0 + c] = (float) C[(size_t) r * (d0 + 1) + c];
+		t[r] = (float) C[(size_t) r * (d0 + 1) + d0];
 	}
 	if (ok)
 	{
 		out->n_items = (uint32_t) ni;
 		out->k = (uint32_t) k;
 		out->mu = base->mu;
-		out->reserved = 0;
-		memcpy(out->data + dd + d, base->bi, (size_t) ni * sizeof(float));
-		memcpy(out->data + dd + d + ni, base->Q, (size_t) ni * k * sizeof(float));
+		out->k0 = (uint32_t) k0;
+		memcpy(out->data + (size_t) d * d0 + d, base->bi, (size_t) ni * sizeof(float));
+		memcpy(out->data + (size_t) d * d0 + d + ni, base->Q, (size_t) ni * k0 * sizeof(float));
 	}
 	lfg_free(a, G);
 	lfg_free(a, C);
@@ -401,7 +407,7 @@ typedef struct Episode
 	int32_t		n_targets;
 	int32_t    *t_item;			/* cap: scored */
 	float	   *t_rating;
-	float	   *A;				/* cap x d */
+	float	   *A;				/* cap x d (d: the larger of k + 1 and k0 + 1) */
 	float	   *y;				/* cap */
 	float	   *Ag;				/* cap */
 	float	   *Am;				/* cap: A times the mean user */
@@ -418,11 +424,13 @@ typedef struct Episode
 	LfgNetScratch net;
 } Episode;
 
+/* The buffers of the episodes; base: the FBAS being chosen on, or NULL */
 static LfgStatus
-episode_alloc(const struct LfgModel *m, int32_t cap, const LfgAllocator *a, Episode *w,
-			  LfgError *err)
+episode_alloc(const struct LfgModel *m, const LfgFoldinBase *base, int32_t cap,
+			  const LfgAllocator *a, Episode *w, LfgError *err)
 {
-	size_t		d = (size_t) m->mf.k + 1,
+	/* the design and solve buffers also hold base_episode's, of k0 + 1 columns */
+	size_t		d = (size_t) (base != NULL && (int32_t) base->k0 > m->mf.k ? (int32_t) base->k0 : m->mf.k) + 1,
 				c = (size_t) cap + 1;
 
 	memset(w, 0, sizeof(*w));
@@ -681,7 +689,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 		cap = l->tr_ptr[j + 1] - l->tr_ptr[j] > cap ? l->tr_ptr[j + 1] - l->tr_ptr[j] : cap;
 		cap = l->va_ptr[j + 1] - l->va_ptr[j] > cap ? l->va_ptr[j + 1] - l->va_ptr[j] : cap;
 	}
-	if ((st = episode_alloc(m, cap, a, &w, err)) != LFG_OK)
+	if ((st = episode_alloc(m, base, cap, a, &w, err)) != LFG_OK)
 		return st;
 	memset(out, 0, sizeof(*out));
 	out->n_buckets = LFG_FOLDIN_BUCKETS;
@@ -770,6 +778,15 @@ lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 		*v = m->net.foldin_base != NULL ? e->base : 0.0;
 		*reg_out = e->reg;
 	}
+}
+
+/* See lfg_foldin.h */
+int32_t
+lfg_foldin_vector_dim(const struct LfgModel *m)
+{
+	const LfgFoldinBase *b = m->mf.kind == LFG_KIND_LFG ? m->net.foldin_base : NULL;
+
+	return (b != NULL && (int32_t) b->k0 > m->mf.k ? (int32_t) b->k0 : m->mf.k) + 1;
 }
 
 /* See lfg_foldin.h */

@@ -116,34 +116,39 @@ extern bool lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_
 extern bool lfg_foldin_uses_base(const LfgFoldinTable *t);
 
 /*
- * The base prior (section FBAS, doc/model-format.md): the item side of the
- * BiasSVD the model was pretrained from (mu0, b_i0, Q0), and the affine map
- * x = T x0 + t from its user space into the model's: the least-squares fit,
- * over the items weighted by their training ratings, of the model's
+ * The base prior (section FBAS, doc/model-format.md): the item side of a
+ * BiasSVD trained on the model's training ratings with k0 factors
+ * (base_factors: by default lfg's default BiasSVD; with k0 = k the one the
+ * model was pretrained from) (mu0, b_i0, Q0), and the affine map x = T x0
+ * + t from its user space into the model's: the least-squares fit, over
+ * the items weighted by their training ratings, of the model's
  * predictions to the BiasSVD's. Plain fold-in of a new user on that item
- * side (x0), mapped, is the base prior b. Stored only when a bucket weighs
- * it (an item side trained for known users can serve new users worse than
- * the one it started from).
+ * side (x0, k0 + 1 values), mapped, is the base prior b. Stored only when
+ * a bucket weighs it or predicts on its side (an item side trained for
+ * known users can serve new users worse than a plain BiasSVD).
  */
 typedef struct LfgFoldinBase
 {
 	uint32_t	n_items;
-	uint32_t	k;
+	uint32_t	k;				/* the model's */
 	float		mu;				/* mu0 */
-	uint32_t	reserved;		/* 0 */
-	float		data[];			/* T (d x d, row major, d = k + 1), t (d), b_i0 (n_items), Q0 (n_items x k) */
+	uint32_t	k0;				/* the BiasSVD's factors, 1 .. LFG_MAX_FACTORS */
+	float		data[];			/* T ((k + 1) x (k0 + 1), row major), t (k + 1), b_i0 (n_items), Q0 (n_items x k0) */
 } LfgFoldinBase;
 
-#define LFG_FOLDIN_BASE_SIZE(ni, k) \
-	((uint64_t) sizeof(LfgFoldinBase) + 4 * (((uint64_t) (k) + 1) * ((uint64_t) (k) + 2) + \
-											 (uint64_t) (ni) * ((uint64_t) (k) + 1)))
+#define LFG_FOLDIN_BASE_SIZE(ni, k, k0) \
+	((uint64_t) sizeof(LfgFoldinBase) + 4 * (((uint64_t) (k) + 1) * ((uint64_t) (k0) + 2) + \
+											 (uint64_t) (ni) * ((uint64_t) (k0) + 1)))
 
 /* The map T and t, and the BiasSVD view (mu0, b_i0, Q0, the model's rating range) of b */
 extern const float *lfg_foldin_base_T(const LfgFoldinBase *b);
 extern const float *lfg_foldin_base_t(const LfgFoldinBase *b);
 extern void lfg_foldin_base_view(const LfgFoldinBase *b, const LfgMfParams *mf, LfgMfParams *view);
 
-/* Whether a decoded FBAS section is consistent and finite for n_items items and k factors */
+/*
+ * Whether a decoded FBAS section is consistent and finite for n_items
+ * items and k factors (its k0 is read before: LFG_FOLDIN_BASE_SIZE)
+ */
 extern bool lfg_foldin_base_valid(const LfgFoldinBase *b, int32_t n_items, int32_t k);
 
 /*
@@ -196,9 +201,10 @@ typedef struct LfgFoldinLists
 } LfgFoldinLists;
 
 /*
- * Build the base prior of model mf (kind lfg) from base, the BiasSVD item
- * side it was pretrained from, the items weighted by their ratings in the
- * lists' tr side; out has room for LFG_FOLDIN_BASE_SIZE(n_items, k) bytes.
+ * Build the base prior of model mf (kind lfg) from base, a BiasSVD item
+ * side (base->k factors: k0) trained on the same ratings, the items
+ * weighted by their ratings in the lists' tr side; out has room for
+ * LFG_FOLDIN_BASE_SIZE(n_items, k, k0) bytes.
  * *ok is false when the map's system is singular (then there is no base
  * prior, and out is left as it was).
  */
@@ -249,9 +255,15 @@ extern void lfg_foldin_prior(const struct LfgModel *m, double w, double c, doubl
 							 const float *b, float *g);
 
 /*
- * The base prior b (k + 1 values) from x0 (k + 1 values), a new user's
+ * The base prior b (k + 1 values) from x0 (k0 + 1 values), a new user's
  * plain fold-in on the base item side: T x0 + t
  */
 extern void lfg_foldin_base_map(const LfgFoldinBase *base, const float *x0, float *b);
+
+/*
+ * The most values a new user's vector of m has: k + 1, or k0 + 1 where
+ * m has FBAS with more factors (its plain fold-in x0, lfg_rating_vector)
+ */
+extern int32_t lfg_foldin_vector_dim(const struct LfgModel *m);
 
 #endif							/* LFG_FOLDIN_H */

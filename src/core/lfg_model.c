@@ -155,7 +155,8 @@ model_sections(const LfgModel *m, SectionSpec *s, GenConfigDisk *cfg)
 		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN, LFG_FOLDIN_TABLE_SIZE(k), m->net.foldin};
 	/* then, with the fold-in, its optional base prior */
 	if (p->kind == LFG_KIND_LFG && m->net.foldin != NULL && m->net.foldin_base != NULL)
-		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN_BASE, LFG_FOLDIN_BASE_SIZE(ni, k), m->net.foldin_base};
+		s[n++] = (SectionSpec) {LFG_SEC_FOLDIN_BASE,
+			LFG_FOLDIN_BASE_SIZE(ni, k, m->net.foldin_base->k0), m->net.foldin_base};
 	/* then the optional ranking head and generator (0.2.0): all five or none */
 	if (p->kind == LFG_KIND_LFG && p->rank_R != NULL)
 	{
@@ -424,7 +425,15 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			out->net.foldin = (const LfgFoldinTable *) (buf + e[optional++].offset);
 		if (out->net.foldin != NULL && optional < h->n_sections &&
 			e[optional].tag == LFG_SEC_FOLDIN_BASE)
+		{
+			const LfgFoldinBase *fb = (const LfgFoldinBase *) (buf + e[optional].offset);
+
+			/* its length depends on its header's k0: read and bounded first */
+			if (e[optional].length < sizeof(LfgFoldinBase) ||
+				fb->k0 < LFG_MIN_FACTORS || fb->k0 > LFG_MAX_FACTORS)
+				return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad fold-in base prior");
 			out->net.foldin_base = (const LfgFoldinBase *) (buf + e[optional++].offset);
+		}
 		/* the ranking head's pointers are all set by tag below */
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_R)
 			out->mf.rank_R = (float *) (buf + e[optional].offset);

@@ -23,8 +23,9 @@
  *		are kept. With average_steps > 0 it is a moving average of the
  *		weights that is validated and kept (average_weights).
  *	 6. With a validation slice or held users, the fold-in that serves new
- *		users (the weights of the generator's output, the mean user and the
- *		pretrained BiasSVD's fold-in in its prior, per bucket of n) is
+ *		users (the weights of the generator's output, the mean user and a
+ *		BiasSVD's fold-in in its prior, per bucket of n; that BiasSVD has
+ *		base_factors, and is the pretrained one when they are k) is
  *		chosen on episodes (lfg_foldin.c): of the held users (foldin_users,
  *		a seeded share of the users; step 1 draws them and puts half of each
  *		one's ratings on the validation side, which neither the pretraining,
@@ -95,6 +96,8 @@ lfg_net_options_preset(LfgNetOptions *o, int preset)
 	o->aux = true;
 	o->init = LFG_INIT_SVD;
 	o->pretrain_epochs = 20;
+	/* the base prior's BiasSVD: lfg's default one (its factors, pretrain_epochs 20) */
+	o->base_factors = LFG_DEFAULT_FACTORS;
 	o->parallel = 1;
 	o->lr_decays = 2;
 	o->lr_decay = 0.2;
@@ -167,6 +170,7 @@ lfg_net_options_check(const LfgNetOptions *o, LfgError *err)
 	RANGE(o->lr_decays >= 0 && o->lr_decays <= 10, "lr_decays", "between 0 and 10");
 	RANGE(o->lr_decay > 0.0 && o->lr_decay <= 1.0, "lr_decay", "greater than 0 and at most 1");
 	RANGE(o->pretrain_epochs >= 1 && o->pretrain_epochs <= LFG_MAX_EPOCHS, "pretrain_epochs", "between 1 and 10000");
+	RANGE(o->base_factors >= LFG_MIN_FACTORS && o->base_factors <= LFG_MAX_FACTORS, "base_factors", "between 1 and 1024");
 	RANGE(o->parallel >= 1 && o->parallel <= LFG_MAX_PARALLEL, "parallel", "between 1 and 64");
 	RANGE(o->popularity_prior >= 0.0 && o->popularity_prior <= 100.0, "popularity_prior", "between 0 and 100");
 	RANGE(o->rank_weight >= 0.0 && o->rank_weight <= 100.0, "rank_weight", "between 0 and 100");
@@ -275,7 +279,7 @@ typedef struct Trainer
 	float	   *rank_S;			/* rank_weight > 0: batch x n_items scores */
 	size_t		head_off;		/* rank_weight > 0: offset of R | c in params */
 	bool		ranking;		/* the second stage: the ranking term on, Q and b_i frozen */
-	LfgMfParams base;			/* the pretrained BiasSVD's item side, for the base prior */
+	LfgMfParams base;			/* the base prior's BiasSVD item side (base_factors) */
 	LfgGenWork	work;
 	LfgRng		rng_order,
 				rng_drop;
@@ -424,6 +428,20 @@ pretrain_options(const Trainer *t, LfgMfOptions *mo)
 	mo->warm = t->o->warm;
 }
 
+/*
+ * The options of the BiasSVD of the base prior (select_foldin, refit_base):
+ * the pretraining's with base_factors; a warm start only with the model's
+ * factors (the one it starts from has those)
+ */
+static void
+base_options(const Trainer *t, LfgMfOptions *mo)
+{
+	pretrain_options(t, mo);
+	mo->factors = t->o->base_factors;
+	if (t->o->base_factors != t->k)
+		mo->warm = NULL;
+}
+
 /* Pretrain BiasSVD on the training lists; initialise mu, Q, b_i */
 static LfgStatus
 pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError *err)
@@ -473,7 +491,20 @@ pretrain(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgError 
 	}
 	lfg_free(a, svd.P);
 	lfg_free(a, svd.bu);
-	/* its item side stays for the base prior of the fold-in (select_foldin) */
+	/*
+	 * the item side of the base prior of the fold-in (select_foldin): this
+	 * BiasSVD's, or with other base_factors one trained on the same lists
+	 */
+	if (t->o->base_factors != k)
+	{
+		lfg_free(a, svd.Q);
+		lfg_free(a, svd.bi);
+		base_options(t, &mo);
+		if ((st = lfg_mf_train(&r, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
+			return st;
+		lfg_free(a, svd.P);
+		lfg_free(a, svd.bu);
+	}
 	t->base = svd;
 	t->base.P = t->base.bu = NULL;
 	t->base.rating_min = t->mf->rating_min;
@@ -1271,10 +1302,11 @@ list_rmse(const Trainer *t, const int32_t *ptr, const int32_t *item, const float
 
 /*
  * The base prior that serves: the episodes chose its weight with the
- * pretrained BiasSVD, which saw neither the validation slice nor the held
- * users' held ratings; like any choice made on held-out data, it is then
- * refitted on all the ratings (the same BiasSVD options and seed) and
- * mapped again. Kept as it was when the map's system is singular.
+ * base BiasSVD trained on the training lists, which saw neither the
+ * validation slice nor the held users' held ratings; like any choice made
+ * on held-out data, it is then refitted on all the ratings (the same
+ * BiasSVD options and seed) and mapped again. Kept as it was when the
+ * map's system is singular.
  */
 static LfgStatus
 refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNetCallbacks *cb,
@@ -1288,7 +1320,7 @@ refit_base(Trainer *t, const LfgFoldinLists *l, LfgFoldinBase *base, const LfgNe
 	bool		ok;
 	LfgStatus	st;
 
-	pretrain_options(t, &mo);
+	base_options(t, &mo);
 	if ((st = lfg_mf_train(d, &mo, &mcb, a, &svd, &rmse, err)) != LFG_OK)
 		return st;
 	svd.rating_min = t->mf->rating_min;
@@ -1326,7 +1358,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	LfgFoldinTable *table = lfg_alloc(a, LFG_FOLDIN_TABLE_SIZE(k));
 	double	   *sum = lfg_alloc_array(a, (size_t) k + 1, sizeof(double));
 	float	   *mean = lfg_alloc_array(a, (size_t) k + 1, sizeof(float));
-	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k));
+	LfgFoldinBase *base = lfg_alloc(a, LFG_FOLDIN_BASE_SIZE(t->d->n_items, k, t->base.k));
 	bool		base_ok,
 				offer;
 	int32_t		ni = t->d->n_items;
@@ -1359,7 +1391,7 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	 * the model's own item side, which candidate 0 already is, and storing
 	 * it would copy Q
 	 */
-	offer = base_ok && (t->mf->mu != t->base.mu ||
+	offer = base_ok && (t->base.k != k || t->mf->mu != t->base.mu ||
 						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||
 						memcmp(t->mf->Q, t->base.Q, (size_t) ni * k * sizeof(float)) != 0);
 	if ((st = choose_foldin(t, &m, &l, mean, base_ok ? base : NULL, offer, cb, a, table,

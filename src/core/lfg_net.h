@@ -82,6 +82,7 @@ typedef struct LfgNetOptions
 	bool		episodes;		/* reveal a random subset, loss on the rest */
 	double		revealed_weight;	/* loss weight of revealed ratings */
 	int			pretrain_epochs;	/* BiasSVD pretraining */
+	int			base_factors;	/* the BiasSVD of the fold-in's base prior (lfg_foldin.h) */
 	int			parallel;		/* threads of the training; not stored */
 	double		popularity_prior;	/* ranking prior weight on ln(1 + raters); 0: none */
 	double		rank_weight;	/* weight of the multinomial ranking term; 0: none */

@@ -26,7 +26,8 @@ LfgStatus
 lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
 						LfgServeScratch *s, LfgError *err)
 {
-	size_t		d = (size_t) m->mf.k + 1;
+	/* k + 1, or k0 + 1 for FBAS's fold-in with more factors */
+	size_t		d = (size_t) lfg_foldin_vector_dim(m);
 	LfgStatus	st;
 
 	memset(s, 0, sizeof(*s));
@@ -154,8 +155,8 @@ check_reg(double reg, LfgError *err)
 }
 
 /*
- * Plain fold-in (reg 5) of u on the item side of the BiasSVD an LFG model
- * with FBAS was pretrained from: x0 into x0, that side's view into view
+ * Plain fold-in (reg 5) of u on the item side of the BiasSVD of an LFG
+ * model's FBAS: x0 (k0 + 1 values) into x0, that side's view into view
  */
 static LfgStatus
 base_fold_in(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s, LfgMfParams *view,
@@ -235,7 +236,7 @@ lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refin
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
 	if ((st = base_fold_in(m, u, s, view, xr, err)) != LFG_OK ||
-		(st = check_finite(xr, k + 1, err)) != LFG_OK)
+		(st = check_finite(xr, view->k + 1, err)) != LFG_OK)
 		return st;
 	*params = view;
 	return LFG_OK;

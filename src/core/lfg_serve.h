@@ -17,13 +17,14 @@ typedef struct LfgServeScratch
 {
 	LfgNetScratch net;
 	int32_t		cap;			/* ratings the buffers hold */
-	float	   *A;				/* cap x (k + 1) */
+	/* d: lfg_foldin_vector_dim, k + 1 or FBAS's k0 + 1 */
+	float	   *A;				/* cap x d */
 	float	   *y;				/* cap */
-	float	   *M;				/* (k + 1) x (k + 1) */
-	float	   *rhs;			/* k + 1 */
-	float	   *prior;			/* k + 1 */
-	float	   *base;			/* k + 1: the base prior (lfg_foldin.h) */
-	float	   *rhs0;			/* k + 1: the new user's vector on the base item side */
+	float	   *M;				/* d x d */
+	float	   *rhs;			/* d */
+	float	   *prior;			/* d */
+	float	   *base;			/* d: the base prior (lfg_foldin.h), k + 1 used */
+	float	   *rhs0;			/* d: the new user's vector on the base item side (k0 + 1) */
 } LfgServeScratch;
 
 extern LfgStatus lfg_serve_scratch_alloc(const LfgModel *m, int32_t cap, const LfgAllocator *a,
@@ -42,13 +43,14 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
- * The vector a new user's predicted ratings come from into xr (k + 1
- * values), and in *params the parameters that score it: x (the user's
- * vector from lfg_user_vector) and the model's own, or where the learned
- * fold-in's bucket is on the base side (lfg_foldin_base_side) the plain
- * fold-in x0 on the item side of the BiasSVD the model was pretrained from
- * and a view of that side in view (mu0, b_i0, Q0). Uses the scratch's
- * design buffers. LFG_EDATA when x0 is not finite.
+ * The vector a new user's predicted ratings come from into xr (room for
+ * lfg_foldin_vector_dim values), and in *params the parameters that score
+ * it: x (k + 1 values, the user's vector from lfg_user_vector) and the
+ * model's own, or where the learned fold-in's bucket is on the base side
+ * (lfg_foldin_base_side) the plain fold-in x0 (k0 + 1 values) on the item
+ * side of the BiasSVD of FBAS and a view of that side in view (mu0, b_i0,
+ * Q0). Uses the scratch's design buffers. LFG_EDATA when x0 is not
+ * finite.
  */
 extern LfgStatus lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg,
 								   bool refine, const float *x, LfgServeScratch *s, float *xr,
@@ -58,8 +60,8 @@ extern LfgStatus lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, doubl
 /*
  * The base prior of an LFG model with the section FBAS (lfg_foldin.h) into
  * b (k + 1 values): plain fold-in of u (reg 5) on the item side of the
- * BiasSVD it was pretrained from, mapped into the model's space. Uses the
- * scratch's design buffers.
+ * BiasSVD of FBAS, mapped into the model's space. Uses the scratch's
+ * design buffers.
  */
 extern LfgStatus lfg_base_prior(const LfgModel *m, const LfgNetUser *u, LfgServeScratch *s,
 								float *b, LfgError *err);

@@ -98,7 +98,7 @@ decode_and_touch(const uint8_t *data, size_t len)
 				lfg_foldin_base_view(m.net.foldin_base, &m.mf, &view);
 				x0[0] = 1.0f;
 				lfg_foldin_base_map(m.net.foldin_base, x0, b);
-				for (size_t j = 0; j < (size_t) view.n_items * k; j++)
+				for (size_t j = 0; j < (size_t) view.n_items * view.k; j++)
 					sink += view.Q[j];
 				for (int32_t j = 0; j < view.n_items; j++)
 					sink += view.bi[j];
@@ -264,12 +264,15 @@ seed_lfg_model(size_t *size)
 	if (m.net.foldin != NULL && m.net.foldin_base == NULL)
 	{
 		/*
-		 * a base prior to mutate: the map from the model's own item side,
-		 * weighed by bucket 2 (the ratings are sorted by user: one list each)
+		 * a base prior to mutate: the map from an item side of 3 factors (the
+		 * model's 2, then the first again), weighed by bucket 2 (the ratings
+		 * are sorted by user: one list each)
 		 */
 		int32_t    *ptr = arena_alloc(NULL, 13 * sizeof(int32_t));
 		LfgFoldinLists l = {12, ptr, d.item, d.rating, ptr, d.item, d.rating, NULL};
-		LfgFoldinBase *b = arena_alloc(NULL, LFG_FOLDIN_BASE_SIZE(8, 2));
+		LfgFoldinBase *b = arena_alloc(NULL, LFG_FOLDIN_BASE_SIZE(8, 2, 3));
+		LfgMfParams b3 = m.mf;
+		float	   *Q3 = arena_alloc(NULL, 8 * 3 * sizeof(float));
 		LfgFoldinTable *t = (LfgFoldinTable *) m.net.foldin;
 		bool		ok;
 		size_t		e = 0;
@@ -280,7 +283,15 @@ seed_lfg_model(size_t *size)
 				e++;
 			ptr[k] = (int32_t) e;
 		}
-		if (lfg_foldin_base_build(&m.mf, &m.mf, &l, &arena, b, &ok, &err) != LFG_OK || !ok)
+		for (int32_t i = 0; i < 8; i++)
+		{
+			Q3[i * 3] = m.mf.Q[i * 2];
+			Q3[i * 3 + 1] = m.mf.Q[i * 2 + 1];
+			Q3[i * 3 + 2] = m.mf.Q[i * 2] * 0.5f + 0.1f;
+		}
+		b3.k = 3;
+		b3.Q = Q3;
+		if (lfg_foldin_base_build(&m.mf, &b3, &l, &arena, b, &ok, &err) != LFG_OK || !ok)
 			abort();
 		t->e[2].prior = 0.5f;
 		t->e[2].center = 0.0f;

@@ -244,7 +244,8 @@ test_trained(void)
 	LfgFoldinTable *t1 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
 			   *t2 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8)),
 			   *t3 = calloc(1, LFG_FOLDIN_TABLE_SIZE(8));
-	LfgFoldinBase *self = calloc(1, LFG_FOLDIN_BASE_SIZE(NI, 8));
+	LfgFoldinBase *self = calloc(1, LFG_FOLDIN_BASE_SIZE(NI, 8, 8)),
+			   *wide = calloc(1, LFG_FOLDIN_BASE_SIZE(NI, 8, 10));
 	LfgServeScratch sc;
 	int64_t		uids[NU],
 				iids[NI];
@@ -258,7 +259,7 @@ test_trained(void)
 	bool		never_worse = true;
 	int			chosen = 0;
 	float		x[9],
-				y[9],
+				y[11],
 				g[9];
 	int32_t		items[40];
 	float		ratings[40];
@@ -345,6 +346,36 @@ test_trained(void)
 		}
 		CHECK(off < 1e-3 && lfg_foldin_base_valid(self, NI, 8) && !lfg_foldin_base_valid(self, NI, 7),
 			  "the map from the model's own item side is the identity (off by %g)", off);
+		{
+			/*
+			 * a base with its own factors (k0 10): the model's Q with two
+			 * columns of zeros maps by (I 0 0 | bias) (9 x 11)
+			 */
+			LfgMfParams pad = m.mf;
+			float	   *Q10 = calloc((size_t) NI * 10, sizeof(float));
+			const float *T10 = lfg_foldin_base_T(wide),
+					   *t10 = lfg_foldin_base_t(wide);
+
+			for (int i = 0; i < NI; i++)
+				memcpy(Q10 + i * 10, m.mf.Q + i * 8, 8 * sizeof(float));
+			pad.k = 10;
+			pad.Q = Q10;
+			CHECK(lfg_foldin_base_build(&m.mf, &pad, &l, &A, wide, &ok, &err) == LFG_OK && ok &&
+				  wide->k == 8 && wide->k0 == 10, "base prior with 10 factors built");
+			off = 0.0;
+			for (int r = 0; r < 9; r++)
+			{
+				for (int c2 = 0; c2 < 11; c2++)
+					off = fmax(off, fabs(T10[r * 11 + c2] - ((r < 8 && c2 == r) || (r == 8 && c2 == 10) ? 1.0 : 0.0)));
+				off = fmax(off, fabs(t10[r]));
+			}
+			CHECK(off < 1e-3 && lfg_foldin_base_valid(wide, NI, 8),
+				  "the map from 10 factors, two of them zero, is (I 0 | bias) (off by %g)", off);
+			wide->k0 = 0;
+			CHECK(!lfg_foldin_base_valid(wide, NI, 8), "k0 0 is refused");
+			wide->k0 = 10;
+			free(Q10);
+		}
 		memcpy(t3, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8));
 		t3->e[4].prior = 0.5f;
 		t3->e[4].center = 0.0f;
@@ -354,9 +385,9 @@ test_trained(void)
 		/* bucket 3 (n 4 to 7) predicted on the base side, whose item biases now differ by 0.25 */
 		t3->e[3].side = LFG_FOLDIN_SIDE_BASE;
 		for (int i = 0; i < NI; i++)
-			self->data[9 * 9 + 9 + i] += 0.25f;
+			wide->data[9 * 11 + 9 + i] += 0.25f;
 		m.net.foldin = t3;
-		m.net.foldin_base = self;
+		m.net.foldin_base = wide;
 	}
 
 	/* the codec: a 14th section FOLD; a value out of range is refused */
@@ -382,7 +413,7 @@ test_trained(void)
 	CHECK(back.net.foldin != NULL && memcmp(back.net.foldin, m.net.foldin, LFG_FOLDIN_TABLE_SIZE(8)) == 0,
 		  "the table round-trips");
 	CHECK(back.net.foldin_base != NULL &&
-		  memcmp(back.net.foldin_base, self, LFG_FOLDIN_BASE_SIZE(NI, 8)) == 0,
+		  memcmp(back.net.foldin_base, wide, LFG_FOLDIN_BASE_SIZE(NI, 8, 10)) == 0,
 		  "the base prior round-trips");
 	{
 		LfgFoldinBase *bb = (LfgFoldinBase *) back.net.foldin_base;
@@ -436,7 +467,7 @@ test_trained(void)
 		for (int f = 0; f < 9; f++)
 			g[f] = (float) prior * g[f] + (float) center * m.net.foldin->mean[f] + (float) vbase * b[f];
 		if (isinf(reg) || n == 0)
-			memcpy(y, g, sizeof(y));
+			memcpy(y, g, sizeof(g));
 		else
 			CHECK(lfg_fold_in_prior(&m, &nu, reg, g, &sc, y, &err) == LFG_OK,
 				  "fold-in: %s", err.msg);
@@ -449,7 +480,8 @@ test_trained(void)
 			LfgModel	bm = m;
 			const LfgMfParams *pm;
 			bool		base_side = e->side == LFG_FOLDIN_SIDE_BASE;
-			float		xr[9];
+			float		xr[11],
+						z[9];
 			double		off = 0.0;
 
 			CHECK(lfg_rating_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, x, &sc, xr, &view, &pm, &err) == LFG_OK,
@@ -460,24 +492,28 @@ test_trained(void)
 				  (pm == &m.mf) == !base_side, "n %d: predicted on the %s side", n, base_side ? "base" : "model's");
 			if (base_side)
 			{
-				lfg_foldin_base_view(self, &m.mf, &bm.mf);
+				lfg_foldin_base_view(wide, &m.mf, &bm.mf);
 				CHECK(lfg_fold_in_prior(&bm, &nu, LFG_FOLDIN_BASE_REG, NULL, &sc, y, &err) == LFG_OK,
 					  "base fold-in: %s", err.msg);
 			}
 			else
-				memcpy(y, x, sizeof(y));
-			for (int f = 0; f < 9; f++)
+				memcpy(y, x, sizeof(x));
+			for (int f = 0; f < (base_side ? 11 : 9); f++)
 				off = fmax(off, fabs(xr[f] - y[f]));
 			for (int i = 0; base_side && i < NI; i++)
 			{
-				double		want = self->mu + self->data[9 * 9 + 9 + i] + xr[8];
+				double		want = wide->mu + wide->data[9 * 11 + 9 + i] + xr[10];
 
-				for (int f = 0; f < 8; f++)
-					want += (double) self->data[9 * 9 + 9 + NI + i * 8 + f] * xr[f];
+				for (int f = 0; f < 10; f++)
+					want += (double) wide->data[9 * 11 + 9 + NI + i * 10 + f] * xr[f];
 				off = fmax(off, fabs(lfg_score_raw(pm, xr, i) - want));
 			}
-			CHECK(off < 1e-4 && (!base_side || fabs(lfg_score_raw(pm, xr, 0) -
-													lfg_score_raw(&m.mf, xr, 0) - 0.25) < 1e-4),
+			/* on the base side: x0's zero factors are 0, the rest the model's fold-in plus 0.25 */
+			memcpy(z, xr, 8 * sizeof(float));
+			z[8] = xr[10];
+			CHECK(off < 1e-4 && (!base_side || (pm->k == 10 && xr[8] == 0.0f && xr[9] == 0.0f &&
+												fabs(lfg_score_raw(pm, xr, 0) -
+													 lfg_score_raw(&m.mf, z, 0) - 0.25) < 1e-4)),
 				  "n %d: its predictions come from that side (off by %g)", n, off);
 		}
 		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &vbase, &reg);
