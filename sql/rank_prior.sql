@@ -7,11 +7,11 @@ CREATE TABLE pu AS
   FROM generate_series(1, 300) u;
 INSERT INTO lfg.models (name, model)
   SELECT 'prior on', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                             '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "rank_weight": 0}')
+                             '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "rank_weight": 0, "base_factors": 8}')
   FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 250;
 INSERT INTO lfg.models (name, model)
   SELECT 'prior off', lfg_fit(r.user_id, r.item_id, r.rating, u.age, u.gender, u.job,
-                              '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "popularity_prior": 0, "rank_weight": 0}')
+                              '{"preset": "new_user", "hidden": [32, 32], "factors": 8, "epochs": 30, "popularity_prior": 0, "rank_weight": 0, "base_factors": 8}')
   FROM pr r JOIN pu u USING (user_id) WHERE r.user_id <= 250;
 -- stored only when set; the paper preset has none
 SELECT name, options->'popularity_prior' AS popularity_prior FROM lfg.models WHERE name LIKE 'prior %' ORDER BY name;
@@ -25,7 +25,9 @@ SELECT (SELECT bytes FROM lfg.model_versions WHERE name = 'prior on')
 SELECT bool_and(abs(lfg_predict('prior on', user_id, item_id) - lfg_predict('prior off', user_id, item_id)) < 1e-6) AS same_predictions
   FROM pr WHERE user_id <= 20;
 CREATE TABLE pn AS SELECT jsonb_object_agg(item_id, rating) AS ratings FROM pr WHERE user_id = 280;
--- the list is the unrated items by predicted rating plus 3 ln(1 + raters); scores are the predictions
+-- the list is the unrated items by predicted rating plus 3 ln(1 + raters); scores are the
+-- predictions (base_factors 8: the item side is the base BiasSVD's, so the predictions
+-- are the model's own side's, by which lists are ordered)
 SELECT r.items = p.items AS prior_order, r.scores = p.scores AS scores_are_predictions
   FROM pn n,
        LATERAL (SELECT array_agg(item_id ORDER BY ord) AS items, array_agg(score ORDER BY ord) AS scores

@@ -71,8 +71,9 @@ typedef struct LfgCachedModel
 	float	   *top_scores;
 	float	   *x;				/* k + 1 */
 	float	   *xo;				/* k + 1: the vector lists are ordered by (lfg_order_vector) */
-	float	   *xr;				/* k + 1 or k0 + 1: the vector predicted ratings come from (LfgUserVector) */
-	LfgMfParams xview;			/* on the base side, the parameters that score xr */
+	float	   *xr;				/* k0 + 1: on the base and blend sides, FBAS's x0 (LfgUserVector) */
+	LfgMfParams xview;			/* there, the parameters that score xr */
+	LfgRatingSource xsrc;		/* what predicted ratings come from (c->x, and xr) */
 	LfgServeScratch scratch;
 	MemoryContext scratch_cxt;	/* holds scratch; replaced when it must grow */
 	bool		has_scratch;
@@ -90,8 +91,8 @@ extern void LfgUserInput(FunctionCallInfo fcinfo, const LfgCachedModel *c, int r
 						 int demo_arg, LfgNetUser *out);
 extern int32 LfgArgK(FunctionCallInfo fcinfo, int a);
 extern void LfgFoldinNotice(const LfgCachedModel *c, int32 n);
-extern const LfgMfParams *LfgUserVector(LfgCachedModel *c, const LfgNetUser *in);
-extern void LfgRescore(LfgCachedModel *c, const LfgMfParams *pm, int32 found);
+extern const LfgRatingSource *LfgUserVector(LfgCachedModel *c, const LfgNetUser *in);
+extern void LfgRescore(LfgCachedModel *c, const LfgRatingSource *src, int32 found);
 
 /* lfg_preload.c */
 extern void LfgPreloadInit(void);

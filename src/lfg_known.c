@@ -403,6 +403,57 @@ CompareByItem(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/*
+ * One side's explanation of a new user's score of item j into contrib (in->n
+ * values) and *rest: the fold-in that lfg_recommend serves
+ * (lfg_foldin_served), whose prior is the generator's output, the mean
+ * user and the base prior (plain fold-in on FBAS's BiasSVD, lfg_base_prior)
+ * times their weights for LFG, zero for SVD and BiasSVD; the base prior,
+ * though computed from the ratings, is counted in the prior's part; with
+ * an infinite reg (lfg.refine off, or learned) the score is the prior's
+ * alone. base_side: that BiasSVD's own plain fold-in instead, on its item
+ * side.
+ */
+static void
+ExplainSide(LfgCachedModel *c, const LfgNetUser *in, bool base_side, int32 j, double *contrib,
+			double *rest)
+{
+	const LfgMfParams *mf = &c->model.mf;
+	LfgMfParams view;
+	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
+	LfgServeScratch *s = LfgServeBuffers(c, in->n);
+	LfgError	err;
+	float	   *g = NULL;
+	double		w,
+				center,
+				vbase,
+				reg;
+	bool		shares;
+
+	lfg_foldin_served(&c->model, in->n, LfgFoldinReg(), lfg_refine, &w, &center, &vbase, &reg);
+	if (base_side)
+	{
+		lfg_foldin_base_view(c->model.net.foldin_base, mf, &view);
+		mf = &view;
+		reg = LFG_FOLDIN_BASE_REG;
+	}
+	else if (mf->kind == LFG_KIND_LFG)
+	{
+		float	   *b = palloc(sizeof(float) * (mf->k + 1));
+
+		g = palloc(sizeof(float) * (mf->k + 1));
+		if (lfg_user_vector(&c->model, in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK ||
+			(vbase != 0.0 && lfg_base_prior(&c->model, in, s, b, &err) != LFG_OK))
+			LfgRaise(&err);
+		lfg_foldin_prior(&c->model, w, center, vbase, b, g);
+	}
+	shares = !isinf(reg);
+	if (lfg_explain_fold_in(mf, in->item, in->rating, shares ? in->n : 0,
+							shares ? reg : LFG_DEFAULT_FOLDIN_REG, g, j,
+							LfgCheckInterrupts, NULL, &alloc, contrib, rest, &err) != LFG_OK)
+		LfgRaise(&err);
+}
+
 PG_FUNCTION_INFO_V1(lfg_explain);
 /*
  * lfg_explain(model_name, user_ratings, age, gender, job, item_id): each
@@ -412,24 +463,14 @@ Datum
 lfg_explain(PG_FUNCTION_ARGS)
 {
 	LfgCachedModel *c = KnownModel(fcinfo);
-	const LfgMfParams *mf = &c->model.mf;
-	LfgMfParams view;
-	LfgAllocator alloc = LfgPallocAllocator(CurrentMemoryContext);
 	TupleDesc	tupdesc;
 	Tuplestorestate *ts;
 	LfgNetUser	in;
-	LfgServeScratch *s;
-	LfgError	err;
-	float	   *g = NULL;
 	double	   *contrib,
-				base,
-				w,
-				center,
-				vbase,
-				reg;
+				base;
 	int32	   *order;
 	int32		j;
-	bool		shares;
+	uint32		side;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
@@ -445,40 +486,21 @@ lfg_explain(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(5))
 		return (Datum) 0;
 	j = lfg_id_index_find(&c->items, PG_GETARG_INT64(5));
-	s = LfgServeBuffers(c, in.n);
-	/*
-	 * the fold-in that lfg_recommend serves (lfg_foldin_served): the prior
-	 * is the generator's output, the mean user and the base prior (plain
-	 * fold-in on the pretrained BiasSVD's item side, lfg_base_prior) times
-	 * their weights for LFG, zero for SVD and BiasSVD; the base prior,
-	 * though computed from the ratings, is counted in the prior's part;
-	 * with an infinite reg (lfg.refine off, or learned) the score is the
-	 * prior's alone
-	 */
-	lfg_foldin_served(&c->model, in.n, LfgFoldinReg(), lfg_refine, &w, &center, &vbase, &reg);
-	/* predicted on the base side: plain fold-in on that BiasSVD's item side */
-	if (lfg_foldin_base_side(&c->model, in.n, LfgFoldinReg(), lfg_refine))
-	{
-		lfg_foldin_base_view(c->model.net.foldin_base, mf, &view);
-		mf = &view;
-		reg = LFG_FOLDIN_BASE_REG;
-	}
-	else if (mf->kind == LFG_KIND_LFG)
-	{
-		float	   *b = palloc(sizeof(float) * (mf->k + 1));
-
-		g = palloc(sizeof(float) * (mf->k + 1));
-		if (lfg_user_vector(&c->model, &in, LFG_DEFAULT_FOLDIN_REG, false, s, g, &err) != LFG_OK ||
-			(vbase != 0.0 && lfg_base_prior(&c->model, &in, s, b, &err) != LFG_OK))
-			LfgRaise(&err);
-		lfg_foldin_prior(&c->model, w, center, vbase, b, g);
-	}
-	shares = !isinf(reg);
+	/* the side its predicted ratings come from (lfg_rating_vector) */
+	side = lfg_foldin_side(&c->model, in.n, LfgFoldinReg(), lfg_refine);
 	contrib = palloc0(sizeof(double) * Max(in.n, 1));
-	if (lfg_explain_fold_in(mf, in.item, in.rating, shares ? in.n : 0,
-							shares ? reg : LFG_DEFAULT_FOLDIN_REG, g, j,
-							LfgCheckInterrupts, NULL, &alloc, contrib, &base, &err) != LFG_OK)
-		LfgRaise(&err);
+	ExplainSide(c, &in, side == LFG_FOLDIN_SIDE_BASE, j, contrib, &base);
+	if (side == LFG_FOLDIN_SIDE_BLEND)
+	{
+		/* the mean of the model's and the base's, as predicted */
+		double	   *c2 = palloc0(sizeof(double) * Max(in.n, 1)),
+					b2;
+
+		ExplainSide(c, &in, true, j, c2, &b2);
+		for (int32 e = 0; e < in.n; e++)
+			contrib[e] = 0.5 * (contrib[e] + c2[e]);
+		base = 0.5 * (base + b2);
+	}
 	order = palloc(sizeof(int32) * Max(in.n, 1));
 	for (int32 e = 0; e < in.n; e++)
 		order[e] = e;
@@ -514,11 +536,11 @@ CompareInt32(const void *a, const void *b)
  * the model's ranking prior when it has one) and the best kept, ties by the
  * smaller index, which is lfg_recommend_top_k's answer restricted to the
  * list; the scores written are the predicted ratings, clipped
- * (lfg_score_one of pm and c->xr: LfgUserVector). Writes
+ * (lfg_rating_score of src: LfgUserVector). Writes
  * c->top_items and c->top_scores; returns how many.
  */
 static int32
-RecommendListed(LfgCachedModel *c, const LfgMfParams *pm, const LfgItemFilter *f, int32 k)
+RecommendListed(LfgCachedModel *c, const LfgRatingSource *src, const LfgItemFilter *f, int32 k)
 {
 	const LfgMfParams *mf = &c->model.mf;
 	int32	   *cand = palloc(sizeof(int32) * Max(f->n_include, 1));
@@ -547,7 +569,7 @@ RecommendListed(LfgCachedModel *c, const LfgMfParams *pm, const LfgItemFilter *f
 	for (int32 j = 0; j < found; j++)
 	{
 		c->top_items[j] = cand[heap[j]];
-		c->top_scores[j] = (float) lfg_score_one(pm, c->xr, c->top_items[j]);
+		c->top_scores[j] = (float) lfg_rating_score(src, c->top_items[j]);
 	}
 	return found;
 }
@@ -564,8 +586,8 @@ Datum
 lfg_recommend_filtered(PG_FUNCTION_ARGS)
 {
 	LfgCachedModel *c;
-	const LfgMfParams *mf,
-			   *pm;
+	const LfgMfParams *mf;
+	const LfgRatingSource *src;
 	int32		k;
 	LfgNetUser	in;
 	LfgItemFilter f = {0};
@@ -598,9 +620,9 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 	f.include = ItemIndexArg(fcinfo, c, 7, "include", 0, &f.n_include, &isnull);
 	if (isnull)
 		f.include = NULL;
-	pm = LfgUserVector(c, &in);
+	src = LfgUserVector(c, &in);
 	if (f.include != NULL && (int64) f.n_include * 8 <= mf->n_items)
-		found = RecommendListed(c, pm, &f, k);
+		found = RecommendListed(c, src, &f, k);
 	else
 	{
 		if (f.include != NULL)
@@ -616,7 +638,7 @@ lfg_recommend_filtered(PG_FUNCTION_ARGS)
 		}
 		found = lfg_recommend_top_k(mf, &c->scorer, c->x, c->xo, exclude, f.n_exclude,
 									Min(k, mf->n_items), &c->topk, c->top_items, c->top_scores);
-		LfgRescore(c, pm, found);
+		LfgRescore(c, src, found);
 	}
 	for (int32 j = 0; j < found; j++)
 	{

@@ -337,9 +337,9 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
  * A NOTICE, once per backend and model version, when an LFG model serves a
  * new user with n ratings by a fold-in that its training episodes for that
  * n measured worse than plain fold-in, of its own item side or of the
- * BiasSVD it was pretrained from (lfg_foldin_baseline). Its learned choice
- * is never worse than either where that BiasSVD was offered (it then
- * predicts where it is better: the base side), but can be worse than the
+ * BiasSVD of its base prior (lfg_foldin_baseline). Its learned choice is
+ * never worse than either where that BiasSVD was offered (it then
+ * predicts where it is better: the base or blend side), but can be worse than the
  * second where it was not, or in a bucket of too few episodes to choose;
  * an override (lfg.refine off, or lfg.foldin_reg set to 5) can be worse
  * than both.
@@ -391,45 +391,44 @@ LfgFoldinNotice(const LfgCachedModel *c, int32 n)
 			(errmsg("model \"%s\" serves new users worse than fold-in", c->name),
 			 errdetail("On its training episodes of %d or more ratings, %s had an RMSE of %.4f, plain fold-in %.4f (%s).",
 					   lfg_foldin_bucket_min(lfg_foldin_bucket(n)), what, rmse, base,
-					   base == e->rmse_foldin ? "the model's item side" : "the BiasSVD it was pretrained from"),
+					   base == e->rmse_foldin ? "the model's item side" : "its base prior's BiasSVD"),
 			 errhint(LfgFoldinReg() == LFG_FOLDIN_LEARNED && lfg_refine ?
 					 "For new users, train a model with the preset new_user, or serve them from a BiasSVD model." :
 					 "RESET lfg.refine and lfg.foldin_reg to serve the fold-in the model learned.")));
 }
 
 /*
- * A new user's vector into c->x, the one lists are ordered by into c->xo,
- * and the one its predicted ratings come from into c->xr; returns the
- * parameters that score c->xr (the model's, or on the base side those of
- * the BiasSVD it was pretrained from, in c->xview: lfg_rating_vector)
+ * A new user's vector into c->x and the one lists are ordered by into
+ * c->xo; returns what its predicted ratings come from (c->xsrc: c->x and
+ * the model's parameters, or on the base and blend sides FBAS's fold-in
+ * in c->xr, scored by c->xview: lfg_rating_vector)
  */
-const LfgMfParams *
+const LfgRatingSource *
 LfgUserVector(LfgCachedModel *c, const LfgNetUser *in)
 {
 	LfgServeScratch *s = LfgServeBuffers(c, in->n);
-	const LfgMfParams *pm;
 	LfgError	err;
 
 	LfgFoldinNotice(c, in->n);
 	if (lfg_user_vector(&c->model, in, LfgFoldinReg(), lfg_refine, s, c->x, &err) != LFG_OK ||
 		lfg_order_vector(&c->model, in, c->x, s, c->xo, &err) != LFG_OK ||
 		lfg_rating_vector(&c->model, in, LfgFoldinReg(), lfg_refine, c->x, s, c->xr, &c->xview,
-						  &pm, &err) != LFG_OK)
+						  &c->xsrc, &err) != LFG_OK)
 		LfgRaise(&err);
-	return pm;
+	return &c->xsrc;
 }
 
 /*
  * The scores of the found items of c->top_items as predicted ratings from
- * pm and c->xr, where they do not come from the model's own side
+ * src, where they do not come from the model's own side alone
  */
 void
-LfgRescore(LfgCachedModel *c, const LfgMfParams *pm, int32 found)
+LfgRescore(LfgCachedModel *c, const LfgRatingSource *src, int32 found)
 {
-	if (pm == &c->model.mf)
+	if (src->mf == &c->model.mf && src->mf2 == NULL)
 		return;
 	for (int32 j = 0; j < found; j++)
-		c->top_scores[j] = (float) lfg_score_one(pm, c->xr, c->top_items[j]);
+		c->top_scores[j] = (float) lfg_rating_score(src, c->top_items[j]);
 }
 
 /* Check k: 1..LFG_MAX_K; NULL is the default 10 */
@@ -486,11 +485,11 @@ Recommend(FunctionCallInfo fcinfo, LfgCachedModel *c, UserInput *in, int32 k)
 		found = EaseTopK(c, in, k);
 	else
 	{
-		const LfgMfParams *pm = LfgUserVector(c, &in->net);
+		const LfgRatingSource *src = LfgUserVector(c, &in->net);
 
 		found = lfg_recommend_top_k(&m->mf, &c->scorer, c->x, c->xo, in->item, in->n,
 									Min(k, m->mf.n_items), &c->topk, c->top_items, c->top_scores);
-		LfgRescore(c, pm, found);
+		LfgRescore(c, src, found);
 	}
 	for (int32 j = 0; j < found; j++)
 	{
@@ -571,7 +570,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 	UserInput	in;
 	int			dims[1];
 	int			lbs[1] = {1};
-	const LfgMfParams *pm = NULL;
+	const LfgRatingSource *src = NULL;
 
 	if (PG_ARGISNULL(5))
 		PG_RETURN_NULL();
@@ -590,7 +589,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		lfg_ease_scores(&c->model.ease, in.item, in.n, c->topk.scores);
 	}
 	else
-		pm = LfgUserVector(c, &in.net);
+		src = LfgUserVector(c, &in.net);
 	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &id_d, &id_n, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 	for (int j = 0; j < n; j++)
@@ -600,7 +599,7 @@ lfg_predict_new_user(PG_FUNCTION_ARGS)
 		if (c->model.mf.kind == LFG_KIND_EASE)
 			out[j] = Float8GetDatum(i >= 0 ? c->topk.scores[i] : 0.0);
 		else
-			out[j] = Float8GetDatum(lfg_score_one(pm, c->xr, i));
+			out[j] = Float8GetDatum(lfg_rating_score(src, i));
 	}
 	dims[0] = n;
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(out, id_n, 1, dims, lbs, FLOAT8OID, 8,

@@ -1120,8 +1120,8 @@ AppendMetricFloat(StringInfo buf, const char *key, float v)
 /*
  * Record the learned fold-in in the metrics object: per bucket of n, the
  * choice (reg null: infinite, the prior alone; side "base": its ratings
- * predicted by the BiasSVD the model was pretrained from) and the RMSEs of
- * the held-out episodes
+ * predicted by the BiasSVD of FBAS, "blend": the mean of the model's and
+ * that BiasSVD's predictions) and the RMSEs of the held-out episodes
  */
 static void
 FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
@@ -1152,7 +1152,8 @@ FoldinMetrics(StringInfo metrics, const LfgFoldinTable *t)
 			AppendMetricFloat(metrics, fields[j].key, fields[j].value);
 		}
 		appendStringInfo(metrics, ", \"side\": \"%s\", \"ratings\": %u, \"users\": %u}",
-						 e->side == LFG_FOLDIN_SIDE_BASE ? "base" : "model", e->targets,
+						 e->side == LFG_FOLDIN_SIDE_BASE ? "base" :
+						 e->side == LFG_FOLDIN_SIDE_BLEND ? "blend" : "model", e->targets,
 						 e->episodes);
 	}
 	appendStringInfoString(metrics, "]}");

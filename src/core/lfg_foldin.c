@@ -39,7 +39,12 @@
  * predictions are then worse than either plain fold-in. The chosen
  * candidate still gives the user's vector in the model's space, which
  * orders its lists: BiasSVD's fold-in ranks worse than the model's (ml-100k
- * paper, n = 5: NDCG@10 0.162 against 0.178).
+ * paper, n = 5: NDCG@10 0.162 against 0.178). The two models' errors
+ * differ, so the mean of their predictions can beat both: every candidate
+ * is also scored blended with the BiasSVD (half each, LFG_FOLDIN_SIDE_BLEND),
+ * chosen where strictly better than either side alone (ml-100k paper, the
+ * served model and fold-in BiasSVD averaged on held-out users at n = 10:
+ * 0.9377 against 0.9398 and 0.9391).
  *
  * Whose episodes. A training user's revealed ratings did train the item
  * side and the generator (as the stored user); the scored ones did not.
@@ -72,6 +77,8 @@ _Static_assert(LFG_FOLDIN_CANDIDATES == 64, "8 priors times 8 weights");
 #define CAND_GENERATOR (2 * 8 + 7)
 #define CAND_REFINE (2 * 8 + 0)
 #define CAND_MEAN (3 * 8 + 7)
+/* the index in sse of candidate c blended with BiasSVD's fold-in (lfg_foldin_choose) */
+#define BLEND(c) (LFG_FOLDIN_CANDIDATES + 1 + (c))
 
 /* See lfg_foldin.h: candidate 0 is plain fold-in (w 0, c 0, v 0, reg 5) */
 void
@@ -128,7 +135,7 @@ lfg_foldin_table_valid(const LfgFoldinTable *t, int32_t k, bool has_base)
 			!rmse_valid(e->rmse) || !rmse_valid(e->rmse_foldin) ||
 			!rmse_valid(e->rmse_generator) || !rmse_valid(e->rmse_refine) ||
 			!rmse_valid(e->rmse_mean) || !rmse_valid(e->rmse_biassvd) ||
-			e->side > LFG_FOLDIN_SIDE_BASE || (e->side == LFG_FOLDIN_SIDE_BASE && !has_base))
+			e->side > LFG_FOLDIN_SIDE_BLEND || (e->side != LFG_FOLDIN_SIDE_MODEL && !has_base))
 			return false;
 	}
 	/* like the generator's output: factors within 1, a bias within the score bound */
@@ -143,7 +150,7 @@ bool
 lfg_foldin_uses_base(const LfgFoldinTable *t)
 {
 	for (int b = 0; t != NULL && b < LFG_FOLDIN_BUCKETS; b++)
-		if (t->e[b].base > 0.0f || t->e[b].side == LFG_FOLDIN_SIDE_BASE)
+		if (t->e[b].base > 0.0f || t->e[b].side != LFG_FOLDIN_SIDE_MODEL)
 			return true;
 	return false;
 }
@@ -353,8 +360,10 @@ void
 lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, bool offer_side,
 				  LfgFoldinEntry *e)
 {
-	int			best = 0;
-	double		w,
+	int			best = 0,
+				blend = 0;
+	double		lowest,
+				w,
 				c,
 				v,
 				r;
@@ -388,11 +397,30 @@ lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes, bool o
 	e->reg = (float) r;
 	e->rmse = RMSE(best);
 	e->side = LFG_FOLDIN_SIDE_MODEL;
+	if (!offer_side)
+		return;
 	/* the base side: the ratings predicted by the BiasSVD's plain fold-in */
-	if (offer_side && sse[LFG_FOLDIN_CANDIDATES] < sse[best])
+	if (sse[LFG_FOLDIN_CANDIDATES] < sse[best])
 	{
 		e->rmse = e->rmse_biassvd;
 		e->side = LFG_FOLDIN_SIDE_BASE;
+		lowest = sse[LFG_FOLDIN_CANDIDATES];
+	}
+	else
+		lowest = sse[best];
+	/* the blend side: a candidate's predictions and the BiasSVD's, averaged */
+	for (int c = 1; c < LFG_FOLDIN_CANDIDATES; c++)
+		if (sse[BLEND(c)] < sse[BLEND(blend)])
+			blend = c;
+	if (sse[BLEND(blend)] < lowest)
+	{
+		lfg_foldin_candidate(blend, &w, &c, &v, &r);
+		e->prior = (float) w;
+		e->center = (float) c;
+		e->base = (float) v;
+		e->reg = (float) r;
+		e->rmse = RMSE(BLEND(blend));
+		e->side = LFG_FOLDIN_SIDE_BLEND;
 	}
 #undef RMSE
 }
@@ -412,6 +440,7 @@ typedef struct Episode
 	float	   *Ag;				/* cap */
 	float	   *Am;				/* cap: A times the mean user */
 	float	   *Ab;				/* cap: A times the base prior */
+	float	   *bp;				/* cap: the BiasSVD's predictions of the scored ratings */
 	const float *mean;			/* k + 1 */
 	float	   *b;				/* k + 1: the base prior */
 	float	   *p;				/* k + 1: the candidate's prior */
@@ -445,6 +474,7 @@ episode_alloc(const struct LfgModel *m, const LfgFoldinBase *base, int32_t cap,
 	w->Ag = lfg_alloc_array(a, c, sizeof(float));
 	w->Am = lfg_alloc_array(a, c, sizeof(float));
 	w->Ab = lfg_alloc_array(a, c, sizeof(float));
+	w->bp = lfg_alloc_array(a, c, sizeof(float));
 	w->b = lfg_alloc_array(a, d, sizeof(float));
 	w->p = lfg_alloc_array(a, d, sizeof(float));
 	w->gram = lfg_alloc_array(a, d * d, sizeof(float));
@@ -453,7 +483,7 @@ episode_alloc(const struct LfgModel *m, const LfgFoldinBase *base, int32_t cap,
 	w->Aty = lfg_alloc_array(a, d, sizeof(float));
 	w->g = lfg_alloc_array(a, d, sizeof(float));
 	w->x = lfg_alloc_array(a, d, sizeof(float));
-	if (!w->perm || !w->item || !w->rating || !w->t_item || !w->t_rating || !w->A || !w->y || !w->Ag || !w->Am || !w->Ab ||
+	if (!w->perm || !w->item || !w->rating || !w->t_item || !w->t_rating || !w->A || !w->y || !w->Ag || !w->Am || !w->Ab || !w->bp ||
 		!w->b || !w->p ||
 		!w->gram || !w->M ||
 		!w->rhs || !w->Aty || !w->g || !w->x)
@@ -555,8 +585,10 @@ base_episode(const LfgFoldinBase *fb, const LfgMfParams *mf, int32_t n, const Ep
 	lfg_foldin_base_map(fb, w->x, w->b);
 	for (int32_t e = 0; e < w->n_targets; e++)
 	{
-		double		r = w->t_rating[e] - lfg_score_one(base, w->x, w->t_item[e]);
+		double		r;
 
+		w->bp[e] = (float) lfg_score_one(base, w->x, w->t_item[e]);
+		r = w->t_rating[e] - w->bp[e];
 		s += r * r;
 	}
 	return s;
@@ -581,6 +613,8 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 				start = held ? l->va_ptr[uid] : l->tr_ptr[uid],
 				N = (held ? l->va_ptr[uid + 1] : l->tr_ptr[uid + 1]) - start;
 	LfgNetUser	user;
+	double		bs = 0.0;
+	bool		blend = false;
 
 	for (int32_t e = 0; e < N; e++)
 		w->perm[e] = e;
@@ -613,7 +647,12 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 	lfg_net_generate(&m->net, mf, &user, &w->net, w->g, &w->g[k]);
 	/* the base first: its fold-in uses the design buffers */
 	if (base != NULL)
-		sse[LFG_FOLDIN_CANDIDATES] += base_episode(base, mf, n, w);
+	{
+		bs = base_episode(base, mf, n, w);
+		sse[LFG_FOLDIN_CANDIDATES] += bs;
+		/* the blends need the BiasSVD's predictions (w->bp) */
+		blend = offer_base;
+	}
 	else
 		memset(w->b, 0, (size_t) d * sizeof(float));
 	/* the design of lfg_serve.c: rows (q_i, 1), y = r - mu - b_i */
@@ -643,21 +682,33 @@ run_episode(const struct LfgModel *m, const struct LfgUsers *u, const LfgFoldinL
 					wc,
 					wb,
 					reg,
-					s = 0.0;
+					s = 0.0,
+					sb = 0.0;
 
 		lfg_foldin_candidate(c, &wg, &wc, &wb, &reg);
 		if ((wb != 0.0 && !offer_base) || !candidate_vector(w, n, d, wg, wc, wb, reg))
 		{
 			sse[c] = INFINITY;
+			if (blend)
+				sse[BLEND(c)] = INFINITY;
 			continue;
 		}
 		for (int32_t e = 0; e < w->n_targets; e++)
 		{
-			double		r = w->t_rating[e] - lfg_score_one(mf, w->x, w->t_item[e]);
+			double		p = lfg_score_one(mf, w->x, w->t_item[e]),
+						r = w->t_rating[e] - p;
 
 			s += r * r;
+			if (blend)
+			{
+				r = w->t_rating[e] - 0.5 * (p + w->bp[e]);
+				sb += r * r;
+			}
 		}
 		sse[c] += s;
+		/* a failed BiasSVD solve (INFINITY) leaves no prediction to blend */
+		if (blend)
+			sse[BLEND(c)] += isinf(bs) ? INFINITY : sb;
 	}
 }
 
@@ -700,7 +751,7 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 	{
 		int32_t		lo = lfg_foldin_bucket_min(b),
 					hi = b == LFG_FOLDIN_BUCKETS - 1 ? INT32_MAX : 2 * lo - (b > 0 ? 1 : 0);
-		double		sse[LFG_FOLDIN_CANDIDATES + 1] = {0};
+		double		sse[LFG_FOLDIN_SSE] = {0};
 		uint64_t	targets = 0;
 		uint32_t	episodes = 0;
 		LfgRng		rng;
@@ -747,6 +798,9 @@ lfg_foldin_select(const struct LfgModel *m, const struct LfgUsers *u, const LfgF
 			}
 		if (base == NULL)
 			sse[LFG_FOLDIN_CANDIDATES] = NAN;
+		if (!(offer_base && base != NULL))
+			for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
+				sse[BLEND(c)] = NAN;
 		lfg_foldin_choose(sse, targets, episodes, offer_base && base != NULL, &out->e[b]);
 		if (check)
 			check(ctx);
@@ -790,12 +844,13 @@ lfg_foldin_vector_dim(const struct LfgModel *m)
 }
 
 /* See lfg_foldin.h */
-bool
-lfg_foldin_base_side(const struct LfgModel *m, int32_t n, double reg, bool refine)
+uint32_t
+lfg_foldin_side(const struct LfgModel *m, int32_t n, double reg, bool refine)
 {
-	return m->mf.kind == LFG_KIND_LFG && refine && reg == LFG_FOLDIN_LEARNED &&
-		m->net.foldin != NULL && m->net.foldin_base != NULL &&
-		m->net.foldin->e[lfg_foldin_bucket(n)].side == LFG_FOLDIN_SIDE_BASE;
+	if (m->mf.kind == LFG_KIND_LFG && refine && reg == LFG_FOLDIN_LEARNED &&
+		m->net.foldin != NULL && m->net.foldin_base != NULL)
+		return m->net.foldin->e[lfg_foldin_bucket(n)].side;
+	return LFG_FOLDIN_SIDE_MODEL;
 }
 
 /* See lfg_foldin.h */

@@ -69,21 +69,24 @@ typedef struct LfgFoldinEntry
 	float		base;			/* v: the base prior's weight, 0 .. 1 - w - c (0 before 0.2.0's FBAS) */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */
-	uint32_t	side;			/* LFG_FOLDIN_SIDE_MODEL, or _BASE: see below */
+	uint32_t	side;			/* LFG_FOLDIN_SIDE_MODEL, _BASE or _BLEND: see below */
 } LfgFoldinEntry;
 
 /*
  * Where a bucket's predicted ratings come from. LFG_FOLDIN_SIDE_BASE: the
- * BiasSVD the model was pretrained from predicts them by itself, its plain
- * fold-in (reg 5) scored by its own item side (mu0, b_i0, Q0 of FBAS),
- * with no map into the model's space and none of the map's loss
- * (lfg_rating_vector). The entry's prior, center, base and reg still give
+ * BiasSVD of FBAS predicts them by itself, its plain fold-in (reg 5)
+ * scored by its own item side (mu0, b_i0, Q0 of FBAS), with no map into
+ * the model's space and none of the map's loss (lfg_rating_vector).
+ * LFG_FOLDIN_SIDE_BLEND: the mean of the model's prediction (the entry's
+ * fold-in) and that BiasSVD's, each clipped: two models whose errors
+ * differ. Either way the entry's prior, center, base and reg still give
  * the user's vector in the model's space: the one lists are ordered by
  * (without a ranking head), lfg_user_factors returns and known users are
  * stored as.
  */
 #define LFG_FOLDIN_SIDE_MODEL 0
 #define LFG_FOLDIN_SIDE_BASE 1
+#define LFG_FOLDIN_SIDE_BLEND 2
 
 /*
  * As stored (section FOLD, doc/model-format.md): 8 + 8 * 52 bytes, then
@@ -164,11 +167,15 @@ extern void lfg_foldin_candidate(int cand, double *w, double *c, double *v, doub
  * The choice of a bucket from its candidates' squared errors over targets
  * held-out ratings: the smallest, or (fewer than LFG_FOLDIN_MIN_TARGETS)
  * the fallback (*e's prior, center, base, reg and side on entry). Fills
- * e. sse has LFG_FOLDIN_CANDIDATES + 1 entries: the last is BiasSVD's
- * plain fold-in (NaN when not measured), recorded, and with offer_side
- * predicting the bucket's ratings (LFG_FOLDIN_SIDE_BASE, rmse its RMSE)
- * when it is strictly smaller than the chosen candidate's.
+ * e. sse has LFG_FOLDIN_SSE entries: the candidates' on the model's side,
+ * then BiasSVD's plain fold-in (NaN when not measured), recorded, then
+ * each candidate's blended with it (LFG_FOLDIN_SIDE_BLEND; NaN when not
+ * measured). With offer_side the bucket's ratings are predicted by the
+ * BiasSVD (LFG_FOLDIN_SIDE_BASE, rmse its RMSE) when it is strictly
+ * smaller than every candidate's, or by the best blend (its candidate
+ * chosen) when that is strictly smaller than both.
  */
+#define LFG_FOLDIN_SSE (2 * LFG_FOLDIN_CANDIDATES + 1)
 extern void lfg_foldin_choose(const double *sse, uint64_t targets, uint32_t episodes,
 							  bool offer_side, LfgFoldinEntry *e);
 
@@ -241,11 +248,11 @@ extern void lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, b
 							  double *w, double *c, double *v, double *reg_out);
 
 /*
- * Whether that fold-in's predicted ratings come from the base side
- * (LFG_FOLDIN_SIDE_BASE): only with the model's table (reg
- * LFG_FOLDIN_LEARNED, refine) and FBAS
+ * Where that fold-in's predicted ratings come from (LFG_FOLDIN_SIDE_*):
+ * the base or blend side only with the model's table (reg
+ * LFG_FOLDIN_LEARNED, refine) and FBAS, else the model's
  */
-extern bool lfg_foldin_base_side(const struct LfgModel *m, int32_t n, double reg, bool refine);
+extern uint32_t lfg_foldin_side(const struct LfgModel *m, int32_t n, double reg, bool refine);
 
 /*
  * The prior w g + c mean + v b of lfg_foldin_served in place of g (k + 1

@@ -221,25 +221,37 @@ lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
 /* See lfg_serve.h */
 LfgStatus
 lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg, bool refine,
-				  const float *x, LfgServeScratch *s, float *xr, LfgMfParams *view,
-				  const LfgMfParams **params, LfgError *err)
+				  const float *x, LfgServeScratch *s, float *x0, LfgMfParams *view,
+				  LfgRatingSource *src, LfgError *err)
 {
-	int32_t		k = m->mf.k;
+	uint32_t	side = lfg_foldin_side(m, u->n, reg, refine);
 	LfgStatus	st;
 
-	*params = &m->mf;
-	if (!lfg_foldin_base_side(m, u->n, reg, refine))
-	{
-		memcpy(xr, x, ((size_t) k + 1) * sizeof(float));
+	*src = (LfgRatingSource) {&m->mf, x, NULL, NULL};
+	if (side == LFG_FOLDIN_SIDE_MODEL)
 		return LFG_OK;
-	}
 	if (u->n > s->cap)
 		return lfg_error(err, LFG_EPARAM, NULL, "serving scratch too small");
-	if ((st = base_fold_in(m, u, s, view, xr, err)) != LFG_OK ||
-		(st = check_finite(xr, view->k + 1, err)) != LFG_OK)
+	if ((st = base_fold_in(m, u, s, view, x0, err)) != LFG_OK ||
+		(st = check_finite(x0, view->k + 1, err)) != LFG_OK)
 		return st;
-	*params = view;
+	if (side == LFG_FOLDIN_SIDE_BASE)
+		*src = (LfgRatingSource) {view, x0, NULL, NULL};
+	else
+		*src = (LfgRatingSource) {&m->mf, x, view, x0};
 	return LFG_OK;
+}
+
+/* See lfg_serve.h */
+double
+lfg_rating_score(const LfgRatingSource *src, int32_t i)
+{
+	double		r = lfg_score_one(src->mf, src->x, i);
+
+	if (src->mf2 == NULL)
+		return r;
+	/* in float, as each side's: a list's scores (float) are then its predictions exactly */
+	return (double) (0.5f * ((float) r + (float) lfg_score_one(src->mf2, src->x2, i)));
 }
 
 /* See lfg_serve.h */

@@ -43,19 +43,34 @@ extern LfgStatus lfg_user_vector(const LfgModel *m, const LfgNetUser *u, double 
 								 bool refine, LfgServeScratch *s, float *x, LfgError *err);
 
 /*
- * The vector a new user's predicted ratings come from into xr (room for
- * lfg_foldin_vector_dim values), and in *params the parameters that score
- * it: x (k + 1 values, the user's vector from lfg_user_vector) and the
- * model's own, or where the learned fold-in's bucket is on the base side
- * (lfg_foldin_base_side) the plain fold-in x0 (k0 + 1 values) on the item
- * side of the BiasSVD of FBAS and a view of that side in view (mu0, b_i0,
- * Q0). Uses the scratch's design buffers. LFG_EDATA when x0 is not
- * finite.
+ * What a new user's predicted ratings come from (lfg_rating_vector): x
+ * scored by mf, or on the blend side (mf2 not NULL) the mean of that and
+ * x2 scored by mf2, each clipped
+ */
+typedef struct LfgRatingSource
+{
+	const LfgMfParams *mf;
+	const float *x;
+	const LfgMfParams *mf2;
+	const float *x2;
+} LfgRatingSource;
+
+/*
+ * The source of a new user's predicted ratings into *src: x (k + 1
+ * values, the user's vector from lfg_user_vector) and the model's own
+ * parameters, or where the learned fold-in's bucket is on the base side
+ * (lfg_foldin_side) the plain fold-in x0 (k0 + 1 values, into x0, which
+ * has room for lfg_foldin_vector_dim values) on the item side of the
+ * BiasSVD of FBAS and a view of that side in view (mu0, b_i0, Q0), or on
+ * the blend side both. src points into x, x0 and view. Uses the scratch's
+ * design buffers. LFG_EDATA when x0 is not finite.
  */
 extern LfgStatus lfg_rating_vector(const LfgModel *m, const LfgNetUser *u, double reg,
-								   bool refine, const float *x, LfgServeScratch *s, float *xr,
-								   LfgMfParams *view, const LfgMfParams **params,
-								   LfgError *err);
+								   bool refine, const float *x, LfgServeScratch *s, float *x0,
+								   LfgMfParams *view, LfgRatingSource *src, LfgError *err);
+
+/* The predicted rating of item i (-1: unknown) from src, clipped (a float's value) */
+extern double lfg_rating_score(const LfgRatingSource *src, int32_t i);
 
 /*
  * The base prior of an LFG model with the section FBAS (lfg_foldin.h) into

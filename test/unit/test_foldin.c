@@ -45,7 +45,7 @@ test_buckets(void)
 static void
 test_choose(void)
 {
-	double		sse[LFG_FOLDIN_CANDIDATES + 1],
+	double		sse[LFG_FOLDIN_SSE],
 				prior,
 				center,
 				vbase,
@@ -72,7 +72,9 @@ test_choose(void)
 		  "plain fold-in, the generator alone, the mean user and the base prior are candidates");
 	for (int c = 0; c < LFG_FOLDIN_CANDIDATES; c++)
 		sse[c] = 100.0;
-	sse[LFG_FOLDIN_CANDIDATES] = NAN;	/* BiasSVD not measured */
+	sse[LFG_FOLDIN_CANDIDATES] = NAN;	/* BiasSVD not measured, nor the blends */
+	for (int c = LFG_FOLDIN_CANDIDATES + 1; c < LFG_FOLDIN_SSE; c++)
+		sse[c] = NAN;
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
 	e.reg = 2.0f;
@@ -99,6 +101,27 @@ test_choose(void)
 	lfg_foldin_choose(sse, 400, 50, true, &e);
 	CHECK(e.side == LFG_FOLDIN_SIDE_MODEL && e.prior == (float) prior && e.reg == (float) reg,
 		  "a tie with the best candidate stays on the model's side");
+	/* the blends: candidate c's predictions and BiasSVD's averaged, at LFG_FOLDIN_CANDIDATES + 1 + c */
+	sse[LFG_FOLDIN_CANDIDATES] = 16.0;
+	for (int c = LFG_FOLDIN_CANDIDATES + 1; c < LFG_FOLDIN_SSE; c++)
+		sse[c] = 49.0;
+	sse[LFG_FOLDIN_CANDIDATES + 1 + 40] = 16.0;
+	lfg_foldin_choose(sse, 400, 50, true, &e);
+	CHECK(e.side == LFG_FOLDIN_SIDE_BASE && e.prior == (float) prior && e.reg == (float) reg,
+		  "a blend tied with BiasSVD's fold-in stays on the base side");
+	sse[LFG_FOLDIN_CANDIDATES + 1 + 40] = 9.0;
+	sse[LFG_FOLDIN_CANDIDATES + 1 + 50] = 9.0;
+	lfg_foldin_choose(sse, 400, 50, false, &e);
+	CHECK(e.side == LFG_FOLDIN_SIDE_MODEL && e.prior == (float) prior, "blends are chosen only when offered");
+	lfg_foldin_choose(sse, 400, 50, true, &e);
+	lfg_foldin_candidate(40, &prior, &center, &vbase, &reg);
+	CHECK(e.side == LFG_FOLDIN_SIDE_BLEND && e.prior == (float) prior && e.center == (float) center &&
+		  e.base == (float) vbase && e.reg == (float) reg && fabsf(e.rmse - 0.15f) < 1e-6f &&
+		  fabsf(e.rmse_biassvd - 0.2f) < 1e-6f && lfg_foldin_baseline(&e) == e.rmse_biassvd,
+		  "the best blend (the first of a tie) wins when below both sides, and its candidate gives the vector");
+	for (int c = LFG_FOLDIN_CANDIDATES + 1; c < LFG_FOLDIN_SSE; c++)
+		sse[c] = NAN;
+	lfg_foldin_candidate(12, &prior, &center, &vbase, &reg);
 	sse[LFG_FOLDIN_CANDIDATES] = 16.0;
 	memset(&e, 0, sizeof(e));
 	e.prior = 1.0f;
@@ -139,6 +162,9 @@ test_valid(void)
 	bad->e[6].side = LFG_FOLDIN_SIDE_BASE;
 	CHECK(lfg_foldin_table_valid(bad, K, true) && !lfg_foldin_table_valid(bad, K, false),
 		  "the base side is valid with the section FBAS only");
+	bad->e[6].side = LFG_FOLDIN_SIDE_BLEND;
+	CHECK(lfg_foldin_table_valid(bad, K, true) && !lfg_foldin_table_valid(bad, K, false),
+		  "the blend side is valid with the section FBAS only");
 #define BAD(field, value, what) \
 	memcpy(bad, t, size); bad->field = value; CHECK(!lfg_foldin_table_valid(bad, K, true), "refused: %s", what)
 	BAD(n_buckets, 7, "7 buckets");
@@ -155,7 +181,7 @@ test_valid(void)
 	BAD(e[5].rmse_biassvd, -0.5f, "negative BiasSVD RMSE");
 	BAD(e[6].base, 0.25f, "prior plus center plus base above 1");
 	BAD(e[6].base, NAN, "base NaN");
-	BAD(e[6].side, 2, "side 2");
+	BAD(e[6].side, 3, "side 3");
 	BAD(mean[1], 1.5f, "a mean factor above 1");
 	BAD(mean[K], NAN, "a NaN mean bias");
 #undef BAD
@@ -256,7 +282,8 @@ test_trained(void)
 	size_t		size;
 	uint32_t	nsec,
 				c;
-	bool		never_worse = true;
+	bool		never_worse = true,
+				seen[3] = {false, false, false};
 	int			chosen = 0;
 	float		x[9],
 				y[11],
@@ -288,7 +315,7 @@ test_trained(void)
 		}
 		printf("  bucket n >= %d: %s side, prior %.1f center %.1f reg %g, rmse %.4f, fold-in %.4f, "
 			   "generator %.4f, mean %.4f, BiasSVD %.4f, %u ratings\n", lfg_foldin_bucket_min(b),
-			   e->side == LFG_FOLDIN_SIDE_BASE ? "base" : "model", e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
+			   e->side == LFG_FOLDIN_SIDE_BASE ? "base" : e->side == LFG_FOLDIN_SIDE_BLEND ? "blend" : "model", e->prior, e->center, e->reg, e->rmse, e->rmse_foldin,
 			   e->rmse_generator, e->rmse_mean, e->rmse_biassvd, e->targets);
 	}
 	CHECK(chosen >= 2 && never_worse,
@@ -384,6 +411,8 @@ test_trained(void)
 		t3->e[4].side = LFG_FOLDIN_SIDE_MODEL;
 		/* bucket 3 (n 4 to 7) predicted on the base side, whose item biases now differ by 0.25 */
 		t3->e[3].side = LFG_FOLDIN_SIDE_BASE;
+		/* and bucket 5 (n 16 to 31) on the blend side */
+		t3->e[5].side = LFG_FOLDIN_SIDE_BLEND;
 		for (int i = 0; i < NI; i++)
 			wide->data[9 * 11 + 9 + i] += 0.25f;
 		m.net.foldin = t3;
@@ -475,46 +504,55 @@ test_trained(void)
 			diff = fmax(diff, fabs(x[f] - y[f]));
 		CHECK(diff < 1e-5, "n %d: the served vector is the table's fold-in (diff %g)", n, diff);
 		{
-			/* predictions: x and the model's side, or on the base side the base's own fold-in */
+			/*
+			 * predictions: x and the model's side, on the base side the
+			 * base's own fold-in x0, on the blend side the mean of both
+			 */
 			LfgMfParams view;
 			LfgModel	bm = m;
-			const LfgMfParams *pm;
-			bool		base_side = e->side == LFG_FOLDIN_SIDE_BASE;
+			LfgRatingSource src;
+			uint32_t	side = e->side;
+			bool		base_side = side != LFG_FOLDIN_SIDE_MODEL;
 			float		xr[11],
 						z[9];
 			double		off = 0.0;
 
-			CHECK(lfg_rating_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, x, &sc, xr, &view, &pm, &err) == LFG_OK,
+			CHECK(lfg_rating_vector(&m, &nu, LFG_FOLDIN_LEARNED, true, x, &sc, xr, &view, &src, &err) == LFG_OK,
 				  "rating vector: %s", err.msg);
-			CHECK(lfg_foldin_base_side(&m, n, LFG_FOLDIN_LEARNED, true) == base_side &&
-				  !lfg_foldin_base_side(&m, n, 5.0, true) &&
-				  !lfg_foldin_base_side(&m, n, LFG_FOLDIN_LEARNED, false) &&
-				  (pm == &m.mf) == !base_side, "n %d: predicted on the %s side", n, base_side ? "base" : "model's");
+			CHECK(lfg_foldin_side(&m, n, LFG_FOLDIN_LEARNED, true) == side &&
+				  lfg_foldin_side(&m, n, 5.0, true) == LFG_FOLDIN_SIDE_MODEL &&
+				  lfg_foldin_side(&m, n, LFG_FOLDIN_LEARNED, false) == LFG_FOLDIN_SIDE_MODEL &&
+				  (src.mf == &m.mf) == (side != LFG_FOLDIN_SIDE_BASE) &&
+				  (src.mf2 != NULL) == (side == LFG_FOLDIN_SIDE_BLEND),
+				  "n %d: predicted on side %u", n, side);
 			if (base_side)
 			{
 				lfg_foldin_base_view(wide, &m.mf, &bm.mf);
 				CHECK(lfg_fold_in_prior(&bm, &nu, LFG_FOLDIN_BASE_REG, NULL, &sc, y, &err) == LFG_OK,
 					  "base fold-in: %s", err.msg);
+				for (int f = 0; f < 11; f++)
+					off = fmax(off, fabs(xr[f] - y[f]));
 			}
-			else
-				memcpy(y, x, sizeof(x));
-			for (int f = 0; f < (base_side ? 11 : 9); f++)
-				off = fmax(off, fabs(xr[f] - y[f]));
-			for (int i = 0; base_side && i < NI; i++)
+			for (int i = 0; i < NI; i++)
 			{
-				double		want = wide->mu + wide->data[9 * 11 + 9 + i] + xr[10];
+				double		want = wide->mu + wide->data[9 * 11 + 9 + i] + xr[10],
+							own = lfg_score_one(&m.mf, x, i);
 
 				for (int f = 0; f < 10; f++)
 					want += (double) wide->data[9 * 11 + 9 + NI + i * 10 + f] * xr[f];
-				off = fmax(off, fabs(lfg_score_raw(pm, xr, i) - want));
+				want = fmin(fmax(want, m.mf.rating_min), m.mf.rating_max);
+				off = fmax(off, fabs(lfg_rating_score(&src, i) -
+									 (side == LFG_FOLDIN_SIDE_MODEL ? own :
+									  side == LFG_FOLDIN_SIDE_BASE ? want : 0.5 * (own + want))));
 			}
 			/* on the base side: x0's zero factors are 0, the rest the model's fold-in plus 0.25 */
 			memcpy(z, xr, 8 * sizeof(float));
 			z[8] = xr[10];
-			CHECK(off < 1e-4 && (!base_side || (pm->k == 10 && xr[8] == 0.0f && xr[9] == 0.0f &&
-												fabs(lfg_score_raw(pm, xr, 0) -
+			CHECK(off < 1e-4 && (!base_side || (view.k == 10 && xr[8] == 0.0f && xr[9] == 0.0f &&
+												fabs(lfg_score_raw(&view, xr, 0) -
 													 lfg_score_raw(&m.mf, z, 0) - 0.25) < 1e-4)),
 				  "n %d: its predictions come from that side (off by %g)", n, off);
+			seen[side] = true;
 		}
 		lfg_foldin_served(&m, n, 2.0, true, &prior, &center, &vbase, &reg);
 		CHECK(prior == 1.0 && center == 0.0 && vbase == 0.0 && reg == 2.0,
@@ -523,6 +561,8 @@ test_trained(void)
 		CHECK(prior == 1.0 && center == 0.0 && vbase == 0.0 && isinf(reg),
 			  "refine off: the generator alone");
 	}
+	CHECK(seen[LFG_FOLDIN_SIDE_MODEL] && seen[LFG_FOLDIN_SIDE_BASE] && seen[LFG_FOLDIN_SIDE_BLEND],
+		  "served from all three sides");
 	{
 		LfgModel	old = m;
 		double		prior,
