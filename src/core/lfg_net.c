@@ -291,15 +291,19 @@ typedef struct Trainer
 /*
  * Draw the users half of whose ratings are held out of training for the
  * fold-in's episodes (foldin_users, a seeded share of the users with at
- * least LFG_FOLDIN_HELD_MIN_RATINGS ratings): none when fewer than
- * LFG_FOLDIN_HELD_MIN_USERS are drawn, too few to choose on, and then the
- * episodes are the training users'
+ * least LFG_FOLDIN_HELD_MIN_RATINGS ratings). When fewer than
+ * LFG_FOLDIN_HELD_MIN_USERS are drawn, too few to choose on, exactly that
+ * many are held (a seeded choice among those users) if they are at most
+ * LFG_FOLDIN_HELD_MAX_SHARE of them; else none, and the episodes are the
+ * training users'.
  */
 static LfgStatus
 draw_held(Trainer *t, const LfgAllocator *a, LfgError *err)
 {
 	const LfgRatings *d = t->d;
-	int32_t		nu = d->n_users;
+	int32_t		nu = d->n_users,
+				eligible = 0;
+	uint32_t   *order;
 	LfgRng		rng;
 	size_t		j = 0;
 
@@ -307,25 +311,38 @@ draw_held(Trainer *t, const LfgAllocator *a, LfgError *err)
 	if (t->o->foldin_users <= 0.0)
 		return LFG_OK;
 	t->held = lfg_alloc_array(a, (size_t) nu + 1, sizeof(uint8_t));
-	if (t->held == NULL)
+	order = lfg_alloc_array(a, (size_t) nu + 1, sizeof(uint32_t));
+	if (t->held == NULL || order == NULL)
 		return lfg_error(err, LFG_ENOMEM, NULL, "out of memory for the rating lists");
 	lfg_rng_seed(&rng, t->o->seed ^ UINT64_C(0x7777));
 	for (int32_t u = 0; u < nu; u++)
 	{
 		size_t		first = j;
+		bool		may;
 
 		while (j < d->n && d->user[j] == u)
 			j++;
+		may = j - first >= LFG_FOLDIN_HELD_MIN_RATINGS;
+		if (may)
+			order[eligible++] = (uint32_t) u;
 		/* one draw per user, whatever its count, so the draws do not shift */
-		t->held[u] = lfg_rng_uniform(&rng) < t->o->foldin_users &&
-			j - first >= LFG_FOLDIN_HELD_MIN_RATINGS;
+		t->held[u] = lfg_rng_uniform(&rng) < t->o->foldin_users && may;
 		t->n_held += t->held[u];
 	}
 	if (t->n_held < LFG_FOLDIN_HELD_MIN_USERS)
 	{
 		memset(t->held, 0, (size_t) nu);
 		t->n_held = 0;
+		if (LFG_FOLDIN_HELD_MIN_USERS <= LFG_FOLDIN_HELD_MAX_SHARE * eligible)
+		{
+			/* the first LFG_FOLDIN_HELD_MIN_USERS of a seeded shuffle */
+			lfg_rng_shuffle_u32(&rng, order, (size_t) eligible);
+			for (int32_t k = 0; k < LFG_FOLDIN_HELD_MIN_USERS; k++)
+				t->held[order[k]] = 1;
+			t->n_held = LFG_FOLDIN_HELD_MIN_USERS;
+		}
 	}
+	lfg_free(a, order);
 	return LFG_OK;
 }
 

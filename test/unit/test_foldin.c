@@ -651,6 +651,33 @@ test_held(void)
 		  "the same held users, table and factors on 1 and 3 threads");
 }
 
+/*
+ * Too few drawn: exactly LFG_FOLDIN_HELD_MIN_USERS held where they are at
+ * most LFG_FOLDIN_HELD_MAX_SHARE of the users, else none
+ */
+static void
+test_held_floor(void)
+{
+	for (int32_t nu = 600; nu <= 700; nu += 100)
+	{
+		LfgSynthData s;
+		LfgError	err;
+		LfgNetOptions o;
+		LfgModel	m;
+		LfgNetStats st;
+		LfgUsers	u = {nu, NULL, NULL, NULL, 0, 0};
+		LfgRatings	d;
+		int			want = nu * LFG_FOLDIN_HELD_MAX_SHARE >= LFG_FOLDIN_HELD_MIN_USERS ? LFG_FOLDIN_HELD_MIN_USERS : 0;
+
+		small_paper(nu, 40, 8, 1, &s, &d, &o);
+		o.base_factors = 8;
+		memset(&m, 0, sizeof(m));
+		CHECK(lfg_net_train(&d, &u, &o, NULL, &A, &m.mf, &m.net, &st, &err) == LFG_OK, "train: %s", err.msg);
+		CHECK(o.foldin_users * nu < LFG_FOLDIN_HELD_MIN_USERS && st.foldin_users == want,
+			  "%d users, the paper preset's share: %d held (%d)", nu, want, st.foldin_users);
+	}
+}
+
 int
 main(void)
 {
@@ -659,5 +686,6 @@ main(void)
 	test_valid();
 	test_trained();
 	test_held();
+	test_held_floor();
 	return report_results();
 }
