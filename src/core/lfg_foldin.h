@@ -59,7 +59,7 @@
  *	 sum_i (r_i - mu - b_i - q_i . p_u - b_u)^2 + reg ||x - (w g + c m + v b)||^2
  * with g the generator's output, m the mean generated vector of the
  * training users (the table's mean) and b the base prior: plain fold-in of
- * the pretrained BiasSVD's item side, mapped into the model's space
+ * the base BiasSVD's item side, mapped into the model's space
  * (LfgFoldinBase); reg infinite (stored as +inf) is x = w g + c m + v b
  * alone. w = c = v = 0 with reg 5 is plain fold-in. The RMSEs are those of
  * the held-out episodes (NaN when the bucket had too few and copied the
@@ -75,7 +75,7 @@ typedef struct LfgFoldinEntry
 	float		rmse_generator; /* the generator alone: w 1, reg inf */
 	float		rmse_refine;	/* w 1, reg 5: lfg 0.1's served default */
 	float		rmse_mean;		/* the mean user alone: c 1, reg inf */
-	float		rmse_biassvd;	/* plain fold-in of the pretrained BiasSVD, or NaN */
+	float		rmse_biassvd;	/* plain fold-in of the base BiasSVD, or NaN */
 	float		base;			/* v: the base prior's weight, 0 .. 1 - w - c (0 before 0.2.0's FBAS) */
 	uint32_t	targets;		/* held-out ratings scored */
 	uint32_t	episodes;		/* users */

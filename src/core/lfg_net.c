@@ -1396,17 +1396,17 @@ select_foldin(Trainer *t, const LfgNetCallbacks *cb, const LfgAllocator *a, LfgE
 	}
 	for (int32_t f = 0; f <= k; f++)
 		mean[f] = (float) (sum[f] / nu);
-	/* the base prior: the pretrained BiasSVD's item side, mapped (lfg_foldin.h) */
+	/* the base prior: the base BiasSVD's item side (pretrain), mapped (lfg_foldin.h) */
 	if ((st = lfg_foldin_base_build(t->mf, &t->base, &l, a, base, &base_ok, err)) != LFG_OK)
 		return st;
 	memset(&m, 0, sizeof(m));
 	m.mf = *t->mf;
 	m.net = *t->net;
 	/*
-	 * offered only when the item side moved from the pretrained one: else
-	 * (train_items false, init svd: preset new_user) b is plain fold-in of
-	 * the model's own item side, which candidate 0 already is, and storing
-	 * it would copy Q
+	 * offered only when the item side is not the base's: else (train_items
+	 * false, init svd and base_factors k) b is plain fold-in of the model's
+	 * own item side, which candidate 0 already is, and storing it would
+	 * copy Q
 	 */
 	offer = base_ok && (t->base.k != k || t->mf->mu != t->base.mu ||
 						memcmp(t->mf->bi, t->base.bi, (size_t) ni * sizeof(float)) != 0 ||

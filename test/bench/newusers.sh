@@ -180,7 +180,7 @@ SELECT method, setting AS n, round(prec::numeric, 4) AS precision_at_10, round(r
 SELECT model, round(seconds::numeric, 2) AS fit_seconds FROM fits ORDER BY seconds;
 \echo 'The learned fold-in of each LFG model (metrics foldin: per bucket of n, the weights w, c, v of the'
 \echo 'generator, the mean user and the base prior, reg, and on the training episodes the RMSE of the choice,'
-\echo 'of plain fold-in of the model item side and of the pretrained BiasSVD), and the model size in bytes'
+\echo 'of plain fold-in of the model item side and of the base BiasSVD), and the model size in bytes'
 SELECT m.name AS model, b->>'n_min' AS n_min, b->>'prior' AS w, b->>'center' AS c, b->>'base' AS v,
        coalesce(b->>'reg', 'inf') AS reg, round((b->>'rmse')::numeric, 4) AS choice,
        round((b->>'foldin_rmse')::numeric, 4) AS own_foldin, round((b->>'biassvd_rmse')::numeric, 4) AS biassvd_foldin,
