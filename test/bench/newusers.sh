@@ -20,7 +20,7 @@
 # and precision@10 / recall@10 of lfg_recommend against each user's test
 # ratings of 4 and 5, and each LFG model's learned fold-in (its metrics'
 # table: the choice per bucket of n and its episode RMSEs beside those of
-# plain fold-in on its own and on the pretrained BiasSVD's item side). It
+# plain fold-in on its own and on the base BiasSVD's item side). It
 # states at which n the paper preset is above fold-in BiasSVD, and by how
 # much. With --check it exits non-zero unless the served LFG (new_user)
 # path is below fold-in BiasSVD at n = 5, 10, 20 and not above it at half.
