@@ -339,10 +339,10 @@ ModelArg(FunctionCallInfo fcinfo, bool named)
  * n measured worse than plain fold-in, of its own item side or of the
  * BiasSVD of its base prior (lfg_foldin_baseline). Its learned choice is
  * never worse than either where that BiasSVD was offered (it then
- * predicts where it is better: the base or blend side), but can be worse than the
- * second where it was not, or in a bucket of too few episodes to choose;
- * an override (lfg.refine off, or lfg.foldin_reg set to 5) can be worse
- * than both.
+ * predicts where it is better: the base or blend side), but can be worse
+ * than the second where it was not, or in a bucket of too few episodes to
+ * choose; an override (lfg.refine off, or lfg.foldin_reg set to 5) can be
+ * worse than both.
  */
 void
 LfgFoldinNotice(const LfgCachedModel *c, int32 n)

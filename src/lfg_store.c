@@ -934,7 +934,7 @@ LfgServeBuffers(LfgCachedModel *c, int32 n_ratings)
 		LfgTopKWork topk;
 		void	   *panels = NULL;
 		LfgScorer	scorer;
-		/* x and xo: k + 1; xr: k + 1, or FBAS's k0 + 1 on the base side */
+		/* x and xo: k + 1; xr: FBAS's x0 on the base and blend sides (k0 + 1) */
 		Size		dr = (Size) lfg_foldin_vector_dim(&c->model);
 		float	   *x = MemoryContextAlloc(bcxt, sizeof(float) * (2 * ((Size) mf->k + 1) + dr));
 		int32	   *top_items = MemoryContextAllocHuge(bcxt, sizeof(int32) * n);

@@ -453,13 +453,20 @@ typedef struct Episode
 	LfgNetScratch net;
 } Episode;
 
+/* k + 1, or k0 + 1 where base (or NULL) has more factors */
+static int32_t
+vector_dim(int32_t k, const LfgFoldinBase *base)
+{
+	return (base != NULL && (int32_t) base->k0 > k ? (int32_t) base->k0 : k) + 1;
+}
+
 /* The buffers of the episodes; base: the FBAS being chosen on, or NULL */
 static LfgStatus
 episode_alloc(const struct LfgModel *m, const LfgFoldinBase *base, int32_t cap,
 			  const LfgAllocator *a, Episode *w, LfgError *err)
 {
 	/* the design and solve buffers also hold base_episode's, of k0 + 1 columns */
-	size_t		d = (size_t) (base != NULL && (int32_t) base->k0 > m->mf.k ? (int32_t) base->k0 : m->mf.k) + 1,
+	size_t		d = (size_t) vector_dim(m->mf.k, base),
 				c = (size_t) cap + 1;
 
 	memset(w, 0, sizeof(*w));
@@ -838,9 +845,7 @@ lfg_foldin_served(const struct LfgModel *m, int32_t n, double reg, bool refine,
 int32_t
 lfg_foldin_vector_dim(const struct LfgModel *m)
 {
-	const LfgFoldinBase *b = m->mf.kind == LFG_KIND_LFG ? m->net.foldin_base : NULL;
-
-	return (b != NULL && (int32_t) b->k0 > m->mf.k ? (int32_t) b->k0 : m->mf.k) + 1;
+	return vector_dim(m->mf.k, m->mf.kind == LFG_KIND_LFG ? m->net.foldin_base : NULL);
 }
 
 /* See lfg_foldin.h */

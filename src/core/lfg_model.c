@@ -432,7 +432,8 @@ decode_sections(const uint8_t *buf, uint64_t body_end, const ModelHeader *h,
 			if (e[optional].length < sizeof(LfgFoldinBase) ||
 				fb->k0 < LFG_MIN_FACTORS || fb->k0 > LFG_MAX_FACTORS)
 				return lfg_error(err, LFG_EFORMAT, NULL, "invalid lfg model: bad fold-in base prior");
-			out->net.foldin_base = (const LfgFoldinBase *) (buf + e[optional++].offset);
+			out->net.foldin_base = fb;
+			optional++;
 		}
 		/* the ranking head's pointers are all set by tag below */
 		if (optional < h->n_sections && e[optional].tag == LFG_SEC_RANK_R)
