@@ -95,6 +95,9 @@ SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"val_fraction": 0.9}') 
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"init": "zeros"}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"input": "onehot"}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batch_size": 0}') FROM lr_train;
+SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"base_factors": 0}') FROM lr_train;
+SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"base_factors": 1025}') FROM lr_train;
+SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"base_factors": 12.5}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"batchnorm": 1}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"weight_decay": "strong"}') FROM lr_train;
 SELECT lfg_fit(user_id, item_id, rating, 40, 'M', 'x', '{"dropout": "strong"}') FROM lr_train;

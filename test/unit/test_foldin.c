@@ -454,8 +454,23 @@ test_trained(void)
 		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
 			  "a NaN in the base prior is refused");
 		bb->data[3] = keep;
+		/* k0 out of 1 .. 1024 (read before the length), or not the section's length */
+		{
+			const uint32_t bad_k0[] = {0, LFG_MAX_FACTORS + 1, UINT32_MAX, 9, 11};
+
+			for (size_t j = 0; j < sizeof(bad_k0) / sizeof(bad_k0[0]); j++)
+			{
+				bb->k0 = bad_k0[j];
+				c = crc32c_ref(buf, size - 4);
+				memcpy(buf + size - 4, &c, 4);
+				CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_EFORMAT,
+					  "a base prior with k0 %u is refused", bad_k0[j]);
+			}
+			bb->k0 = 10;
+		}
 		c = crc32c_ref(buf, size - 4);
 		memcpy(buf + size - 4, &c, 4);
+		CHECK(lfg_model_decode(buf, size, crc32c_ref, &back, &err) == LFG_OK, "restored: %s", err.msg);
 	}
 	{
 		LfgFoldinTable *tb = (LfgFoldinTable *) back.net.foldin;
